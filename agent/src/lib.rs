@@ -4,6 +4,8 @@
 //! dashboard's embedded mode, integration tests) code against. Bodies are
 //! filled in by the agent work.
 
+pub mod logs;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
