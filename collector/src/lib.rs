@@ -1,43 +1,31 @@
 //! stacktop-collector: ingests agent streams, decides health, serves the fleet.
 //!
-//! SKELETON: the public API below is the contract other crates (the `stacktop`
-//! dashboard's embedded mode, integration tests) code against. Bodies are
-//! filled in by the collector work.
+//! # Layout
+//!
+//! - [`config`]: the resolved [`Config`] and the TOML file behind it.
+//! - [`ingest`]: the `Ingest.Connect` service, one task per agent stream.
+//! - [`store`]: every known node, its latest values and checks; [`series`]
+//!   holds one series' compact history ring buffer.
+//! - [`health`]: the pure node / tier / site health rules.
+//! - [`summary`]: the dashboard numbers derived from a node's latest values.
+//! - [`fleet`]: the `Fleet` service (Snapshot, Watch, History).
+//! - [`server`]: wires it all into one tonic server with grpc.health.v1 and
+//!   reflection, plus the periodic health re-evaluation.
+//!
+//! Data moves one way: agents -> [`ingest`] -> [`store`] -> [`fleet`] ->
+//! dashboards. Nothing here knows about terminals.
 
-use std::net::SocketAddr;
-use std::time::Duration;
+#![deny(missing_docs)]
 
+pub mod config;
+pub mod fleet;
+pub mod health;
+pub mod ingest;
+pub mod series;
+pub mod server;
+pub mod store;
+pub mod summary;
+
+pub use config::{Config, ConfigError, DEFAULT_PORT, FileConfig};
+pub use server::{run, serve};
 pub use tokio_util::sync::CancellationToken;
-
-/// The collector's documented default port.
-pub const DEFAULT_PORT: u16 = 7411;
-
-/// A resolved collector configuration.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Config {
-    /// Address to listen on (default `127.0.0.1:7411`).
-    pub listen: SocketAddr,
-    /// How long full-resolution history is kept (default 15 minutes).
-    pub history: Duration,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            listen: SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT)),
-            history: Duration::from_secs(15 * 60),
-        }
-    }
-}
-
-/// Serves Ingest, Fleet, grpc.health.v1 and reflection on an already bound
-/// listener until `shutdown` is cancelled. Taking a listener lets tests and
-/// the embedded dashboard bind `127.0.0.1:0` and learn the port first.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    config: Config,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    let _ = (listener, config, shutdown);
-    todo!("collector::serve")
-}

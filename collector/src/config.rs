@@ -1,0 +1,262 @@
+//! The collector's configuration: the resolved [`Config`] the library runs
+//! with, and the optional TOML file ([`FileConfig`]) the binary reads.
+//!
+//! Precedence is: command line over file over the defaults named below. Every
+//! file field is optional and unknown fields are refused, so a typo is an
+//! error that names the file, the line and the field rather than a setting
+//! that silently does nothing.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// The collector's documented default port.
+pub const DEFAULT_PORT: u16 = 7411;
+
+/// How long full-resolution history is kept by default.
+pub const DEFAULT_HISTORY: Duration = Duration::from_secs(15 * 60);
+
+/// How many agent streams may be open at once by default.
+pub const DEFAULT_MAX_AGENTS: usize = 10_000;
+
+/// Errors from loading or checking a configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The config file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file named on the command line.
+        path: PathBuf,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// The config file is not valid TOML or has a bad field. The TOML error
+    /// carries the line, the column and the field.
+    #[error("invalid config file {path}: {source}")]
+    Parse {
+        /// The file named on the command line.
+        path: PathBuf,
+        /// The parser's message (line, column, field).
+        source: Box<toml::de::Error>,
+    },
+    /// A value parsed but is out of range.
+    #[error("invalid setting {field} = {value}: {reason}")]
+    Invalid {
+        /// The kebab-case field name.
+        field: &'static str,
+        /// The offending value, quoted as given.
+        value: String,
+        /// What would be accepted.
+        reason: &'static str,
+    },
+    /// DESIGN's rule: plain-text gRPC only on loopback unless told otherwise.
+    #[error(
+        "refusing to listen on {listen} without TLS: only loopback addresses may serve plain text. \
+         TLS is not implemented yet; pass --insecure (or `insecure = true` in the config file) \
+         to serve plain text on this address anyway"
+    )]
+    Insecure {
+        /// The non-loopback address that was asked for.
+        listen: SocketAddr,
+    },
+}
+
+/// Result type of this module.
+pub type Result<T, E = ConfigError> = std::result::Result<T, E>;
+
+/// A resolved collector configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Address to listen on (default `127.0.0.1:7411`).
+    pub listen: SocketAddr,
+    /// How long full-resolution history is kept (default 15 minutes).
+    pub history: Duration,
+    /// How many agent streams may be open at once (default 10,000); further
+    /// agents are refused with RESOURCE_EXHAUSTED and retry later.
+    pub max_agents: usize,
+    /// Serve plain-text gRPC on a non-loopback address (default false).
+    pub insecure: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT)),
+            history: DEFAULT_HISTORY,
+            max_agents: DEFAULT_MAX_AGENTS,
+            insecure: false,
+        }
+    }
+}
+
+impl Config {
+    /// Checks ranges and the loopback-or-`insecure` rule for `listen`.
+    pub fn validate(&self) -> Result<()> {
+        if self.history < Duration::from_secs(1) {
+            return Err(ConfigError::Invalid {
+                field: "history",
+                value: humantime::format_duration(self.history).to_string(),
+                reason: "must be at least 1s",
+            });
+        }
+        if self.max_agents == 0 {
+            return Err(ConfigError::Invalid {
+                field: "max-agents",
+                value: "0".into(),
+                reason: "must be at least 1",
+            });
+        }
+        check_listen(self.listen, self.insecure)
+    }
+
+    /// Applies the fields set in `file` over `self`.
+    pub fn merge_file(&mut self, file: FileConfig) {
+        let FileConfig {
+            listen,
+            history,
+            max_agents,
+            insecure,
+        } = file;
+        if let Some(listen) = listen {
+            self.listen = listen;
+        }
+        if let Some(history) = history {
+            self.history = history;
+        }
+        if let Some(max_agents) = max_agents {
+            self.max_agents = max_agents;
+        }
+        if let Some(insecure) = insecure {
+            self.insecure = insecure;
+        }
+    }
+}
+
+/// Refuses a non-loopback `listen` address unless `insecure` is set.
+pub fn check_listen(listen: SocketAddr, insecure: bool) -> Result<()> {
+    if listen.ip().is_loopback() || insecure {
+        Ok(())
+    } else {
+        Err(ConfigError::Insecure { listen })
+    }
+}
+
+/// The TOML config file. Every field is optional; absent fields keep the
+/// default (or the command-line value, which wins over the file).
+///
+/// ```toml
+/// listen = "127.0.0.1:7411"
+/// history = "15m"
+/// max-agents = 10000
+/// insecure = false
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct FileConfig {
+    /// Address to listen on.
+    pub listen: Option<SocketAddr>,
+    /// Full-resolution history window, e.g. "15m".
+    #[serde(default, with = "humantime_serde")]
+    pub history: Option<Duration>,
+    /// Cap on concurrent agent streams.
+    pub max_agents: Option<usize>,
+    /// Serve plain text on a non-loopback address.
+    pub insecure: Option<bool>,
+}
+
+impl FileConfig {
+    /// Parses TOML text; `path` is only used in error messages.
+    pub fn parse(text: &str, path: &Path) -> Result<Self> {
+        toml::from_str(text).map_err(|source| ConfigError::Parse {
+            path: path.to_path_buf(),
+            source: Box::new(source),
+        })
+    }
+
+    /// Reads and parses a config file.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_loopback_and_valid() {
+        let config = Config::default();
+        assert_eq!(config.listen.port(), DEFAULT_PORT);
+        assert_eq!(config.history, DEFAULT_HISTORY);
+        config.validate().unwrap();
+    }
+
+    #[test]
+    fn file_fields_are_kebab_case_and_override_defaults() {
+        let file = FileConfig::parse(
+            "listen = \"127.0.0.1:9000\"\nhistory = \"5m\"\nmax-agents = 3\n",
+            Path::new("c.toml"),
+        )
+        .unwrap();
+        let mut config = Config::default();
+        config.merge_file(file);
+        assert_eq!(config.listen.port(), 9000);
+        assert_eq!(config.history, Duration::from_secs(300));
+        assert_eq!(config.max_agents, 3);
+    }
+
+    #[test]
+    fn unknown_field_error_names_file_line_and_field() {
+        let err = FileConfig::parse("history = \"5m\"\nmax_agents = 3\n", Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("c.toml"), "{err}");
+        assert!(err.contains("line 2"), "{err}");
+        assert!(err.contains("max_agents"), "{err}");
+    }
+
+    #[test]
+    fn bad_duration_is_an_error() {
+        let err = FileConfig::parse("history = \"soon\"\n", Path::new("c.toml")).unwrap_err();
+        assert!(err.to_string().contains("history"), "{err}");
+    }
+
+    #[test]
+    fn non_loopback_needs_insecure() {
+        let mut config = Config {
+            listen: "0.0.0.0:7411".parse().unwrap(),
+            ..Config::default()
+        };
+        let err = config.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("0.0.0.0:7411") && err.contains("--insecure"),
+            "{err}"
+        );
+        config.insecure = true;
+        config.validate().unwrap();
+        config.listen = "[::1]:7411".parse().unwrap();
+        config.insecure = false;
+        config.validate().unwrap();
+    }
+
+    #[test]
+    fn zero_max_agents_is_refused() {
+        let config = Config {
+            max_agents: 0,
+            ..Config::default()
+        };
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("max-agents")
+        );
+    }
+}

@@ -1,0 +1,454 @@
+//! The Fleet service: what dashboards and scripts see.
+//!
+//! - `Snapshot`: every node (sorted by name), the tiers that have nodes (in
+//!   lb, web, app, db order) and the site, with health evaluated at the
+//!   moment of the call.
+//! - `Watch`: a snapshot, then [`FleetDelta`]s. Each watcher is one task
+//!   that waits on the store's `watch` channel (which only ever holds the
+//!   newest fleet version), then sends one delta with every node stamped
+//!   after the version it last sent, plus tiers and site in full. It sends
+//!   at most one update per [`MIN_UPDATE_GAP`] (4 per second): changes that
+//!   arrive in between are folded into the next delta. The outgoing queue
+//!   holds one message, so a slow reader makes only its own task wait; when
+//!   it catches up it skips straight to the newest state. Ingest never waits
+//!   for a watcher.
+//! - `History`: the points of one node's series matching a name and labels.
+
+use std::collections::BTreeSet;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use stacktop_proto::v1::fleet_server::Fleet;
+use stacktop_proto::v1::{
+    FleetDelta, FleetSnapshot, FleetUpdate, HistoryRequest, HistoryResponse, NodeState,
+    SeriesHistory, SeriesValue, SnapshotRequest, TierState, TimedValue, WatchRequest, fleet_update,
+};
+use stacktop_proto::{Health, Role, VERSION, now_unix_ms};
+use tokio::sync::mpsc;
+use tokio_stream::Stream;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tonic::{Request, Response, Status};
+use tracing::{debug, instrument};
+
+use crate::health;
+use crate::store::{Node, SeriesKey, Store, StoreError};
+use crate::summary;
+
+/// Shortest gap between two updates of one Watch stream (4 per second).
+pub const MIN_UPDATE_GAP: Duration = Duration::from_millis(250);
+
+/// The full state of one node at `now_ms`.
+pub fn node_state(node: &Node, now_ms: i64) -> NodeState {
+    let id = &node.identity;
+    NodeState {
+        name: id.name.clone(),
+        instance_id: id.instance_id.clone(),
+        roles: id.roles.iter().map(|&r| r as i32).collect(),
+        roles_detected: id.roles_detected,
+        labels: id.labels.clone(),
+        agent_version: id.agent_version.clone(),
+        interval_ms: id.interval_ms,
+        health: node.health_at(now_ms) as i32,
+        connected: node.connected(),
+        last_seen_ms: node.last_seen_ms,
+        summary: Some(summary::summarize(&node.series)),
+        cpu_recent: summary::cpu_recent(&node.series),
+        checks: node.checks.values().cloned().collect(),
+        latest: node
+            .series
+            .iter()
+            .filter_map(|(key, series)| {
+                let (timestamp_ms, value) = series.latest()?;
+                Some(SeriesValue {
+                    name: key.name.clone(),
+                    labels: key.proto_labels(),
+                    value,
+                    timestamp_ms,
+                })
+            })
+            .collect(),
+        peer: id.peer.clone(),
+    }
+}
+
+/// Tiers and site from every node's roles and health at `now_ms`.
+fn tiers_and_site(roles_health: &[(Vec<Role>, Health)]) -> (Vec<TierState>, Health) {
+    let tiers = health::tiers(roles_health.iter().map(|(r, h)| (r.as_slice(), *h)));
+    let site = health::site(&tiers);
+    let tiers = tiers
+        .into_iter()
+        .map(|t| TierState {
+            role: t.role as i32,
+            healthy: t.healthy,
+            total: t.total,
+            spof: t.spof,
+            health: t.health as i32,
+        })
+        .collect();
+    (tiers, site)
+}
+
+/// The whole fleet at `now_ms`.
+pub fn snapshot(store: &Store, now_ms: i64) -> FleetSnapshot {
+    let mut nodes = Vec::new();
+    let mut roles_health = Vec::new();
+    store.for_each_node(|n| {
+        let state = node_state(n, now_ms);
+        roles_health.push((n.identity.roles.clone(), state.health()));
+        nodes.push(state);
+    });
+    let (tiers, site) = tiers_and_site(&roles_health);
+    FleetSnapshot {
+        nodes,
+        tiers,
+        site: site as i32,
+        timestamp_ms: now_ms,
+        collector_version: VERSION.to_string(),
+    }
+}
+
+/// What one watcher last sent: the version it covered and the node names.
+#[derive(Debug, Default, Clone)]
+pub struct Cursor {
+    /// Nodes stamped at or before this version were sent.
+    pub version: u64,
+    /// Names the watcher knows about.
+    pub names: BTreeSet<String>,
+}
+
+impl Cursor {
+    /// A cursor positioned at `snapshot`, taken when the store was at
+    /// `version` (read *before* the snapshot, so nothing is missed).
+    pub fn after_snapshot(version: u64, snapshot: &FleetSnapshot) -> Self {
+        Self {
+            version,
+            names: snapshot.nodes.iter().map(|n| n.name.clone()).collect(),
+        }
+    }
+}
+
+/// The changes since `cursor`, advancing it; `None` when no node changed.
+///
+/// The version is read before the nodes are scanned: a node changed during
+/// the scan is either included now or stamped later than the new cursor,
+/// and sent again next time (harmless), never lost.
+pub fn delta(store: &Store, cursor: &mut Cursor, now_ms: i64) -> Option<FleetDelta> {
+    let version = store.version();
+    let mut upserted = Vec::new();
+    let mut names = BTreeSet::new();
+    let mut roles_health = Vec::new();
+    store.for_each_node(|n| {
+        let health = n.health_at(now_ms);
+        roles_health.push((n.identity.roles.clone(), health));
+        names.insert(n.identity.name.clone());
+        if n.changed_at > cursor.version || !cursor.names.contains(&n.identity.name) {
+            upserted.push(node_state(n, now_ms));
+        }
+    });
+    let removed: Vec<String> = cursor.names.difference(&names).cloned().collect();
+    cursor.version = version;
+    cursor.names = names;
+    if upserted.is_empty() && removed.is_empty() {
+        return None;
+    }
+    let (tiers, site) = tiers_and_site(&roles_health);
+    Some(FleetDelta {
+        upserted,
+        removed,
+        tiers,
+        site: site as i32,
+        timestamp_ms: now_ms,
+    })
+}
+
+/// Points of `node`'s series named `series` carrying all `labels`, since
+/// `since_ms` (0: everything held), oldest first.
+pub fn history(store: &Store, request: &HistoryRequest) -> Result<Vec<SeriesHistory>, StoreError> {
+    let wanted = SeriesKey::new(request.series.clone(), &request.labels);
+    store.with_node(&request.node, |n| {
+        n.series
+            .iter()
+            .filter(|(key, _)| {
+                key.name == wanted.name && wanted.labels.iter().all(|l| key.labels.contains(l))
+            })
+            .map(|(key, series)| SeriesHistory {
+                name: key.name.clone(),
+                labels: key.proto_labels(),
+                points: series
+                    .points_since(request.since_ms)
+                    .map(|(timestamp_ms, value)| TimedValue {
+                        timestamp_ms,
+                        value,
+                    })
+                    .collect(),
+            })
+            .collect()
+    })
+}
+
+/// The Fleet gRPC service.
+#[derive(Debug, Clone)]
+pub struct FleetService {
+    store: Arc<Store>,
+    /// Ends every Watch stream when cancelled.
+    shutdown: CancellationToken,
+    /// Tracks the per-watcher tasks so shutdown can wait for them.
+    tracker: TaskTracker,
+}
+
+impl FleetService {
+    /// A service reading `store`; watchers stop when `shutdown` is cancelled.
+    pub fn new(store: Arc<Store>, shutdown: CancellationToken, tracker: TaskTracker) -> Self {
+        Self {
+            store,
+            shutdown,
+            tracker,
+        }
+    }
+}
+
+type WatchStream = Pin<Box<dyn Stream<Item = Result<FleetUpdate, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Fleet for FleetService {
+    async fn snapshot(
+        &self,
+        _request: Request<SnapshotRequest>,
+    ) -> Result<Response<FleetSnapshot>, Status> {
+        Ok(Response::new(snapshot(&self.store, now_unix_ms())))
+    }
+
+    type WatchStream = WatchStream;
+
+    async fn watch(
+        &self,
+        request: Request<WatchRequest>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
+        let peer = request
+            .remote_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        // One message in flight: a slow reader holds up only its own task.
+        let (tx, rx) = mpsc::channel(1);
+        let store = self.store.clone();
+        let shutdown = self.shutdown.clone();
+        self.tracker.spawn(run_watcher(store, tx, shutdown, peer));
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn history(
+        &self,
+        request: Request<HistoryRequest>,
+    ) -> Result<Response<HistoryResponse>, Status> {
+        let request = request.into_inner();
+        if request.node.is_empty() {
+            return Err(Status::invalid_argument(
+                "history: `node` must not be empty",
+            ));
+        }
+        if request.series.is_empty() {
+            return Err(Status::invalid_argument(
+                "history: `series` (a metric name, e.g. node_cpu_usage_ratio) must not be empty",
+            ));
+        }
+        match history(&self.store, &request) {
+            Ok(series) => Ok(Response::new(HistoryResponse { series })),
+            Err(StoreError::UnknownNode(node)) => Err(Status::not_found(format!(
+                "no node named {node:?} is known to this collector"
+            ))),
+            Err(other) => Err(Status::internal(other.to_string())),
+        }
+    }
+}
+
+/// One Watch stream: a snapshot, then coalesced deltas until the client
+/// goes away or the collector shuts down.
+#[instrument(skip(store, tx, shutdown))]
+async fn run_watcher(
+    store: Arc<Store>,
+    tx: mpsc::Sender<Result<FleetUpdate, Status>>,
+    shutdown: CancellationToken,
+    peer: String,
+) {
+    let mut changed = store.subscribe();
+    changed.borrow_and_update();
+    let version = store.version();
+    let first = snapshot(&store, now_unix_ms());
+    let mut cursor = Cursor::after_snapshot(version, &first);
+    let update = FleetUpdate {
+        update: Some(fleet_update::Update::Snapshot(first)),
+    };
+    if !send(&tx, update, &shutdown).await {
+        return;
+    }
+    debug!("watcher started");
+    let mut last_sent = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tx.closed() => break,
+            r = changed.changed() => if r.is_err() { break },
+        }
+        // Coalesce: whatever else changes before the gap is over goes into
+        // this same delta.
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tx.closed() => break,
+            _ = tokio::time::sleep_until(last_sent + MIN_UPDATE_GAP) => {}
+        }
+        changed.borrow_and_update();
+        let Some(delta) = delta(&store, &mut cursor, now_unix_ms()) else {
+            continue;
+        };
+        let update = FleetUpdate {
+            update: Some(fleet_update::Update::Delta(delta)),
+        };
+        if !send(&tx, update, &shutdown).await {
+            break;
+        }
+        last_sent = tokio::time::Instant::now();
+    }
+    debug!("watcher ended");
+}
+
+/// Sends one update; false when the client is gone or shutdown began.
+async fn send(
+    tx: &mpsc::Sender<Result<FleetUpdate, Status>>,
+    update: FleetUpdate,
+    shutdown: &CancellationToken,
+) -> bool {
+    tokio::select! {
+        _ = shutdown.cancelled() => false,
+        r = tx.send(Ok(update)) => r.is_ok(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Identity, ResolvedPoint};
+    use stacktop_proto::v1::Label;
+
+    const NOW: i64 = 1_700_000_000_000;
+
+    fn add(store: &Store, name: &str, roles: Vec<Role>) -> crate::store::NodeHandle {
+        let identity = Identity {
+            name: name.into(),
+            instance_id: format!("{name}-i"),
+            roles,
+            interval_ms: 1_000,
+            ..Identity::default()
+        };
+        store
+            .attach(identity, CancellationToken::new(), NOW)
+            .unwrap()
+            .handle
+    }
+
+    #[test]
+    fn snapshot_sorts_nodes_and_lists_tiers_in_role_order() {
+        let store = Store::new(Duration::from_secs(60));
+        add(&store, "web2", vec![Role::Web]);
+        add(&store, "db1", vec![Role::Db]);
+        add(&store, "web1", vec![Role::Web]);
+        add(&store, "misc", vec![]);
+        let snap = snapshot(&store, NOW + 10);
+        let names: Vec<_> = snap.nodes.iter().map(|n| n.name.as_str()).collect();
+        assert_eq!(names, ["db1", "misc", "web1", "web2"]);
+        let tiers: Vec<_> = snap
+            .tiers
+            .iter()
+            .map(|t| (t.role(), t.healthy, t.spof))
+            .collect();
+        assert_eq!(tiers, [(Role::Web, 2, false), (Role::Db, 1, true)]);
+        assert_eq!(snap.site(), Health::Ok);
+        // Silence: everything is down three intervals later.
+        let snap = snapshot(&store, NOW + 3_001);
+        assert!(snap.nodes.iter().all(|n| n.health() == Health::Down));
+        assert_eq!(snap.site(), Health::Down);
+    }
+
+    #[test]
+    fn deltas_carry_only_changed_nodes_and_coalesce() {
+        let store = Store::new(Duration::from_secs(60));
+        let a = add(&store, "a", vec![Role::Web]);
+        add(&store, "b", vec![Role::Web]);
+        let version = store.version();
+        let snap = snapshot(&store, NOW);
+        let mut cursor = Cursor::after_snapshot(version, &snap);
+        assert!(delta(&store, &mut cursor, NOW).is_none());
+
+        // Several changes to one node between two deltas: one upsert with the
+        // newest state.
+        let key = SeriesKey::new(summary::CPU, &[]);
+        for seq in 1..=5 {
+            let p = ResolvedPoint {
+                key: &key,
+                timestamp_ms: NOW + seq as i64,
+                value: seq as f64 / 10.0,
+            };
+            store.apply(&a, seq, &[p], vec![], NOW).unwrap();
+        }
+        let d = delta(&store, &mut cursor, NOW).unwrap();
+        assert_eq!(d.upserted.len(), 1);
+        assert_eq!(d.upserted[0].name, "a");
+        assert_eq!(d.upserted[0].summary.unwrap().cpu_usage_ratio, Some(0.5));
+        assert_eq!(d.tiers.len(), 1);
+        assert!(delta(&store, &mut cursor, NOW).is_none());
+
+        // A new node appears in the next delta.
+        add(&store, "c", vec![]);
+        let d = delta(&store, &mut cursor, NOW).unwrap();
+        assert_eq!(
+            d.upserted.iter().map(|n| &n.name).collect::<Vec<_>>(),
+            ["c"]
+        );
+    }
+
+    #[test]
+    fn history_filters_by_labels_and_time() {
+        let store = Store::new(Duration::from_secs(60));
+        let h = add(&store, "n", vec![]);
+        let eth0 = SeriesKey::new(
+            "node_network_receive_bytes_per_second",
+            &[Label::new("device", "eth0")],
+        );
+        let lo = SeriesKey::new(
+            "node_network_receive_bytes_per_second",
+            &[Label::new("device", "lo")],
+        );
+        for i in 0..5i64 {
+            let points = [
+                ResolvedPoint {
+                    key: &eth0,
+                    timestamp_ms: NOW + i * 1_000,
+                    value: i as f64,
+                },
+                ResolvedPoint {
+                    key: &lo,
+                    timestamp_ms: NOW + i * 1_000,
+                    value: 0.0,
+                },
+            ];
+            store.apply(&h, i as u64 + 1, &points, vec![], NOW).unwrap();
+        }
+        let mut request = HistoryRequest {
+            node: "n".into(),
+            series: "node_network_receive_bytes_per_second".into(),
+            labels: vec![],
+            since_ms: 0,
+        };
+        assert_eq!(history(&store, &request).unwrap().len(), 2);
+        request.labels = vec![Label::new("device", "eth0")];
+        request.since_ms = NOW + 3_000;
+        let got = history(&store, &request).unwrap();
+        assert_eq!(got.len(), 1);
+        let values: Vec<f64> = got[0].points.iter().map(|p| p.value).collect();
+        assert_eq!(values, [3.0, 4.0]);
+        request.node = "nope".into();
+        assert!(history(&store, &request).is_err());
+    }
+}

@@ -1,0 +1,417 @@
+//! The Ingest service: one bidirectional `Connect` stream per agent.
+//!
+//! # Protocol as the collector enforces it
+//!
+//! 1. The first frame must be `Hello` (within [`HELLO_TIMEOUT`]); anything
+//!    else is INVALID_ARGUMENT. The name must not be held by a live stream
+//!    of another agent instance (ALREADY_EXISTS); the same instance
+//!    reconnecting replaces its old stream. The reply is `Welcome` with the
+//!    highest seq already stored for the instance.
+//! 2. Each `Batch` defines new series (ids valid on this stream only),
+//!    carries points and check results. A batch whose seq is not above the
+//!    stored one is acknowledged but not re-applied. Points naming an
+//!    undefined series id, and non-finite values, are counted, skipped and
+//!    logged. Every batch is answered with a cumulative `Ack`.
+//! 3. The stream ends when the agent closes it, when a newer stream of the
+//!    same agent replaces it, or on shutdown; the node stays known and is
+//!    marked disconnected.
+//!
+//! Each stream runs in its own task holding a permit of a semaphore sized
+//! by `max-agents`; an error on one stream never touches another.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use stacktop_proto::v1::ingest_server::Ingest;
+use stacktop_proto::v1::{
+    Ack, AgentFrame, Batch, CollectorFrame, Hello, Welcome, agent_frame, collector_frame,
+};
+use stacktop_proto::{Role, VERSION, now_unix_ms};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tonic::{Request, Response, Status, Streaming};
+use tracing::{debug, info, instrument, warn};
+
+use crate::store::{Applied, Identity, NodeHandle, ResolvedPoint, SeriesKey, Store, StoreError};
+
+/// How long a new stream may take to send its Hello.
+pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Largest accepted node name, in bytes (a DNS name's limit).
+pub const MAX_NODE_NAME: usize = 253;
+
+/// Most series one stream may define.
+pub const MAX_SERIES_PER_STREAM: usize = 8_192;
+
+/// Frames queued towards one agent (Welcome and Acks).
+const OUTBOUND_CAPACITY: usize = 16;
+
+/// The Ingest gRPC service.
+#[derive(Debug, Clone)]
+pub struct IngestService {
+    store: Arc<Store>,
+    /// One permit per open agent stream (`max-agents`).
+    permits: Arc<Semaphore>,
+    max_agents: usize,
+    /// Ends every agent stream when cancelled.
+    shutdown: CancellationToken,
+    /// Tracks stream tasks so shutdown can wait for them.
+    tracker: TaskTracker,
+}
+
+impl IngestService {
+    /// A service writing into `store`, accepting at most `max_agents`
+    /// concurrent streams.
+    pub fn new(
+        store: Arc<Store>,
+        max_agents: usize,
+        shutdown: CancellationToken,
+        tracker: TaskTracker,
+    ) -> Self {
+        Self {
+            store,
+            permits: Arc::new(Semaphore::new(max_agents)),
+            max_agents,
+            shutdown,
+            tracker,
+        }
+    }
+}
+
+type Outbound = mpsc::Sender<Result<CollectorFrame, Status>>;
+
+#[tonic::async_trait]
+impl Ingest for IngestService {
+    type ConnectStream = ReceiverStream<Result<CollectorFrame, Status>>;
+
+    async fn connect(
+        &self,
+        request: Request<Streaming<AgentFrame>>,
+    ) -> Result<Response<Self::ConnectStream>, Status> {
+        let peer = request
+            .remote_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        let permit = self.permits.clone().try_acquire_owned().map_err(|_| {
+            Status::resource_exhausted(format!(
+                "this collector already serves its limit of {} agent streams; retry later",
+                self.max_agents
+            ))
+        })?;
+        let mut inbound = request.into_inner();
+        let hello = read_hello(&mut inbound).await?;
+        let identity = identity_from_hello(hello, peer)?;
+        let cancel = self.shutdown.child_token();
+        let attached = self
+            .store
+            .attach(identity.clone(), cancel.clone(), now_unix_ms())
+            .map_err(|err| match err {
+                StoreError::NameTaken { .. } => Status::already_exists(err.to_string()),
+                other => Status::internal(other.to_string()),
+            })?;
+        info!(
+            node = %identity.name,
+            instance = %identity.instance_id,
+            peer = %identity.peer,
+            resume_after_seq = attached.resume_after_seq,
+            "agent connected"
+        );
+        let (tx, rx) = mpsc::channel(OUTBOUND_CAPACITY);
+        let welcome = frame(collector_frame::Frame::Welcome(Welcome {
+            resume_after_seq: attached.resume_after_seq,
+            collector_version: VERSION.to_string(),
+        }));
+        // The channel is new and empty: this cannot fail.
+        let _ = tx.try_send(Ok(welcome));
+        let stream = AgentStream {
+            store: self.store.clone(),
+            handle: attached.handle,
+            instance_id: identity.instance_id,
+            defs: HashMap::new(),
+            tx,
+            cancel,
+            _permit: permit,
+        };
+        self.tracker.spawn(stream.run(inbound));
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+}
+
+fn frame(frame: collector_frame::Frame) -> CollectorFrame {
+    CollectorFrame { frame: Some(frame) }
+}
+
+/// Waits for the first frame and insists that it is a Hello.
+async fn read_hello(inbound: &mut Streaming<AgentFrame>) -> Result<Hello, Status> {
+    let first = tokio::time::timeout(HELLO_TIMEOUT, inbound.message())
+        .await
+        .map_err(|_| {
+            Status::deadline_exceeded(format!(
+                "no Hello within {}s of opening the stream",
+                HELLO_TIMEOUT.as_secs()
+            ))
+        })??;
+    match first.and_then(|f| f.frame) {
+        Some(agent_frame::Frame::Hello(hello)) => Ok(hello),
+        Some(agent_frame::Frame::Batch(batch)) => Err(Status::invalid_argument(format!(
+            "the first frame of a stream must be Hello, got Batch (seq {})",
+            batch.seq
+        ))),
+        None => Err(Status::invalid_argument(
+            "the first frame of a stream must be Hello, got an empty frame or end of stream",
+        )),
+    }
+}
+
+/// Checks a Hello and turns it into an [`Identity`].
+fn identity_from_hello(hello: Hello, peer: String) -> Result<Identity, Status> {
+    let Hello {
+        node,
+        instance_id,
+        roles,
+        roles_detected,
+        labels,
+        agent_version,
+        interval_ms,
+    } = hello;
+    if node.is_empty() || node.len() > MAX_NODE_NAME || node.chars().any(char::is_control) {
+        return Err(Status::invalid_argument(format!(
+            "hello.node {node:?} must be 1..={MAX_NODE_NAME} bytes without control characters"
+        )));
+    }
+    if instance_id.is_empty() {
+        return Err(Status::invalid_argument(
+            "hello.instance_id must not be empty (a random id drawn when the agent starts)",
+        ));
+    }
+    if interval_ms == 0 {
+        return Err(Status::invalid_argument(
+            "hello.interval_ms must be above 0 (the agent's sampling interval)",
+        ));
+    }
+    let mut roles: Vec<Role> = roles
+        .into_iter()
+        .filter_map(|r| Role::try_from(r).ok())
+        .filter(|&r| r != Role::Unspecified)
+        .collect();
+    roles.sort_by_key(|&r| r as i32);
+    roles.dedup();
+    Ok(Identity {
+        name: node,
+        instance_id,
+        roles,
+        roles_detected,
+        labels,
+        agent_version,
+        interval_ms,
+        peer,
+    })
+}
+
+/// One agent's stream, owned by its task.
+struct AgentStream {
+    store: Arc<Store>,
+    handle: NodeHandle,
+    instance_id: String,
+    /// Series ids defined on this stream.
+    defs: HashMap<u32, SeriesKey>,
+    tx: Outbound,
+    /// Cancelled when a newer stream of the same agent takes over, or on
+    /// shutdown.
+    cancel: CancellationToken,
+    /// Held for the stream's lifetime (`max-agents`).
+    _permit: OwnedSemaphorePermit,
+}
+
+impl std::fmt::Debug for AgentStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentStream")
+            .field("node", &self.handle.name())
+            .field("instance", &self.instance_id)
+            .finish()
+    }
+}
+
+/// Why a stream ended, for the log.
+enum End {
+    ClosedByAgent,
+    Cancelled,
+    AgentGone,
+    Error(Status),
+}
+
+impl AgentStream {
+    #[instrument(name = "agent", skip_all, fields(node = %self.handle.name(), instance = %self.instance_id))]
+    async fn run(mut self, mut inbound: Streaming<AgentFrame>) {
+        let end = loop {
+            let message = tokio::select! {
+                _ = self.cancel.cancelled() => break End::Cancelled,
+                m = inbound.message() => m,
+            };
+            let batch = match message {
+                Ok(Some(AgentFrame {
+                    frame: Some(agent_frame::Frame::Batch(batch)),
+                })) => batch,
+                Ok(Some(AgentFrame {
+                    frame: Some(agent_frame::Frame::Hello(_)),
+                })) => {
+                    break End::Error(Status::invalid_argument(
+                        "Hello may only be the first frame of a stream; open a new stream instead",
+                    ));
+                }
+                Ok(Some(AgentFrame { frame: None })) => {
+                    break End::Error(Status::invalid_argument("empty AgentFrame"));
+                }
+                Ok(None) => break End::ClosedByAgent,
+                Err(status) => {
+                    debug!(%status, "inbound error");
+                    break End::AgentGone;
+                }
+            };
+            let ack = match self.apply(batch) {
+                Ok(seq) => seq,
+                Err(StoreError::Replaced { .. }) => break End::Cancelled,
+                Err(other) => break End::Error(Status::internal(other.to_string())),
+            };
+            let ack = frame(collector_frame::Frame::Ack(Ack { seq: ack }));
+            let sent = tokio::select! {
+                _ = self.cancel.cancelled() => break End::Cancelled,
+                r = self.tx.send(Ok(ack)) => r,
+            };
+            if sent.is_err() {
+                break End::AgentGone;
+            }
+        };
+        match end {
+            End::ClosedByAgent => info!("agent closed its stream"),
+            End::Cancelled => info!("stream replaced or collector shutting down"),
+            End::AgentGone => info!("agent went away"),
+            End::Error(status) => {
+                warn!(%status, "ending stream on bad input");
+                let _ = self.tx.try_send(Err(status));
+            }
+        }
+        self.store.detach(&self.handle);
+    }
+
+    /// Resolves and stores one batch; returns the seq to acknowledge.
+    fn apply(&mut self, batch: Batch) -> Result<u64, StoreError> {
+        let Batch {
+            seq,
+            timestamp_ms,
+            series,
+            points,
+            checks,
+        } = batch;
+        let now = now_unix_ms();
+        let batch_ts = if timestamp_ms > 0 { timestamp_ms } else { now };
+        let mut refused_defs = 0usize;
+        for def in series {
+            if self.defs.len() >= MAX_SERIES_PER_STREAM && !self.defs.contains_key(&def.id) {
+                refused_defs += 1;
+                continue;
+            }
+            if def.name.is_empty() {
+                refused_defs += 1;
+                continue;
+            }
+            self.defs
+                .insert(def.id, SeriesKey::new(def.name, &def.labels));
+        }
+        let mut undefined = 0usize;
+        let mut non_finite = 0usize;
+        let mut resolved = Vec::with_capacity(points.len());
+        for p in &points {
+            let Some(key) = self.defs.get(&p.series_id) else {
+                undefined += 1;
+                continue;
+            };
+            if !p.value.is_finite() {
+                non_finite += 1;
+                continue;
+            }
+            resolved.push(ResolvedPoint {
+                key,
+                timestamp_ms: if p.timestamp_ms > 0 {
+                    p.timestamp_ms
+                } else {
+                    batch_ts
+                },
+                value: p.value,
+            });
+        }
+        if refused_defs + undefined + non_finite > 0 {
+            warn!(
+                seq,
+                refused_defs, undefined, non_finite, "skipped parts of a batch"
+            );
+        }
+        match self
+            .store
+            .apply(&self.handle, seq, &resolved, checks, now)?
+        {
+            Applied::Stored {
+                seq,
+                dropped_points,
+            } => {
+                if dropped_points > 0 {
+                    warn!(seq, dropped_points, "node is at its series limit");
+                }
+                Ok(seq)
+            }
+            Applied::Duplicate { seq: held } => {
+                debug!(seq, held, "duplicate batch acknowledged, not re-applied");
+                Ok(held)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hello() -> Hello {
+        Hello {
+            node: "web1".into(),
+            instance_id: "i-1".into(),
+            roles: vec![
+                Role::Web as i32,
+                99,
+                Role::Unspecified as i32,
+                Role::Web as i32,
+            ],
+            interval_ms: 1_000,
+            ..Hello::default()
+        }
+    }
+
+    #[test]
+    fn hello_roles_are_cleaned() {
+        let id = identity_from_hello(hello(), "peer".into()).unwrap();
+        assert_eq!(id.roles, [Role::Web]);
+        assert_eq!(id.peer, "peer");
+    }
+
+    #[test]
+    fn bad_hellos_get_clear_errors() {
+        let mut h = hello();
+        h.node = String::new();
+        let err = identity_from_hello(h, String::new()).unwrap_err();
+        assert_eq!(err.code(), tonic::Code::InvalidArgument);
+        assert!(err.message().contains("hello.node"));
+
+        let mut h = hello();
+        h.interval_ms = 0;
+        let err = identity_from_hello(h, String::new()).unwrap_err();
+        assert!(err.message().contains("interval_ms"));
+
+        let mut h = hello();
+        h.instance_id = String::new();
+        let err = identity_from_hello(h, String::new()).unwrap_err();
+        assert!(err.message().contains("instance_id"));
+    }
+}

@@ -1,0 +1,654 @@
+//! The in-memory fleet: every node the collector has heard of, its identity,
+//! liveness, latest values, latest check results and recent history.
+//!
+//! # Layout and locking
+//!
+//! [`Store`] holds a `RwLock<BTreeMap<name, Arc<Mutex<Node>>>>`. The map lock
+//! is taken for writing only when a node is first seen; ingest holds its
+//! node's `Arc` and locks only that node's mutex per batch, so agents do not
+//! contend with each other. Readers (snapshots, deltas) take the map's read
+//! lock long enough to clone the `Arc`s, then lock nodes one at a time. No
+//! lock is ever held across an `.await`.
+//!
+//! # Stream ownership
+//!
+//! Each node records which agent stream owns it (a generation number drawn
+//! from a counter, the agent's instance id and a cancellation token). Writes
+//! carry the generation; a write from a replaced stream is refused, so the
+//! late frames of a replaced stream are never applied.
+//!
+//! # Change tracking
+//!
+//! Every change to a node takes the next value of a global version counter
+//! *while holding the node's lock* and stamps the node with it, then
+//! publishes the version on a `tokio::sync::watch` channel. Watchers remember
+//! the version they last sent and pick up nodes stamped later; the watch
+//! channel only ever holds the newest version, so a slow watcher cannot hold
+//! up ingest.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::time::Duration;
+
+use stacktop_proto::v1::{CheckResult, Label};
+use stacktop_proto::{Health, Role};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::health;
+use crate::series::Series;
+
+/// Most distinct series one node may hold; further series are dropped.
+pub const MAX_SERIES_PER_NODE: usize = 4_096;
+
+/// Most distinct check names one node may hold; further checks are dropped.
+pub const MAX_CHECKS_PER_NODE: usize = 512;
+
+/// Errors from store operations.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum StoreError {
+    /// Another agent instance holds a live stream for this node name.
+    #[error(
+        "node name {node:?} is already in use by a live agent (instance {other_instance:?}); \
+         node names must be unique: give this agent another name"
+    )]
+    NameTaken {
+        /// The contested node name.
+        node: String,
+        /// The instance id of the agent that holds the name.
+        other_instance: String,
+    },
+    /// The stream was replaced by a newer stream of the same agent, or the
+    /// node was taken over; its frames are no longer applied.
+    #[error("stream for node {node:?} was replaced by a newer stream")]
+    Replaced {
+        /// The node whose stream was replaced.
+        node: String,
+    },
+    /// No node of that name is known.
+    #[error("unknown node {0:?}")]
+    UnknownNode(String),
+}
+
+/// Result type of this module.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// A series' identity within a node: metric name plus labels sorted by key.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SeriesKey {
+    /// Metric name, e.g. `node_cpu_usage_ratio`.
+    pub name: String,
+    /// `(key, value)` pairs sorted by key, then value.
+    pub labels: Vec<(String, String)>,
+}
+
+impl SeriesKey {
+    /// A key from a name and labels in any order.
+    pub fn new(name: impl Into<String>, labels: &[Label]) -> Self {
+        let mut labels: Vec<(String, String)> = labels
+            .iter()
+            .map(|l| (l.key.clone(), l.value.clone()))
+            .collect();
+        labels.sort();
+        labels.dedup_by(|a, b| a.0 == b.0);
+        Self {
+            name: name.into(),
+            labels,
+        }
+    }
+
+    /// The value of label `key`, if the series carries it.
+    pub fn label(&self, key: &str) -> Option<&str> {
+        self.labels
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The labels as proto labels.
+    pub fn proto_labels(&self) -> Vec<Label> {
+        self.labels.iter().map(|(k, v)| Label::new(k, v)).collect()
+    }
+}
+
+/// Who a node is, as announced in Hello.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Identity {
+    /// Unique node name.
+    pub name: String,
+    /// Random id of the agent process.
+    pub instance_id: String,
+    /// Roles in the stack (no `Unspecified`).
+    pub roles: Vec<Role>,
+    /// True when roles were detected rather than configured.
+    pub roles_detected: bool,
+    /// Free-form node labels.
+    pub labels: Vec<Label>,
+    /// The agent's version.
+    pub agent_version: String,
+    /// Sampling interval in ms (never 0 after validation).
+    pub interval_ms: u32,
+    /// Address the agent connected from.
+    pub peer: String,
+}
+
+/// The stream that currently feeds a node.
+#[derive(Debug)]
+struct Owner {
+    generation: u64,
+    cancel: CancellationToken,
+}
+
+/// Everything the collector knows about one node.
+#[derive(Debug)]
+pub struct Node {
+    /// Identity from the latest Hello.
+    pub identity: Identity,
+    /// The open stream feeding this node, if any.
+    owner: Option<Owner>,
+    /// Collector clock (Unix ms) when the last frame arrived; 0: never.
+    pub last_seen_ms: i64,
+    /// Highest batch seq stored for `identity.instance_id`.
+    pub last_seq: u64,
+    /// Series by identity, each with its latest value and history.
+    pub series: BTreeMap<SeriesKey, Series>,
+    /// Latest result per check name.
+    pub checks: BTreeMap<String, CheckResult>,
+    /// Health as last evaluated (used to notice changes).
+    pub health: Health,
+    /// Global version at this node's last change.
+    pub changed_at: u64,
+}
+
+impl Node {
+    fn new(identity: Identity) -> Self {
+        Self {
+            identity,
+            owner: None,
+            last_seen_ms: 0,
+            last_seq: 0,
+            series: BTreeMap::new(),
+            checks: BTreeMap::new(),
+            health: Health::Unknown,
+            changed_at: 0,
+        }
+    }
+
+    /// True while an agent stream is open for this node.
+    pub fn connected(&self) -> bool {
+        self.owner.is_some()
+    }
+
+    /// The node's health at `now_ms` (see [`crate::health`]).
+    pub fn health_at(&self, now_ms: i64) -> Health {
+        health::node_health(
+            self.checks.values().map(|c| c.status()),
+            self.last_seen_ms,
+            self.identity.interval_ms,
+            now_ms,
+        )
+    }
+}
+
+/// A point resolved against the stream's series definitions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResolvedPoint<'a> {
+    /// The series the point belongs to.
+    pub key: &'a SeriesKey,
+    /// Unix ms of the value.
+    pub timestamp_ms: i64,
+    /// The (finite) value.
+    pub value: f64,
+}
+
+/// What became of a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// Stored; the cumulative ack is `seq`.
+    Stored {
+        /// Highest stored seq (the batch's).
+        seq: u64,
+        /// Points dropped because the node hit [`MAX_SERIES_PER_NODE`].
+        dropped_points: usize,
+    },
+    /// Already held: not re-applied; the cumulative ack is `seq`.
+    Duplicate {
+        /// Highest stored seq (at least the batch's).
+        seq: u64,
+    },
+}
+
+/// A stream's hold on a node, returned by [`Store::attach`].
+#[derive(Debug, Clone)]
+pub struct NodeHandle {
+    name: String,
+    generation: u64,
+    node: Arc<Mutex<Node>>,
+}
+
+impl NodeHandle {
+    /// The node's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// The result of a successful Hello.
+#[derive(Debug)]
+pub struct Attached {
+    /// The stream's hold on its node.
+    pub handle: NodeHandle,
+    /// Highest seq already stored for this instance (0: none).
+    pub resume_after_seq: u64,
+}
+
+/// The fleet in memory. See the module docs for locking and versioning.
+#[derive(Debug)]
+pub struct Store {
+    /// Nodes by name; write-locked only to add a node.
+    nodes: RwLock<BTreeMap<String, Arc<Mutex<Node>>>>,
+    /// Global change counter; taken while holding the changed node's lock.
+    version: AtomicU64,
+    /// Publishes the newest version to watchers (never blocks).
+    changed: watch::Sender<u64>,
+    /// Source of stream generations.
+    generations: AtomicU64,
+    /// History window in ms.
+    window_ms: i64,
+    /// Hard cap on points per series.
+    max_points: usize,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding a node lock must not take the whole fleet down;
+    // the data is plain values, so keep going with it.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Store {
+    /// An empty store keeping `history` of full-resolution points.
+    pub fn new(history: Duration) -> Self {
+        let window_ms = i64::try_from(history.as_millis()).unwrap_or(i64::MAX / 2);
+        // Four points per second on average over the window, at least 1,000:
+        // ample for a 1 s agent, a bound for a misbehaving one.
+        let max_points = usize::try_from(window_ms / 250)
+            .unwrap_or(usize::MAX)
+            .max(1_000);
+        Self {
+            nodes: RwLock::new(BTreeMap::new()),
+            version: AtomicU64::new(0),
+            changed: watch::channel(0).0,
+            generations: AtomicU64::new(0),
+            window_ms,
+            max_points,
+        }
+    }
+
+    /// A receiver that sees the newest fleet version whenever it changes.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    /// The current fleet version.
+    pub fn version(&self) -> u64 {
+        self.version.load(Ordering::SeqCst)
+    }
+
+    /// Stamps `node` as changed. Call with the node locked; then, after
+    /// unlocking, call [`Store::publish`].
+    fn touch(&self, node: &mut Node) -> u64 {
+        let v = self.version.fetch_add(1, Ordering::SeqCst) + 1;
+        node.changed_at = v;
+        v
+    }
+
+    fn publish(&self, version: u64) {
+        self.changed.send_if_modified(|current| {
+            if version > *current {
+                *current = version;
+                true
+            } else {
+                false
+            }
+        });
+    }
+
+    /// All nodes, sorted by name.
+    pub fn nodes(&self) -> Vec<Arc<Mutex<Node>>> {
+        let nodes = self.nodes.read().unwrap_or_else(PoisonError::into_inner);
+        nodes.values().cloned().collect()
+    }
+
+    /// Runs `f` on every node (sorted by name), each locked in turn.
+    pub fn for_each_node(&self, mut f: impl FnMut(&Node)) {
+        for node in self.nodes() {
+            f(&lock(&node));
+        }
+    }
+
+    /// Runs `f` on the named node.
+    pub fn with_node<T>(&self, name: &str, f: impl FnOnce(&Node) -> T) -> Result<T> {
+        let node = {
+            let nodes = self.nodes.read().unwrap_or_else(PoisonError::into_inner);
+            nodes.get(name).cloned()
+        };
+        let node = node.ok_or_else(|| StoreError::UnknownNode(name.to_string()))?;
+        Ok(f(&lock(&node)))
+    }
+
+    /// Registers a stream for the node named in `identity`.
+    ///
+    /// - A live stream of a *different* instance holds the name: refused
+    ///   with [`StoreError::NameTaken`], unless that stream has been silent
+    ///   for more than 3 intervals (the node is down; a half-dead connection
+    ///   must not lock a restarted agent out until TCP gives up).
+    /// - The same instance reconnecting replaces its old stream: the old
+    ///   stream's token is cancelled and its writes are refused from now on.
+    /// - A new instance taking over a name starts from seq 0 and drops the
+    ///   previous instance's check results; series history is kept.
+    pub fn attach(
+        &self,
+        identity: Identity,
+        cancel: CancellationToken,
+        now_ms: i64,
+    ) -> Result<Attached> {
+        let name = identity.name.clone();
+        let node = {
+            let existing = {
+                let nodes = self.nodes.read().unwrap_or_else(PoisonError::into_inner);
+                nodes.get(&name).cloned()
+            };
+            match existing {
+                Some(node) => node,
+                None => {
+                    let mut nodes = self.nodes.write().unwrap_or_else(PoisonError::into_inner);
+                    nodes
+                        .entry(name.clone())
+                        .or_insert_with(|| Arc::new(Mutex::new(Node::new(identity.clone()))))
+                        .clone()
+                }
+            }
+        };
+        let generation = self.generations.fetch_add(1, Ordering::SeqCst) + 1;
+        let (version, resume_after_seq) = {
+            let mut n = lock(&node);
+            let same_instance = n.identity.instance_id == identity.instance_id;
+            if n.owner.is_some()
+                && !same_instance
+                && !health::is_silent(n.last_seen_ms, n.identity.interval_ms, now_ms)
+            {
+                return Err(StoreError::NameTaken {
+                    node: name,
+                    other_instance: n.identity.instance_id.clone(),
+                });
+            }
+            if let Some(old) = n.owner.take() {
+                old.cancel.cancel();
+            }
+            if !same_instance {
+                n.last_seq = 0;
+                n.checks.clear();
+            }
+            n.identity = identity;
+            n.owner = Some(Owner { generation, cancel });
+            n.last_seen_ms = now_ms;
+            n.health = n.health_at(now_ms);
+            let resume = n.last_seq;
+            (self.touch(&mut n), resume)
+        };
+        self.publish(version);
+        Ok(Attached {
+            handle: NodeHandle {
+                name,
+                generation,
+                node,
+            },
+            resume_after_seq,
+        })
+    }
+
+    /// Stores one batch from the stream holding `handle`.
+    ///
+    /// Every frame counts as a sign of life. A batch whose `seq` is not
+    /// above the highest stored one is a duplicate: acknowledged, not
+    /// re-applied.
+    pub fn apply(
+        &self,
+        handle: &NodeHandle,
+        seq: u64,
+        points: &[ResolvedPoint<'_>],
+        checks: Vec<CheckResult>,
+        now_ms: i64,
+    ) -> Result<Applied> {
+        let (version, applied) = {
+            let mut n = lock(&handle.node);
+            if n.owner.as_ref().map(|o| o.generation) != Some(handle.generation) {
+                return Err(StoreError::Replaced {
+                    node: handle.name.clone(),
+                });
+            }
+            n.last_seen_ms = now_ms;
+            let applied = if seq <= n.last_seq {
+                Applied::Duplicate { seq: n.last_seq }
+            } else {
+                let dropped_points = self.store_points(&mut n, points);
+                for check in checks {
+                    if n.checks.len() < MAX_CHECKS_PER_NODE || n.checks.contains_key(&check.name) {
+                        n.checks.insert(check.name.clone(), check);
+                    }
+                }
+                n.last_seq = seq;
+                Applied::Stored {
+                    seq,
+                    dropped_points,
+                }
+            };
+            n.health = n.health_at(now_ms);
+            (self.touch(&mut n), applied)
+        };
+        self.publish(version);
+        Ok(applied)
+    }
+
+    fn store_points(&self, n: &mut Node, points: &[ResolvedPoint<'_>]) -> usize {
+        let mut dropped = 0;
+        for p in points {
+            let full = n.series.len() >= MAX_SERIES_PER_NODE;
+            let series = match n.series.get_mut(p.key) {
+                Some(series) => series,
+                None if full => {
+                    dropped += 1;
+                    continue;
+                }
+                None => n.series.entry(p.key.clone()).or_default(),
+            };
+            series.push(p.timestamp_ms, p.value, self.window_ms, self.max_points);
+        }
+        dropped
+    }
+
+    /// Ends the stream holding `handle`: the node stays known, disconnected.
+    /// Does nothing if the stream was already replaced.
+    pub fn detach(&self, handle: &NodeHandle) {
+        let version = {
+            let mut n = lock(&handle.node);
+            if n.owner.as_ref().map(|o| o.generation) != Some(handle.generation) {
+                return;
+            }
+            n.owner = None;
+            self.touch(&mut n)
+        };
+        self.publish(version);
+    }
+
+    /// Re-evaluates every node's health at `now_ms` and stamps the nodes
+    /// whose health changed, so silence is noticed without any frame.
+    /// Returns how many nodes changed.
+    pub fn reevaluate(&self, now_ms: i64) -> usize {
+        let mut changed = 0;
+        let mut newest = 0;
+        for node in self.nodes() {
+            let mut n = lock(&node);
+            let health = n.health_at(now_ms);
+            if health != n.health {
+                n.health = health;
+                newest = self.touch(&mut n);
+                changed += 1;
+            }
+        }
+        if changed > 0 {
+            self.publish(newest);
+        }
+        changed
+    }
+
+    /// History window in ms.
+    pub fn window_ms(&self) -> i64 {
+        self.window_ms
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: i64 = 1_700_000_000_000;
+
+    fn identity(name: &str, instance: &str) -> Identity {
+        Identity {
+            name: name.into(),
+            instance_id: instance.into(),
+            roles: vec![Role::Web],
+            interval_ms: 1_000,
+            ..Identity::default()
+        }
+    }
+
+    fn cpu() -> SeriesKey {
+        SeriesKey::new("node_cpu_usage_ratio", &[])
+    }
+
+    fn point(key: &SeriesKey, ts: i64, value: f64) -> ResolvedPoint<'_> {
+        ResolvedPoint {
+            key,
+            timestamp_ms: ts,
+            value,
+        }
+    }
+
+    #[test]
+    fn series_keys_ignore_label_order() {
+        let a = SeriesKey::new("m", &[Label::new("b", "2"), Label::new("a", "1")]);
+        let b = SeriesKey::new("m", &[Label::new("a", "1"), Label::new("b", "2")]);
+        assert_eq!(a, b);
+        assert_eq!(a.label("b"), Some("2"));
+    }
+
+    #[test]
+    fn second_instance_is_refused_while_first_is_live() {
+        let store = Store::new(Duration::from_secs(60));
+        let first = store
+            .attach(identity("web1", "a"), CancellationToken::new(), NOW)
+            .unwrap();
+        let err = store
+            .attach(identity("web1", "b"), CancellationToken::new(), NOW + 10)
+            .unwrap_err();
+        assert_eq!(
+            err,
+            StoreError::NameTaken {
+                node: "web1".into(),
+                other_instance: "a".into()
+            }
+        );
+        // The first stream still writes.
+        let key = cpu();
+        store
+            .apply(&first.handle, 1, &[point(&key, NOW, 0.5)], vec![], NOW + 20)
+            .unwrap();
+        // Once the holder is silent for > 3 intervals, the name can be taken.
+        let second = store
+            .attach(identity("web1", "b"), CancellationToken::new(), NOW + 5_000)
+            .unwrap();
+        assert_eq!(second.resume_after_seq, 0);
+        assert!(matches!(
+            store.apply(&first.handle, 2, &[], vec![], NOW + 5_001),
+            Err(StoreError::Replaced { .. })
+        ));
+    }
+
+    #[test]
+    fn same_instance_replaces_its_stream_and_resumes() {
+        let store = Store::new(Duration::from_secs(60));
+        let old_cancel = CancellationToken::new();
+        let first = store
+            .attach(identity("db1", "a"), old_cancel.clone(), NOW)
+            .unwrap();
+        let key = cpu();
+        for seq in 1..=3 {
+            store
+                .apply(&first.handle, seq, &[point(&key, NOW, 0.1)], vec![], NOW)
+                .unwrap();
+        }
+        let second = store
+            .attach(identity("db1", "a"), CancellationToken::new(), NOW + 1)
+            .unwrap();
+        assert_eq!(second.resume_after_seq, 3);
+        assert!(old_cancel.is_cancelled());
+        // Late frames of the old stream are refused...
+        assert!(store.apply(&first.handle, 4, &[], vec![], NOW).is_err());
+        // ...and its end does not disconnect the node.
+        store.detach(&first.handle);
+        assert!(store.with_node("db1", Node::connected).unwrap());
+        // Duplicates are acknowledged, not re-applied.
+        assert_eq!(
+            store.apply(&second.handle, 2, &[], vec![], NOW).unwrap(),
+            Applied::Duplicate { seq: 3 }
+        );
+        store.detach(&second.handle);
+        assert!(!store.with_node("db1", Node::connected).unwrap());
+    }
+
+    #[test]
+    fn history_is_pruned_by_age() {
+        let store = Store::new(Duration::from_secs(10));
+        let h = store
+            .attach(identity("n", "a"), CancellationToken::new(), NOW)
+            .unwrap()
+            .handle;
+        let key = cpu();
+        for i in 0..30 {
+            let ts = NOW + i * 1_000;
+            store
+                .apply(&h, i as u64 + 1, &[point(&key, ts, 0.5)], vec![], ts)
+                .unwrap();
+        }
+        let len = store.with_node("n", |n| n.series[&key].len()).unwrap();
+        assert_eq!(len, 11);
+    }
+
+    #[test]
+    fn reevaluate_notices_silence_and_bumps_version() {
+        let store = Store::new(Duration::from_secs(60));
+        let mut rx = store.subscribe();
+        store
+            .attach(identity("n", "a"), CancellationToken::new(), NOW)
+            .unwrap();
+        assert!(rx.has_changed().unwrap());
+        rx.borrow_and_update();
+        assert_eq!(store.reevaluate(NOW + 1_000), 0);
+        assert!(!rx.has_changed().unwrap());
+        assert_eq!(store.reevaluate(NOW + 3_001), 1);
+        assert!(rx.has_changed().unwrap());
+        assert_eq!(store.with_node("n", |n| n.health).unwrap(), Health::Down);
+    }
+
+    #[test]
+    fn unknown_node_is_an_error() {
+        let store = Store::new(Duration::from_secs(60));
+        assert_eq!(
+            store.with_node("nope", |_| ()).unwrap_err(),
+            StoreError::UnknownNode("nope".into())
+        );
+    }
+}
