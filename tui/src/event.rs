@@ -1,0 +1,85 @@
+//! Events into the dashboard's single loop, and the tasks that produce the
+//! local ones (keys, resizes, the clock tick).
+//!
+//! Network events ([`Event::Update`], [`Event::Connection`],
+//! [`Event::History`]) come from [`crate::client`] over the same bounded
+//! channel, so the loop has one place to wait.
+
+use std::time::Duration;
+
+use crossterm::event::{Event as TermEvent, EventStream, KeyEvent};
+use futures_util::StreamExt;
+use stacktop_proto::v1::FleetUpdate;
+use tokio::sync::mpsc;
+use tokio::time::MissedTickBehavior;
+use tokio_util::sync::CancellationToken;
+
+use crate::app::{ConnState, History};
+
+/// How often the clock moves on by itself, for "3s ago" texts and the
+/// retry countdown. Nothing else redraws an idle screen.
+pub const TICK: Duration = Duration::from_secs(1);
+
+/// Something the event loop reacts to.
+#[derive(Debug)]
+pub enum Event {
+    /// A key was pressed.
+    Key(KeyEvent),
+    /// The terminal was resized to (columns, rows).
+    Resize(u16, u16),
+    /// The clock, in Unix ms.
+    Tick(i64),
+    /// A snapshot or delta from the collector's Watch stream.
+    Update(Box<FleetUpdate>),
+    /// The connection to the collector changed.
+    Connection(ConnState),
+    /// History for a node's detail charts (or why it could not be fetched).
+    History {
+        /// The node.
+        node: String,
+        /// The data, or the error as text.
+        result: Result<History, String>,
+    },
+}
+
+/// Forwards key presses and resizes from the terminal until `shutdown`
+/// fires or the loop is gone.
+pub async fn forward_terminal(tx: mpsc::Sender<Event>, shutdown: CancellationToken) {
+    let mut events = EventStream::new();
+    loop {
+        let next = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            next = events.next() => next,
+        };
+        let event = match next {
+            Some(Ok(TermEvent::Key(key))) => Event::Key(key),
+            Some(Ok(TermEvent::Resize(w, h))) => Event::Resize(w, h),
+            Some(Ok(_)) => continue,
+            Some(Err(err)) => {
+                tracing::error!(cause = %err, "reading the terminal failed");
+                return;
+            }
+            None => return,
+        };
+        if tx.send(event).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Sends the time every [`TICK`] until `shutdown` fires. A full queue drops
+/// the tick: the next one carries a newer time anyway.
+pub async fn tick(tx: mpsc::Sender<Event>, shutdown: CancellationToken) {
+    let mut interval = tokio::time::interval(TICK);
+    interval.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = interval.tick() => {}
+        }
+        match tx.try_send(Event::Tick(stacktop_proto::now_unix_ms())) {
+            Ok(()) | Err(mpsc::error::TrySendError::Full(_)) => {}
+            Err(mpsc::error::TrySendError::Closed(_)) => return,
+        }
+    }
+}

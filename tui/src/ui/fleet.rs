@@ -1,0 +1,315 @@
+//! The fleet screen: every node grouped by tier (LB, Web, App, DB,
+//! Unassigned), one row each, with a heading per tier.
+//!
+//! Columns adapt to the width: at 80 columns the CPU sparkline is the first
+//! thing to go, then the network columns; wide terminals get a longer
+//! sparkline, wider names and a "seen" column.
+
+use ratatui::Frame;
+use ratatui::layout::{Alignment, Rect};
+use ratatui::style::{Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Paragraph, Wrap};
+use stacktop_proto::v1::NodeState;
+use stacktop_proto::{Health, Role};
+
+use super::style;
+use crate::app::{App, ConnState};
+use crate::format::{self, fit_left, fit_right};
+
+const STATUS_W: usize = 9;
+const PCT_W: usize = 6;
+const LOAD_W: usize = 6;
+const NET_W: usize = 9;
+const QPS_W: usize = 6;
+const SEEN_W: usize = 8;
+const MIN_NAME_W: usize = 8;
+const MIN_SPARK_W: usize = 8;
+const MAX_SPARK_W: usize = 120;
+
+/// Which columns fit, and how wide the flexible ones are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Columns {
+    /// Width of the name column.
+    pub name: usize,
+    /// Whether the load column is shown.
+    pub load: bool,
+    /// Whether the rx/tx columns are shown.
+    pub net: bool,
+    /// Whether the "seen" column is shown.
+    pub seen: bool,
+    /// Width of the sparkline (0: not shown).
+    pub spark: usize,
+}
+
+impl Columns {
+    /// The columns for a list `width` wide whose longest name is
+    /// `longest_name` characters.
+    pub fn fit(width: usize, longest_name: usize) -> Self {
+        let want_name = longest_name.clamp(MIN_NAME_W, 40);
+        let mut cols = Columns {
+            name: want_name.min(24),
+            load: true,
+            net: true,
+            seen: width >= 140,
+            spark: 0,
+        };
+        // Drop columns until the fixed part fits with a minimal name.
+        while cols.fixed() + MIN_NAME_W > width {
+            if cols.seen {
+                cols.seen = false;
+            } else if cols.net {
+                cols.net = false;
+            } else if cols.load {
+                cols.load = false;
+            } else {
+                break;
+            }
+        }
+        let room = width.saturating_sub(cols.fixed());
+        cols.name = cols.name.min(room).max(MIN_NAME_W.min(room));
+        let left = room - cols.name;
+        // The sparkline goes before any number column does.
+        if left > MIN_SPARK_W && cols.net && cols.load {
+            cols.spark = (left - 1).min(MAX_SPARK_W);
+            // Very wide: let long names have more of it.
+            let spare = left - 1 - cols.spark.min(left - 1);
+            cols.name += spare.min(want_name.saturating_sub(cols.name));
+            if cols.spark > 60 && want_name > cols.name {
+                let give = (cols.spark - 60).min(want_name - cols.name);
+                cols.name += give;
+                cols.spark -= give;
+            }
+        } else {
+            cols.name += left.min(want_name.saturating_sub(cols.name));
+        }
+        cols
+    }
+
+    /// Width of everything but the name and the sparkline.
+    fn fixed(&self) -> usize {
+        // marker + status + separators
+        let mut w = 2 + STATUS_W + 1 + (PCT_W + 1) * 2 + QPS_W + 1;
+        if self.load {
+            w += LOAD_W + 1;
+        }
+        if self.net {
+            w += (NET_W + 1) * 2;
+        }
+        if self.seen {
+            w += SEEN_W + 1;
+        }
+        w
+    }
+}
+
+/// Draws the node list into `area` (column heading, then one line per tier
+/// heading and per node, scrolled to keep the selection visible).
+pub fn render(frame: &mut Frame, app: &App, area: Rect) {
+    if area.height == 0 {
+        return;
+    }
+    let Some(fleet) = &app.fleet else {
+        render_empty(frame, app, area);
+        return;
+    };
+    if fleet.nodes.is_empty() {
+        let text = "No nodes have reported to this collector yet.";
+        render_message(frame, area, vec![Line::styled(text, style::muted())]);
+        return;
+    }
+    let longest = fleet
+        .nodes
+        .iter()
+        .map(|n| n.name.chars().count())
+        .max()
+        .unwrap_or(0);
+    let cols = Columns::fit(area.width as usize, longest);
+    let stale = !app.is_connected();
+    let mut lines = Vec::with_capacity(app.entries.len() + 8);
+    for (i, entry) in app.entries.iter().enumerate() {
+        if app.is_first_in_tier(i) {
+            lines.push(tier_heading(app, entry.tier));
+        }
+        let node = &fleet.nodes[entry.node];
+        let mut line = node_line(node, &cols, app.now_ms, i == app.selected);
+        if stale {
+            line = line.patch_style(style::stale());
+        }
+        lines.push(line);
+    }
+    let rows = area.height.saturating_sub(1) as usize;
+    let sel_line = app.entry_line(app.selected);
+    // Trust the app's scroll, but never hide the selection.
+    let offset = app
+        .scroll
+        .min(sel_line)
+        .max((sel_line + 1).saturating_sub(rows));
+    let mut visible = vec![column_heading(&cols)];
+    visible.extend(lines.into_iter().skip(offset).take(rows));
+    frame.render_widget(Paragraph::new(visible), area);
+}
+
+fn render_empty(frame: &mut Frame, app: &App, area: Rect) {
+    let url = &app.collector_url;
+    let lines = match &app.connection {
+        ConnState::Disconnected { error, .. } => vec![
+            Line::styled(
+                format!("Cannot reach the collector at {url}."),
+                style::health(Health::Down),
+            ),
+            Line::raw(""),
+            Line::styled(error.clone(), style::muted()),
+            Line::raw(""),
+            Line::raw("stacktop keeps retrying by itself; q quits."),
+        ],
+        _ => vec![Line::raw(format!("Connecting to {url}…"))],
+    };
+    render_message(frame, area, lines);
+}
+
+fn render_message(frame: &mut Frame, area: Rect, lines: Vec<Line<'static>>) {
+    let top = area.height.saturating_sub(lines.len() as u16) / 2;
+    let area = Rect {
+        y: area.y + top,
+        height: area.height - top,
+        ..area
+    };
+    frame.render_widget(
+        Paragraph::new(lines)
+            .alignment(Alignment::Center)
+            .wrap(Wrap { trim: true }),
+        area,
+    );
+}
+
+fn column_heading(cols: &Columns) -> Line<'static> {
+    let mut text = format!(
+        "  {} {} {} {}",
+        fit_left("STATUS", STATUS_W),
+        fit_left("NAME", cols.name),
+        fit_right("CPU", PCT_W),
+        fit_right("MEM", PCT_W),
+    );
+    if cols.load {
+        text.push_str(&format!(" {}", fit_right("LOAD", LOAD_W)));
+    }
+    if cols.net {
+        text.push_str(&format!(
+            " {} {}",
+            fit_right("NET RX", NET_W),
+            fit_right("NET TX", NET_W)
+        ));
+    }
+    text.push_str(&format!(" {}", fit_right("QPS", QPS_W)));
+    if cols.seen {
+        text.push_str(&format!(" {}", fit_right("SEEN", SEEN_W)));
+    }
+    if cols.spark > 0 {
+        text.push_str(&format!("  {}", fit_left("TREND", cols.spark)));
+    }
+    Line::styled(text, style::muted().add_modifier(Modifier::BOLD))
+}
+
+fn tier_heading(app: &App, tier: Role) -> Line<'static> {
+    let mut spans = vec![Span::styled(
+        format!("{} ", tier.tier_title()),
+        style::heading(),
+    )];
+    if tier == Role::Unspecified {
+        let n = app.entries.iter().filter(|e| e.tier == tier).count();
+        let noun = if n == 1 { "node" } else { "nodes" };
+        spans.push(Span::styled(
+            format!("{n} {noun} without a role"),
+            style::muted(),
+        ));
+    } else if let Some(state) = app.tier(tier) {
+        spans.push(Span::styled(
+            format!("{}/{} healthy", state.healthy, state.total),
+            style::health(state.health()),
+        ));
+        if state.spof {
+            spans.push(Span::raw(" "));
+            spans.push(Span::styled(
+                " SPOF ",
+                Style::new()
+                    .fg(ratatui::style::Color::Black)
+                    .bg(ratatui::style::Color::Yellow)
+                    .add_modifier(Modifier::BOLD),
+            ));
+        }
+    }
+    Line::from(spans)
+}
+
+fn node_line(node: &NodeState, cols: &Columns, now_ms: i64, selected: bool) -> Line<'static> {
+    let s = node.summary.unwrap_or_default();
+    let marker = if selected { "› " } else { "  " };
+    let mut spans = vec![
+        Span::raw(marker),
+        style::health_span(node.health(), STATUS_W),
+        Span::raw(format!(
+            " {} {} {}",
+            fit_left(&node.name, cols.name),
+            fit_right(&format::percent(s.cpu_usage_ratio), PCT_W),
+            fit_right(&format::percent(s.memory_used_ratio), PCT_W),
+        )),
+    ];
+    let mut rest = String::new();
+    if cols.load {
+        rest.push_str(&format!(" {}", fit_right(&format::load(s.load1), LOAD_W)));
+    }
+    if cols.net {
+        rest.push_str(&format!(
+            " {} {}",
+            fit_right(
+                &format::byte_rate(s.network_receive_bytes_per_second),
+                NET_W
+            ),
+            fit_right(
+                &format::byte_rate(s.network_transmit_bytes_per_second),
+                NET_W
+            ),
+        ));
+    }
+    rest.push_str(&format!(" {}", fit_right(&format::rate(s.qps), QPS_W)));
+    if cols.seen {
+        let seen = if node.last_seen_ms > 0 {
+            format::ago((now_ms - node.last_seen_ms) / 1000)
+        } else {
+            "never".to_string()
+        };
+        rest.push_str(&format!(" {}", fit_right(&seen, SEEN_W)));
+    }
+    spans.push(Span::raw(rest));
+    if cols.spark > 0 {
+        spans.push(Span::raw("  "));
+        spans.push(Span::styled(
+            format::sparkline(&node.cpu_recent, cols.spark),
+            Style::new().fg(ratatui::style::Color::Cyan),
+        ));
+    }
+    let line = Line::from(spans);
+    if selected {
+        line.patch_style(style::selected())
+    } else {
+        line
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sparkline_goes_first_when_narrow() {
+        let c = Columns::fit(80, 10);
+        assert!(c.net && c.load && !c.seen);
+        assert!(c.fixed() + c.name + c.spark < 80 || c.spark == 0, "{c:?}");
+        let narrow = Columns::fit(60, 10);
+        assert_eq!(narrow.spark, 0);
+        assert!(!narrow.net);
+        let wide = Columns::fit(200, 10);
+        assert!(wide.seen && wide.spark > 40, "{wide:?}");
+    }
+}

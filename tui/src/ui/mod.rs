@@ -1,0 +1,45 @@
+//! Rendering: pure functions from [`App`] to a frame.
+//!
+//! # Layout
+//!
+//! One file per screen region, each with a `render(frame, &App, area)`:
+//! [`header`] (title, site, counts, connection line), [`fleet`] (nodes by
+//! tier), [`detail`] (one node with charts), [`help`] (the key overlay) and
+//! [`footer`] (key hints). [`draw`] splits the frame between them.
+//!
+//! Nothing here reads a clock, does I/O or receives from a channel: every
+//! input is in [`App`], so snapshots are deterministic.
+
+pub mod detail;
+pub mod fleet;
+pub mod footer;
+pub mod header;
+pub mod help;
+pub mod style;
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout};
+
+use crate::app::{App, Screen};
+
+/// Header lines above every screen.
+pub const HEADER_ROWS: u16 = 2;
+
+/// Draws the whole dashboard for `app`.
+pub fn draw(frame: &mut Frame, app: &App) {
+    let [top, body, bottom] = Layout::vertical([
+        Constraint::Length(HEADER_ROWS),
+        Constraint::Min(1),
+        Constraint::Length(1),
+    ])
+    .areas(frame.area());
+    header::render(frame, app, top);
+    match app.screen {
+        Screen::Fleet => fleet::render(frame, app, body),
+        Screen::Detail(_) => detail::render(frame, app, body),
+    }
+    footer::render(frame, app, bottom);
+    if app.help {
+        help::render(frame, app, frame.area());
+    }
+}
