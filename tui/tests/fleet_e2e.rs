@@ -186,9 +186,18 @@ async fn three_agents_go_down_come_back_and_survive_a_collector_restart() {
             && s.nodes.iter().all(|n| n.health() == Health::Ok)
     })
     .await;
-    assert_eq!(node(&snap, "lb1").unwrap().roles(), [Role::Lb]);
-    assert_eq!(node(&snap, "web1").unwrap().roles(), [Role::Web, Role::App]);
-    assert_eq!(node(&snap, "db1").unwrap().roles(), [Role::Db]);
+    assert_eq!(
+        node(&snap, "lb1").unwrap().roles().collect::<Vec<_>>(),
+        [Role::Lb]
+    );
+    assert_eq!(
+        node(&snap, "web1").unwrap().roles().collect::<Vec<_>>(),
+        [Role::Web, Role::App]
+    );
+    assert_eq!(
+        node(&snap, "db1").unwrap().roles().collect::<Vec<_>>(),
+        [Role::Db]
+    );
     for role in [Role::Lb, Role::Web, Role::App, Role::Db] {
         let tier = snap
             .tiers
@@ -222,7 +231,10 @@ async fn three_agents_go_down_come_back_and_survive_a_collector_restart() {
     })
     .await;
     let out = status(&url, false).await;
-    assert!(!out.status.success(), "status must fail while a node is down");
+    assert!(
+        !out.status.success(),
+        "status must fail while a node is down"
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("db1"));
     let out = status(&url, true).await;
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -236,7 +248,10 @@ async fn three_agents_go_down_come_back_and_survive_a_collector_restart() {
 
     // Restarting it brings it back.
     let db = Agent::start(&url, "db1", &[Role::Db]);
-    wait_for(&url, "db1 back up", |s| health_of(s, "db1") == Some(Health::Ok)).await;
+    wait_for(&url, "db1 back up", |s| {
+        health_of(s, "db1") == Some(Health::Ok)
+    })
+    .await;
 
     // A collector restart on the same port is survived by the agents, which
     // were not restarted: all three report to the new collector.
