@@ -451,4 +451,43 @@ mod tests {
         request.node = "nope".into();
         assert!(history(&store, &request).is_err());
     }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_watcher_folds_many_changes_into_at_most_four_updates_a_second() {
+        let store = Arc::new(Store::new(Duration::from_secs(60)));
+        let h = add(&store, "a", vec![Role::Web]);
+        let (tx, mut rx) = mpsc::channel(1);
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(run_watcher(
+            store.clone(),
+            tx,
+            shutdown.clone(),
+            "test".into(),
+        ));
+        let first = rx.recv().await.unwrap().unwrap();
+        assert!(matches!(
+            first.update,
+            Some(fleet_update::Update::Snapshot(_))
+        ));
+        let mut deltas = 0;
+        // 100 changes over one (virtual) second.
+        for seq in 1..=100 {
+            store.apply(&h, seq, &[], vec![], NOW).unwrap();
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            while let Ok(update) = rx.try_recv() {
+                assert!(matches!(
+                    update.unwrap().update,
+                    Some(fleet_update::Update::Delta(_))
+                ));
+                deltas += 1;
+            }
+        }
+        tokio::time::sleep(MIN_UPDATE_GAP * 2).await;
+        while rx.try_recv().is_ok() {
+            deltas += 1;
+        }
+        assert!((2..=6).contains(&deltas), "{deltas} deltas");
+        shutdown.cancel();
+        task.await.unwrap();
+    }
 }
