@@ -1,51 +1,130 @@
 //! stacktop-agent: samples this server and streams to one or more collectors.
 //!
-//! SKELETON: the public API below is the contract other crates (the `stacktop`
-//! dashboard's embedded mode, integration tests) code against. Bodies are
-//! filled in by the agent work.
+//! # Layout
+//!
+//! - [`config`]: the resolved [`Config`], the TOML file format and the value
+//!   checks shared with the command line.
+//! - [`sample`]: the system sampler (CPU, memory, load, disks, network) and
+//!   its tick loop, which fans batches out to the uplinks.
+//! - [`series`]: interning of (name, labels) into small series ids.
+//! - [`uplink`]: one task per collector speaking `Ingest.Connect`, with
+//!   reconnects ([`backoff`]) and an unacknowledged-batch [`queue`].
+//!
+//! [`run`] wires them together: one sampler task, one uplink task per
+//! collector, each uplink fed by its own bounded channel so a slow or dead
+//! collector never delays sampling or the other collectors.
 
+#![deny(missing_docs)]
+
+pub mod backoff;
+pub mod config;
 pub mod logs;
+pub mod queue;
+pub mod sample;
+pub mod series;
+pub mod uplink;
 
-use std::collections::BTreeMap;
-use std::time::Duration;
+use anyhow::{Context, bail};
+use stacktop_proto::v1::{Hello, Label};
+use tokio::sync::mpsc;
+use tokio_util::task::TaskTracker;
+use tracing::info;
 
+pub use config::{Config, DEFAULT_COLLECTOR, DEFAULT_INTERVAL};
 pub use stacktop_proto::Role;
 pub use tokio_util::sync::CancellationToken;
 
-/// Default sampling interval.
-pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
-
-/// A resolved agent configuration (file values overridden by the CLI).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Config {
-    /// Node name; `None` means the host name.
-    pub name: Option<String>,
-    /// Configured roles; empty means "unassigned" (detection comes later).
-    pub roles: Vec<Role>,
-    /// Free-form labels sent in Hello.
-    pub labels: BTreeMap<String, String>,
-    /// Collector URLs, e.g. `http://127.0.0.1:7411`. The agent streams to each.
-    pub collectors: Vec<String>,
-    /// Sampling interval.
-    pub interval: Duration,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            name: None,
-            roles: Vec::new(),
-            labels: BTreeMap::new(),
-            collectors: Vec::new(),
-            interval: DEFAULT_INTERVAL,
-        }
-    }
-}
+/// Batches buffered between the sampler and each uplink. The uplink drains
+/// its channel continuously into its own queue, so this only absorbs
+/// scheduling hiccups.
+const UPLINK_CHANNEL: usize = 16;
 
 /// Runs the agent until `shutdown` is cancelled: sample every interval and
 /// stream to every collector, reconnecting forever. Returns after a bounded
 /// flush once `shutdown` fires.
+///
+/// With no collector configured it streams to [`DEFAULT_COLLECTOR`]. Errors
+/// only for an unusable configuration (a collector URL that cannot be
+/// dialled, a zero interval) or when the system cannot be sampled at all;
+/// an unreachable collector is never an error.
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let _ = (config, shutdown);
-    todo!("agent::run")
+    if config.interval.is_zero() {
+        bail!("the sampling interval must be greater than zero");
+    }
+    let collectors = if config.collectors.is_empty() {
+        vec![DEFAULT_COLLECTOR.to_string()]
+    } else {
+        config
+            .collectors
+            .iter()
+            .map(|url| config::validate_collector(url).map_err(anyhow::Error::msg))
+            .collect::<anyhow::Result<_>>()?
+    };
+    let hello = hello(&config)?;
+    info!(node = %hello.node, instance_id = %hello.instance_id, ?collectors,
+        interval = ?config.interval, "agent starting");
+
+    let series = series::SeriesTable::new();
+    let sampler = sample::Sampler::new(series.clone()).context("cannot read system statistics")?;
+    // Enough to hold unacknowledged batches for 15 minutes at any interval.
+    let queue_capacity =
+        usize::try_from((15 * 60 * 1000 / config.interval.as_millis().max(1)).clamp(16, 100_000))
+            .unwrap_or(queue::DEFAULT_CAPACITY);
+
+    let tracker = TaskTracker::new();
+    let mut outputs = Vec::with_capacity(collectors.len());
+    for url in collectors {
+        let (tx, rx) = mpsc::channel(UPLINK_CHANNEL);
+        let uplink = uplink::Uplink::new(
+            url.clone(),
+            hello.clone(),
+            series.clone(),
+            rx,
+            queue_capacity,
+            shutdown.clone(),
+        );
+        tracker.spawn(uplink.run());
+        outputs.push(sample::Output {
+            collector: url,
+            tx,
+            dropped: 0,
+        });
+    }
+    tracker.spawn(sample::run(
+        sampler,
+        config.interval,
+        outputs,
+        shutdown.clone(),
+    ));
+    tracker.close();
+    tracker.wait().await;
+    info!("agent stopped");
+    Ok(())
+}
+
+/// The Hello every uplink sends: the node's identity, with an instance id
+/// drawn once per call (so once per agent process) and shared by every
+/// collector and reconnect, which is how a collector tells a reconnect from
+/// a second agent claiming the same name.
+fn hello(config: &Config) -> anyhow::Result<Hello> {
+    let node = match &config.name {
+        Some(name) => name.clone(),
+        None => hostname::get()
+            .context("cannot read the host name; set a node name")?
+            .to_string_lossy()
+            .into_owned(),
+    };
+    Ok(Hello {
+        node,
+        instance_id: format!("{:016x}", rand::random::<u64>()),
+        roles: config.roles.iter().map(|&r| r as i32).collect(),
+        roles_detected: false,
+        labels: config
+            .labels
+            .iter()
+            .map(|(k, v)| Label::new(k, v))
+            .collect(),
+        agent_version: stacktop_proto::VERSION.to_string(),
+        interval_ms: u32::try_from(config.interval.as_millis()).unwrap_or(u32::MAX),
+    })
 }

@@ -1,1 +1,166 @@
-fn main() {}
+//! The `stacktop-agent` binary: parse the command line, start tracing, load
+//! the config file, let the command line override it, and run the agent
+//! until Ctrl-C or SIGTERM. Exits with 2 on any configuration error.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use stacktop_agent::config::{self, Config};
+use stacktop_agent::{CancellationToken, Role};
+use tracing::{error, info};
+use tracing_subscriber::EnvFilter;
+
+/// stacktop's per-server agent: samples this server (CPU, memory, load,
+/// disks, network) every interval and streams to one or more collectors.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Cli {
+    /// Collector to stream to, as http://HOST:PORT; repeat for several.
+    /// [default: http://127.0.0.1:7411]
+    #[arg(long = "collector", value_name = "URL", value_parser = config::validate_collector)]
+    collectors: Vec<String>,
+
+    /// Node name, unique in the fleet. [default: the host name]
+    #[arg(long, value_parser = config::validate_name)]
+    name: Option<String>,
+
+    /// Role of this server: lb, web, app or db; repeat for several.
+    /// [default: none]
+    #[arg(long = "role", value_name = "ROLE", value_parser = parse_role)]
+    roles: Vec<Role>,
+
+    /// Sampling interval, e.g. 1s or 500ms (100ms to 1h). [default: 1s]
+    #[arg(long, value_parser = config::parse_interval)]
+    interval: Option<Duration>,
+
+    /// TOML config file; command-line values override its values.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    /// Label sent with this node, as key=value; repeat for several.
+    #[arg(long = "label", value_name = "KEY=VALUE", value_parser = config::parse_label)]
+    labels: Vec<(String, String)>,
+
+    /// Log filter for stderr, e.g. info or stacktop_agent=debug; RUST_LOG
+    /// is used when this is not given. [default: info]
+    #[arg(long, value_name = "FILTER")]
+    log_level: Option<String>,
+}
+
+fn parse_role(text: &str) -> Result<Role, String> {
+    text.parse()
+        .map_err(|e: stacktop_proto::UnknownRole| e.to_string())
+}
+
+impl Cli {
+    /// The file's config (if any) with every given command-line value on top.
+    fn resolve(self) -> Result<Config, config::ConfigError> {
+        let mut config = match &self.config {
+            Some(path) => config::load_file(path)?,
+            None => Config::default(),
+        };
+        if let Some(name) = self.name {
+            config.name = Some(name);
+        }
+        if !self.roles.is_empty() {
+            config.roles = self.roles;
+        }
+        if !self.collectors.is_empty() {
+            config.collectors = self.collectors;
+        }
+        if let Some(interval) = self.interval {
+            config.interval = interval;
+        }
+        config.labels.extend(self.labels);
+        Ok(config)
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = match &cli.log_level {
+        Some(level) => EnvFilter::try_new(level),
+        None => EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new("info")),
+    };
+    let filter = match filter {
+        Ok(filter) => filter,
+        Err(err) => {
+            eprintln!("error: --log-level: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        // With stderr gone (a closed pipe), tracing would report the failed
+        // write with `eprintln!`, which panics and kills the logging task:
+        // an agent must outlive its log reader.
+        .log_internal_errors(false)
+        .init();
+    let config = match cli.resolve() {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return ExitCode::from(2);
+        }
+    };
+
+    // One thread is plenty for a sampler and a few streams, and keeps the
+    // agent's footprint small.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        let shutdown = CancellationToken::new();
+        tokio::spawn(cancel_on_signal(shutdown.clone()));
+        match stacktop_agent::run(config, shutdown).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                error!("{err:#}");
+                eprintln!("error: {err:#}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+/// Cancels `shutdown` on Ctrl-C or (on Unix) SIGTERM.
+async fn cancel_on_signal(shutdown: CancellationToken) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = match signal(SignalKind::terminate()) {
+            Ok(term) => term,
+            Err(err) => {
+                error!(cause = %err, "cannot listen for SIGTERM");
+                let _ = tokio::signal::ctrl_c().await;
+                shutdown.cancel();
+                return;
+            }
+        };
+        let what = tokio::select! {
+            _ = tokio::signal::ctrl_c() => "interrupted",
+            _ = term.recv() => "terminated",
+        };
+        // Cancel before logging, so nothing can stand between the signal
+        // and the shutdown.
+        shutdown.cancel();
+        info!("{what}; shutting down");
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        shutdown.cancel();
+        info!("interrupted; shutting down");
+    }
+}

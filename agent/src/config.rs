@@ -1,0 +1,393 @@
+//! The agent's configuration: the resolved [`Config`] that [`crate::run`]
+//! takes, the TOML file format ([`FileConfig`]) it is loaded from, and the
+//! validation shared by the file and the command line.
+//!
+//! Every error names where the bad value came from: a file error carries the
+//! file, line, column and field (`agent.toml:3:9: field "roles": ...`) so an
+//! operator can jump straight to it; the same checks serve CLI values.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use stacktop_proto::Role;
+use toml::Spanned;
+
+/// Default sampling interval.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The collector an agent streams to when none is configured anywhere (the
+/// collector's documented default port, on this machine).
+pub const DEFAULT_COLLECTOR: &str = "http://127.0.0.1:7411";
+
+/// Shortest accepted interval: below this, sampling itself becomes the load.
+pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Longest accepted interval: the collector marks a node down after three
+/// silent intervals, so hours would make "down" meaningless.
+pub const MAX_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// A resolved agent configuration (file values overridden by the CLI).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Node name; `None` means the host name.
+    pub name: Option<String>,
+    /// Configured roles; empty means "unassigned" (detection comes later).
+    pub roles: Vec<Role>,
+    /// Free-form labels sent in Hello.
+    pub labels: BTreeMap<String, String>,
+    /// Collector URLs, e.g. `http://127.0.0.1:7411`. The agent streams to each.
+    pub collectors: Vec<String>,
+    /// Sampling interval.
+    pub interval: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            name: None,
+            roles: Vec::new(),
+            labels: BTreeMap::new(),
+            collectors: Vec::new(),
+            interval: DEFAULT_INTERVAL,
+        }
+    }
+}
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read at all.
+    #[error("{}: {source}", path.display())]
+    Read {
+        /// The file that was asked for.
+        path: PathBuf,
+        /// What the OS said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or does not match the format.
+    #[error("{}:{line}:{column}: {}{message}", path.display(), field_prefix(field))]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line of the offending text.
+        line: usize,
+        /// 1-based column of the offending text.
+        column: usize,
+        /// The key the error is about, when it can be told.
+        field: Option<String>,
+        /// The parser's description.
+        message: String,
+    },
+    /// A value parsed but is not acceptable.
+    #[error("{}:{line}:{column}: field {field:?}: {message}", path.display())]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line of the bad value.
+        line: usize,
+        /// 1-based column of the bad value.
+        column: usize,
+        /// The key holding the bad value.
+        field: &'static str,
+        /// What is wrong with it, quoting the value.
+        message: String,
+    },
+}
+
+fn field_prefix(field: &Option<String>) -> String {
+    match field {
+        Some(f) => format!("field {f:?}: "),
+        None => String::new(),
+    }
+}
+
+/// Results of configuration loading.
+pub type Result<T> = std::result::Result<T, ConfigError>;
+
+/// The agent's TOML file. Every field is optional; absent fields fall back
+/// to the defaults or to the command line.
+///
+/// ```toml
+/// name = "web-1"
+/// roles = ["web", "app"]
+/// collectors = ["http://10.0.0.5:7411"]
+/// interval = "1s"
+/// [labels]
+/// dc = "fra1"
+/// ```
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct FileConfig {
+    /// Node name (default: the host name).
+    pub name: Option<Spanned<String>>,
+    /// Roles: `lb`, `web`, `app`, `db`.
+    pub roles: Option<Vec<Spanned<String>>>,
+    /// Free-form labels sent in Hello.
+    pub labels: Option<BTreeMap<String, String>>,
+    /// Collector URLs (`http://HOST:PORT`).
+    pub collectors: Option<Vec<Spanned<String>>>,
+    /// Sampling interval as a humantime string, e.g. `"1s"` or `"500ms"`.
+    pub interval: Option<Spanned<String>>,
+}
+
+/// Loads and validates a config file, returning a [`Config`] holding only
+/// what the file sets (unset fields keep [`Config::default`] values).
+pub fn load_file(path: &Path) -> Result<Config> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    parse_str(path, &text)
+}
+
+/// Parses and validates config text; `path` is only used in error messages.
+pub fn parse_str(path: &Path, text: &str) -> Result<Config> {
+    let file: FileConfig = toml::from_str(text).map_err(|err| {
+        let span = err.span().unwrap_or(0..0);
+        let (line, column) = line_col(text, span.start);
+        ConfigError::Parse {
+            path: path.to_owned(),
+            line,
+            column,
+            field: field_at(text, &span),
+            message: err.message().trim().to_string(),
+        }
+    })?;
+    let invalid = |field: &'static str, span: Range<usize>, message: String| {
+        let (line, column) = line_col(text, span.start);
+        ConfigError::Invalid {
+            path: path.to_owned(),
+            line,
+            column,
+            field,
+            message,
+        }
+    };
+
+    let mut config = Config::default();
+    if let Some(name) = file.name {
+        let span = name.span();
+        config.name = Some(validate_name(name.get_ref()).map_err(|m| invalid("name", span, m))?);
+    }
+    for role in file.roles.unwrap_or_default() {
+        let span = role.span();
+        let role: Role = role
+            .get_ref()
+            .parse()
+            .map_err(|e: stacktop_proto::UnknownRole| invalid("roles", span, e.to_string()))?;
+        if !config.roles.contains(&role) {
+            config.roles.push(role);
+        }
+    }
+    config.labels = file.labels.unwrap_or_default();
+    for url in file.collectors.unwrap_or_default() {
+        let span = url.span();
+        let url = validate_collector(url.get_ref()).map_err(|m| invalid("collectors", span, m))?;
+        config.collectors.push(url);
+    }
+    if let Some(interval) = file.interval {
+        let span = interval.span();
+        config.interval =
+            parse_interval(interval.get_ref()).map_err(|m| invalid("interval", span, m))?;
+    }
+    Ok(config)
+}
+
+/// Checks a node name: non-empty, no surrounding blanks or control characters.
+pub fn validate_name(name: &str) -> std::result::Result<String, String> {
+    if name.trim().is_empty() {
+        return Err("node name must not be empty".into());
+    }
+    if name.trim() != name || name.chars().any(char::is_control) {
+        return Err(format!(
+            "node name {name:?} must not contain blanks at the ends or control characters"
+        ));
+    }
+    Ok(name.to_string())
+}
+
+/// Checks a collector URL: `http://HOST:PORT` (an optional trailing `/` is
+/// accepted). Returns the URL as the uplink will dial it.
+pub fn validate_collector(url: &str) -> std::result::Result<String, String> {
+    let uri: tonic::codegen::http::Uri = url.parse().map_err(|e| {
+        format!("collector address {url:?} is not a URL ({e}): expected http://HOST:PORT")
+    })?;
+    match uri.scheme_str() {
+        Some("http") => {}
+        // The transport is built without TLS so far; refusing here beats an
+        // agent that retries a handshake it can never complete.
+        Some("https") => {
+            return Err(format!(
+                "collector address {url:?}: https is not supported yet; use http://HOST:PORT"
+            ));
+        }
+        _ => {
+            return Err(format!(
+                "collector address {url:?} must start with http://, e.g. http://127.0.0.1:7411"
+            ));
+        }
+    }
+    if uri.host().is_none_or(str::is_empty) {
+        return Err(format!("collector address {url:?} has no host"));
+    }
+    if uri.port_u16().is_none() {
+        return Err(format!(
+            "collector address {url:?} has no port, e.g. http://HOST:7411"
+        ));
+    }
+    if uri.path() != "/" && !uri.path().is_empty() || uri.query().is_some() {
+        return Err(format!(
+            "collector address {url:?} must not have a path: expected http://HOST:PORT"
+        ));
+    }
+    Ok(url.trim_end_matches('/').to_string())
+}
+
+/// Parses a humantime interval such as `1s` or `500ms` and checks it lies in
+/// [`MIN_INTERVAL`]..=[`MAX_INTERVAL`].
+pub fn parse_interval(text: &str) -> std::result::Result<Duration, String> {
+    let interval = humantime::parse_duration(text.trim())
+        .map_err(|e| format!("interval {text:?} is not a duration ({e}), e.g. \"1s\""))?;
+    if interval < MIN_INTERVAL || interval > MAX_INTERVAL {
+        return Err(format!(
+            "interval {text:?} is out of range: expected between {} and {}",
+            humantime::format_duration(MIN_INTERVAL),
+            humantime::format_duration(MAX_INTERVAL)
+        ));
+    }
+    Ok(interval)
+}
+
+/// Parses a `key=value` label.
+pub fn parse_label(text: &str) -> std::result::Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.trim().to_string())),
+        _ => Err(format!("label {text:?} is not key=value")),
+    }
+}
+
+/// 1-based line and column of byte `offset` in `text`.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line = before.bytes().filter(|&b| b == b'\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = before[line_start..].chars().count() + 1;
+    (line, column)
+}
+
+/// The key an error span points into: the text before `=` on the span's
+/// line, or the span itself when it covers a bare key (`unknown field`).
+fn field_at(text: &str, span: &Range<usize>) -> Option<String> {
+    let start = span.start.min(text.len());
+    let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+    let line_end = text[start..].find('\n').map_or(text.len(), |i| start + i);
+    let line = &text[line_start..line_end];
+    let key = match line.split_once('=') {
+        Some((key, _)) => key,
+        None => text.get(span.clone())?,
+    };
+    let key = key.trim().trim_matches(['"', '\'', '[', ']']).trim();
+    (!key.is_empty() && !key.contains(char::is_whitespace)).then(|| key.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config> {
+        parse_str(Path::new("agent.toml"), text)
+    }
+
+    #[test]
+    fn full_file_parses() {
+        let config = parse(
+            "name = \"web-1\"\nroles = [\"web\", \"app\"]\ncollectors = [\"http://127.0.0.1:7411\", \"http://[::1]:9/\"]\ninterval = \"500ms\"\n[labels]\ndc = \"fra1\"\n",
+        )
+        .unwrap();
+        assert_eq!(config.name.as_deref(), Some("web-1"));
+        assert_eq!(config.roles, vec![Role::Web, Role::App]);
+        assert_eq!(
+            config.collectors,
+            vec!["http://127.0.0.1:7411", "http://[::1]:9"]
+        );
+        assert_eq!(config.interval, Duration::from_millis(500));
+        assert_eq!(config.labels["dc"], "fra1");
+    }
+
+    #[test]
+    fn empty_file_is_the_default() {
+        assert_eq!(parse("").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn bad_role_names_line_column_and_field() {
+        let err = parse("name = \"a\"\n\nroles = [\"web\", \"cache\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "agent.toml:3:17: field \"roles\": unknown role \"cache\": expected one of lb, web, app, db"
+        );
+    }
+
+    #[test]
+    fn unknown_key_names_line_and_key() {
+        let err = parse("name = \"a\"\ncolector = \"http://x:1\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("agent.toml:2:1: field \"colector\": "),
+            "{err}"
+        );
+        assert!(err.contains("unknown field"), "{err}");
+    }
+
+    #[test]
+    fn wrong_type_names_the_field() {
+        let err = parse("\ninterval = 5\n").unwrap_err().to_string();
+        assert!(
+            err.starts_with("agent.toml:2:12: field \"interval\": "),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn bad_collector_and_interval_are_refused() {
+        let err = parse("collectors = [\"127.0.0.1:7411\"]")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("agent.toml:1:15: field \"collectors\""),
+            "{err}"
+        );
+        for bad in [
+            "ftp://h:1",
+            "http://h",
+            "http://:1",
+            "https://h:1",
+            "http://h:1/x",
+        ] {
+            assert!(validate_collector(bad).is_err(), "{bad}");
+        }
+        for bad in ["0s", "10ms", "2h", "soon"] {
+            assert!(parse_interval(bad).is_err(), "{bad}");
+        }
+        let err = parse("interval = \"0s\"").unwrap_err().to_string();
+        assert!(
+            err.starts_with("agent.toml:1:12: field \"interval\": "),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn labels_parse_as_key_value() {
+        assert_eq!(parse_label("dc=fra1"), Ok(("dc".into(), "fra1".into())));
+        assert!(parse_label("dc").is_err());
+        assert!(parse_label("=x").is_err());
+    }
+}

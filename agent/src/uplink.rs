@@ -1,0 +1,367 @@
+//! The uplink: one task per collector that keeps an `Ingest.Connect`
+//! stream open and delivers every batch at least once.
+//!
+//! # Protocol, as the agent speaks it
+//!
+//! 1. Connect (with a timeout), open the stream and send `Hello` first.
+//! 2. Wait for `Welcome`; forget queued batches with `seq <=
+//!    resume_after_seq` (the collector already holds them).
+//! 3. Send queued batches in seq order, then new ones as they come. Each
+//!    stream starts with no series defined, so a batch carries the
+//!    `SeriesDef` of every id it is the first on this stream to use —
+//!    including resent batches after a reconnect.
+//! 4. Cumulative `Ack`s drop batches from the queue.
+//!
+//! Any failure ends the session; the task waits (exponential backoff with
+//! jitter) and starts over. It never gives up: an absent or refusing
+//! collector is logged and retried, and batches keep queueing (bounded) in
+//! the meantime. On shutdown a connected uplink gets [`DRAIN_TIMEOUT`] to
+//! send what it holds and collect the acks.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use stacktop_proto::v1::agent_frame::Frame as AgentFrameKind;
+use stacktop_proto::v1::collector_frame::Frame as CollectorFrameKind;
+use stacktop_proto::v1::ingest_client::IngestClient;
+use stacktop_proto::v1::{AgentFrame, Batch, Hello, Welcome};
+use tokio::sync::mpsc;
+use tokio::time::{Instant, sleep, sleep_until, timeout};
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::{Channel, Endpoint};
+use tracing::{debug, info, instrument, warn};
+
+use crate::backoff::Backoff;
+use crate::queue::BatchQueue;
+use crate::series::SeriesTable;
+
+/// Limit on establishing the TCP (and HTTP/2) connection.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Limit on opening the stream and receiving `Welcome`.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a connected uplink may keep flushing after shutdown.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// HTTP/2 pings detect a collector that vanished without closing the
+/// connection (a dead host, a dropped route).
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(20);
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Frames buffered between the uplink and the gRPC stream; small, so
+/// "sent" means close to "on the wire".
+const OUTBOUND_FRAMES: usize = 16;
+
+/// Why a session ended.
+#[derive(Debug, thiserror::Error)]
+pub enum UplinkError {
+    /// The collector URL is not something tonic can dial.
+    #[error("invalid collector address")]
+    Address(#[source] tonic::transport::Error),
+    /// The connection could not be established.
+    #[error("cannot connect")]
+    Connect(#[source] tonic::transport::Error),
+    /// A step took too long.
+    #[error("timed out while {0}")]
+    Timeout(&'static str),
+    /// The collector answered with an error status (e.g. `ALREADY_EXISTS`
+    /// when another agent instance holds this node name).
+    #[error("collector said {}: {}", .0.code(), .0.message())]
+    Status(#[from] tonic::Status),
+    /// The collector broke the protocol.
+    #[error("protocol error: {0}")]
+    Protocol(&'static str),
+    /// The collector closed the stream.
+    #[error("the collector closed the stream")]
+    Closed,
+}
+
+/// Results of one uplink session.
+pub type Result<T> = std::result::Result<T, UplinkError>;
+
+/// How a session that did not fail ended.
+#[derive(Debug, PartialEq, Eq)]
+enum SessionEnd {
+    /// Shutdown was requested (and the drain, if any, is over).
+    Shutdown,
+}
+
+/// One collector's uplink. Build with [`Uplink::new`], then [`Uplink::run`].
+#[derive(Debug)]
+pub struct Uplink {
+    url: String,
+    hello: Hello,
+    series: SeriesTable,
+    /// Batches from the sampler. Bounded; the sampler never waits on it,
+    /// so this task must keep draining it, connected or not.
+    input: mpsc::Receiver<Arc<Batch>>,
+    /// Set once the sampler has hung up (shutdown).
+    input_closed: bool,
+    queue: BatchQueue,
+    backoff: Backoff,
+    shutdown: CancellationToken,
+}
+
+impl Uplink {
+    /// An uplink to `url` announcing itself with `hello`, fed by `input`.
+    pub fn new(
+        url: String,
+        hello: Hello,
+        series: SeriesTable,
+        input: mpsc::Receiver<Arc<Batch>>,
+        queue_capacity: usize,
+        shutdown: CancellationToken,
+    ) -> Self {
+        Self {
+            url,
+            hello,
+            series,
+            input,
+            input_closed: false,
+            queue: BatchQueue::new(queue_capacity),
+            backoff: Backoff::default(),
+            shutdown,
+        }
+    }
+
+    /// Connects, streams and reconnects until shutdown.
+    #[instrument(skip(self), fields(collector = %self.url))]
+    pub async fn run(mut self) {
+        let mut failures = 0u64;
+        loop {
+            match self.session().await {
+                Ok(SessionEnd::Shutdown) => break,
+                Err(err) => {
+                    failures += 1;
+                    let delay = self.backoff.next_delay();
+                    warn!(cause = %ErrorChain(&err), failures, retry_in = ?delay, queued = self.queue.len(),
+                        "collector session ended; will retry");
+                    if self.intake_during(sleep(delay)).await.is_none() {
+                        break;
+                    }
+                }
+            }
+        }
+        debug!(
+            unacked = self.queue.len(),
+            dropped = self.queue.dropped(),
+            "uplink stopped"
+        );
+    }
+
+    /// Awaits `fut` while moving sampler batches into the queue, so the
+    /// sampler's channel never fills while connecting or backing off.
+    /// `None` when shutdown fired first.
+    async fn intake_during<F: Future>(&mut self, fut: F) -> Option<F::Output> {
+        tokio::pin!(fut);
+        loop {
+            tokio::select! {
+                biased;
+                () = self.shutdown.cancelled() => return None,
+                out = &mut fut => return Some(out),
+                batch = self.input.recv(), if !self.input_closed => match batch {
+                    Some(batch) => enqueue(&mut self.queue, batch),
+                    None => self.input_closed = true,
+                },
+            }
+        }
+    }
+
+    /// One connection: handshake, then stream until failure or shutdown.
+    async fn session(&mut self) -> Result<SessionEnd> {
+        let endpoint = Endpoint::from_shared(self.url.clone())
+            .map_err(UplinkError::Address)?
+            .connect_timeout(CONNECT_TIMEOUT)
+            .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
+            .keep_alive_timeout(KEEPALIVE_TIMEOUT)
+            .keep_alive_while_idle(true);
+        let Some(connected) = self
+            .intake_during(timeout(CONNECT_TIMEOUT, endpoint.connect()))
+            .await
+        else {
+            return Ok(SessionEnd::Shutdown);
+        };
+        let channel: Channel = connected
+            .map_err(|_| UplinkError::Timeout("connecting"))?
+            .map_err(UplinkError::Connect)?;
+
+        let (frames, outbound) = mpsc::channel::<AgentFrame>(OUTBOUND_FRAMES);
+        frames
+            .try_send(AgentFrame {
+                frame: Some(AgentFrameKind::Hello(self.hello.clone())),
+            })
+            .expect("a fresh channel has room for Hello");
+        let mut client = IngestClient::new(channel);
+        let handshake = async {
+            let mut inbound = client
+                .connect(ReceiverStream::new(outbound))
+                .await?
+                .into_inner();
+            match inbound.message().await? {
+                Some(frame) => match frame.frame {
+                    Some(CollectorFrameKind::Welcome(welcome)) => Ok((inbound, welcome)),
+                    _ => Err(UplinkError::Protocol("first frame was not Welcome")),
+                },
+                None => Err(UplinkError::Closed),
+            }
+        };
+        let Some(handshake) = self
+            .intake_during(timeout(HANDSHAKE_TIMEOUT, handshake))
+            .await
+        else {
+            return Ok(SessionEnd::Shutdown);
+        };
+        let (mut inbound, welcome) =
+            handshake.map_err(|_| UplinkError::Timeout("waiting for Welcome"))??;
+        let Welcome {
+            resume_after_seq,
+            collector_version,
+        } = welcome;
+        info!(resume_after_seq, %collector_version, queued = self.queue.len(), "connected");
+        self.backoff.reset();
+        self.queue.ack(resume_after_seq);
+
+        // Per stream: the last seq sent and which series ids are defined.
+        let mut last_sent = resume_after_seq;
+        let mut defined: Vec<bool> = Vec::new();
+        let mut drain_until: Option<Instant> = None;
+        loop {
+            if drain_until.is_some() && self.input_closed && self.queue.is_empty() {
+                debug!("everything acknowledged");
+                return Ok(SessionEnd::Shutdown);
+            }
+            let has_unsent = self.queue.next_after(last_sent).is_some();
+            tokio::select! {
+                biased;
+                () = self.shutdown.cancelled(), if drain_until.is_none() => {
+                    drain_until = Some(Instant::now() + DRAIN_TIMEOUT);
+                }
+                () = sleep_until(drain_until.unwrap_or_else(Instant::now)), if drain_until.is_some() => {
+                    warn!(unacked = self.queue.len(), "shutdown: gave up waiting for acks");
+                    return Ok(SessionEnd::Shutdown);
+                }
+                frame = inbound.message() => match frame?.and_then(|f| f.frame) {
+                    Some(CollectorFrameKind::Ack(ack)) => self.queue.ack(ack.seq),
+                    Some(CollectorFrameKind::Welcome(_)) => {
+                        return Err(UplinkError::Protocol("second Welcome on one stream"));
+                    }
+                    None => return Err(UplinkError::Closed),
+                },
+                batch = self.input.recv(), if !self.input_closed => match batch {
+                    Some(batch) => enqueue(&mut self.queue, batch),
+                    None => self.input_closed = true,
+                },
+                permit = frames.reserve(), if has_unsent => {
+                    let permit = permit.map_err(|_| UplinkError::Closed)?;
+                    let batch = self.queue.next_after(last_sent).expect("checked above");
+                    last_sent = batch.seq;
+                    permit.send(batch_frame(&self.series, batch, &mut defined));
+                }
+            }
+        }
+    }
+}
+
+/// Displays an error with its sources (`transport error: tcp connect error:
+/// Connection refused`), which tonic keeps out of its top-level message.
+struct ErrorChain<'a>(&'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(err) = source {
+            write!(f, ": {err}")?;
+            source = err.source();
+        }
+        Ok(())
+    }
+}
+
+/// Queues a batch, logging when a full queue loses its oldest.
+fn enqueue(queue: &mut BatchQueue, batch: Arc<Batch>) {
+    if let Some(seq) = queue.push(batch) {
+        warn!(
+            seq,
+            dropped = queue.dropped(),
+            "unacknowledged queue full; dropped the oldest batch"
+        );
+    }
+}
+
+/// The frame carrying `batch` on a stream where `defined[id]` marks the
+/// series already defined; defines (and marks) the ones it is first to use.
+pub fn batch_frame(series: &SeriesTable, batch: &Batch, defined: &mut Vec<bool>) -> AgentFrame {
+    let mut defs = Vec::new();
+    for point in &batch.points {
+        let index = point.series_id as usize;
+        if defined.len() <= index {
+            defined.resize(index + 1, false);
+        }
+        if !defined[index] {
+            defined[index] = true;
+            if let Some(def) = series.def(point.series_id) {
+                defs.push(def);
+            }
+        }
+    }
+    let mut batch = batch.clone();
+    batch.series = defs;
+    AgentFrame {
+        frame: Some(AgentFrameKind::Batch(batch)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use stacktop_proto::v1::Point;
+
+    fn points(ids: &[u32]) -> Batch {
+        Batch {
+            seq: 1,
+            points: ids
+                .iter()
+                .map(|&series_id| Point {
+                    series_id,
+                    value: 1.0,
+                    timestamp_ms: 0,
+                })
+                .collect(),
+            ..Batch::default()
+        }
+    }
+
+    fn defs_of(frame: AgentFrame) -> Vec<u32> {
+        match frame.frame {
+            Some(AgentFrameKind::Batch(b)) => b.series.iter().map(|d| d.id).collect(),
+            other => panic!("not a batch: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn series_are_defined_once_per_stream() {
+        let series = SeriesTable::new();
+        let a = series.intern("a", &[]);
+        let b = series.intern("b", &[]);
+        let mut defined = Vec::new();
+        assert_eq!(
+            defs_of(batch_frame(&series, &points(&[a]), &mut defined)),
+            [a]
+        );
+        assert_eq!(
+            defs_of(batch_frame(&series, &points(&[a, b]), &mut defined)),
+            [b]
+        );
+        assert!(defs_of(batch_frame(&series, &points(&[a, b]), &mut defined)).is_empty());
+        // A new stream starts with nothing defined.
+        let mut defined = Vec::new();
+        assert_eq!(
+            defs_of(batch_frame(&series, &points(&[b, a]), &mut defined)),
+            [b, a]
+        );
+    }
+}
