@@ -43,6 +43,10 @@ struct Cli {
     #[arg(long = "label", value_name = "KEY=VALUE", value_parser = config::parse_label)]
     labels: Vec<(String, String)>,
 
+    /// Check the configuration, print it resolved, and exit (0 if valid).
+    #[arg(long)]
+    check: bool,
+
     /// Log filter for stderr, e.g. info or stacktop_agent=debug; RUST_LOG
     /// is used when this is not given. [default: info]
     #[arg(long, value_name = "FILTER")]
@@ -61,19 +65,27 @@ impl Cli {
             Some(path) => config::load_file(path)?,
             None => Config::default(),
         };
-        if let Some(name) = self.name {
+        let Self {
+            name,
+            roles,
+            collectors,
+            interval,
+            labels,
+            ..
+        } = self;
+        if let Some(name) = name {
             config.name = Some(name);
         }
-        if !self.roles.is_empty() {
-            config.roles = self.roles;
+        if !roles.is_empty() {
+            config.roles = roles;
         }
-        if !self.collectors.is_empty() {
-            config.collectors = self.collectors;
+        if !collectors.is_empty() {
+            config.collectors = collectors;
         }
-        if let Some(interval) = self.interval {
+        if let Some(interval) = interval {
             config.interval = interval;
         }
-        config.labels.extend(self.labels);
+        config.labels.extend(labels);
         Ok(config)
     }
 }
@@ -100,6 +112,7 @@ fn main() -> ExitCode {
         // an agent must outlive its log reader.
         .log_internal_errors(false)
         .init();
+    let check = cli.check;
     let config = match cli.resolve() {
         Ok(config) => config,
         Err(err) => {
@@ -107,6 +120,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if check {
+        print_config(&config);
+        return ExitCode::SUCCESS;
+    }
 
     // One thread is plenty for a sampler and a few streams, and keeps the
     // agent's footprint small.
@@ -132,6 +149,26 @@ fn main() -> ExitCode {
             }
         }
     })
+}
+
+/// Prints the resolved configuration for `--check`.
+fn print_config(config: &Config) {
+    let collectors = if config.collectors.is_empty() {
+        vec![stacktop_agent::DEFAULT_COLLECTOR.to_string()]
+    } else {
+        config.collectors.clone()
+    };
+    let roles: Vec<&str> = config.roles.iter().map(|r| r.name()).collect();
+    println!(
+        "name: {}",
+        config.name.as_deref().unwrap_or("(the host name)")
+    );
+    println!("roles: {}", roles.join(", "));
+    println!("collectors: {}", collectors.join(", "));
+    println!("interval: {}", humantime::format_duration(config.interval));
+    for (key, value) in &config.labels {
+        println!("label: {key}={value}");
+    }
 }
 
 /// Cancels `shutdown` on Ctrl-C or (on Unix) SIGTERM.
