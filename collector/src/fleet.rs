@@ -25,7 +25,7 @@ use stacktop_proto::v1::{
     SeriesHistory, SeriesValue, SnapshotRequest, TierState, TimedValue, WatchRequest, fleet_update,
 };
 use stacktop_proto::{Health, Role, VERSION, now_unix_ms};
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
@@ -39,6 +39,9 @@ use crate::summary;
 
 /// Shortest gap between two updates of one Watch stream (4 per second).
 pub const MIN_UPDATE_GAP: Duration = Duration::from_millis(250);
+
+/// Most Watch streams served at once; each costs a task and a cursor.
+pub const MAX_WATCHERS: usize = 1_024;
 
 /// The full state of one node at `now_ms`.
 pub fn node_state(node: &Node, now_ms: i64) -> NodeState {
@@ -197,6 +200,8 @@ pub struct FleetService {
     shutdown: CancellationToken,
     /// Tracks the per-watcher tasks so shutdown can wait for them.
     tracker: TaskTracker,
+    /// One permit per open Watch stream ([`MAX_WATCHERS`]).
+    watchers: Arc<Semaphore>,
 }
 
 impl FleetService {
@@ -206,6 +211,7 @@ impl FleetService {
             store,
             shutdown,
             tracker,
+            watchers: Arc::new(Semaphore::new(MAX_WATCHERS)),
         }
     }
 }
@@ -231,11 +237,19 @@ impl Fleet for FleetService {
             .remote_addr()
             .map(|a| a.to_string())
             .unwrap_or_default();
+        let permit = self.watchers.clone().try_acquire_owned().map_err(|_| {
+            Status::resource_exhausted(format!(
+                "this collector already serves its limit of {MAX_WATCHERS} Watch streams"
+            ))
+        })?;
         // One message in flight: a slow reader holds up only its own task.
         let (tx, rx) = mpsc::channel(1);
         let store = self.store.clone();
         let shutdown = self.shutdown.clone();
-        self.tracker.spawn(run_watcher(store, tx, shutdown, peer));
+        self.tracker.spawn(async move {
+            run_watcher(store, tx, shutdown, peer).await;
+            drop(permit);
+        });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 

@@ -102,7 +102,12 @@ impl Ingest for IngestService {
             ))
         })?;
         let mut inbound = request.into_inner();
-        let hello = read_hello(&mut inbound).await?;
+        let hello = tokio::select! {
+            _ = self.shutdown.cancelled() => {
+                return Err(Status::unavailable("collector is shutting down; reconnect later"));
+            }
+            hello = read_hello(&mut inbound) => hello?,
+        };
         let identity = identity_from_hello(hello, peer)?;
         let cancel = self.shutdown.child_token();
         let attached = self
@@ -133,6 +138,7 @@ impl Ingest for IngestService {
             defs: HashMap::new(),
             tx,
             cancel,
+            shutdown: self.shutdown.clone(),
             _permit: permit,
         };
         self.tracker.spawn(stream.run(inbound));
@@ -222,6 +228,9 @@ struct AgentStream {
     /// Cancelled when a newer stream of the same agent takes over, or on
     /// shutdown.
     cancel: CancellationToken,
+    /// The collector's shutdown token (the parent of `cancel`), to tell a
+    /// shutdown from a replacement.
+    shutdown: CancellationToken,
     /// Held for the stream's lifetime (`max-agents`).
     _permit: OwnedSemaphorePermit,
 }
@@ -240,6 +249,7 @@ enum End {
     ClosedByAgent,
     Cancelled,
     AgentGone,
+    Inbound(Status),
     Error(Status),
 }
 
@@ -266,10 +276,9 @@ impl AgentStream {
                     break End::Error(Status::invalid_argument("empty AgentFrame"));
                 }
                 Ok(None) => break End::ClosedByAgent,
-                Err(status) => {
-                    debug!(%status, "inbound error");
-                    break End::AgentGone;
-                }
+                // A decode error (e.g. a frame over the size limit) or a
+                // reset by the agent; tell the agent in case it still listens.
+                Err(status) => break End::Inbound(status),
             };
             let ack = match self.apply(batch) {
                 Ok(seq) => seq,
@@ -287,8 +296,23 @@ impl AgentStream {
         };
         match end {
             End::ClosedByAgent => info!("agent closed its stream"),
-            End::Cancelled => info!("stream replaced or collector shutting down"),
+            End::Cancelled if self.shutdown.is_cancelled() => {
+                info!("collector shutting down");
+                let _ = self.tx.try_send(Err(Status::unavailable(
+                    "collector is shutting down; reconnect later",
+                )));
+            }
+            End::Cancelled => {
+                info!("stream replaced by a newer stream of the same agent");
+                let _ = self.tx.try_send(Err(Status::aborted(
+                    "this stream was replaced by a newer stream of the same agent instance",
+                )));
+            }
             End::AgentGone => info!("agent went away"),
+            End::Inbound(status) => {
+                info!(%status, "stream failed");
+                let _ = self.tx.try_send(Err(status));
+            }
             End::Error(status) => {
                 warn!(%status, "ending stream on bad input");
                 let _ = self.tx.try_send(Err(status));

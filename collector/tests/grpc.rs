@@ -30,10 +30,14 @@ struct Collector {
 }
 
 async fn start_collector() -> Collector {
+    start_collector_with(Config::default()).await
+}
+
+async fn start_collector_with(config: Config) -> Collector {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let shutdown = CancellationToken::new();
-    let task = tokio::spawn(serve(listener, Config::default(), shutdown.clone()));
+    let task = tokio::spawn(serve(listener, config, shutdown.clone()));
     Collector {
         addr,
         shutdown,
@@ -354,17 +358,21 @@ async fn same_instance_reconnect_replaces_the_stream_and_resumes() {
     let mut new = connect(&c, hello("app1", "i-7", 30_000)).await.unwrap();
     assert_eq!(new.welcome.resume_after_seq, 3);
 
-    // The old stream is ended by the collector.
+    // The old stream is ended by the collector, saying why.
     let ended = tokio::time::timeout(LIVENESS, async {
         loop {
             match old.rx.message().await {
                 Ok(Some(_)) => continue,
-                Ok(None) | Err(_) => return,
+                Ok(None) => return None,
+                Err(status) => return Some(status),
             }
         }
     })
-    .await;
-    assert!(ended.is_ok(), "old stream never ended");
+    .await
+    .expect("old stream never ended");
+    let status = ended.expect("old stream ended without a status");
+    assert_eq!(status.code(), Code::Aborted, "{status:?}");
+    assert!(status.message().contains("replaced"), "{status:?}");
     // Its late frames are not applied.
     let _ = old
         .tx
@@ -519,12 +527,25 @@ async fn shutdown_ends_agent_and_watch_streams() {
     next_update(&mut watch).await;
 
     c.shutdown.cancel();
+    let agent_end = tokio::time::timeout(LIVENESS, async {
+        loop {
+            match agent.rx.message().await {
+                Ok(Some(_)) => continue,
+                Ok(None) => return None,
+                Err(status) => return Some(status),
+            }
+        }
+    })
+    .await
+    .expect("agent stream stayed open after shutdown");
+    // Agents are told to come back later.
+    let status = agent_end.expect("agent stream ended without a status");
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
     let ended = tokio::time::timeout(LIVENESS, async {
-        while let Ok(Some(_)) = agent.rx.message().await {}
         while let Ok(Some(_)) = watch.message().await {}
     })
     .await;
-    assert!(ended.is_ok(), "streams stayed open after shutdown");
+    assert!(ended.is_ok(), "watch stayed open after shutdown");
     let result = tokio::time::timeout(LIVENESS, c.task)
         .await
         .expect("serve did not return after shutdown")
@@ -550,6 +571,100 @@ async fn grpc_health_reports_serving() {
             .into_inner()
             .status();
         assert_eq!(status, ServingStatus::Serving, "{service}");
+    }
+    c.shutdown.cancel();
+}
+
+#[tokio::test]
+async fn agents_beyond_max_agents_are_refused_until_one_leaves() {
+    let c = start_collector_with(Config {
+        max_agents: 1,
+        ..Config::default()
+    })
+    .await;
+    let first = connect(&c, hello("web1", "i-1", 30_000)).await.unwrap();
+    let err = connect(&c, hello("web2", "i-2", 30_000))
+        .await
+        .err()
+        .expect("second agent accepted over the limit");
+    assert_eq!(err.code(), Code::ResourceExhausted);
+    assert!(err.message().contains('1'), "{}", err.message());
+
+    // When the first agent leaves, its permit comes back.
+    drop(first);
+    let again = tokio::time::timeout(LIVENESS, async {
+        loop {
+            match connect(&c, hello("web2", "i-2", 30_000)).await {
+                Ok(agent) => return agent,
+                Err(status) => assert_eq!(status.code(), Code::ResourceExhausted),
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(again.is_ok(), "the permit never came back");
+    c.shutdown.cancel();
+}
+
+#[tokio::test]
+async fn an_oversized_frame_ends_only_its_own_stream() {
+    let c = start_collector().await;
+    let mut good = connect(&c, hello("web1", "i-1", 30_000)).await.unwrap();
+    let mut bad = connect(&c, hello("web2", "i-2", 30_000)).await.unwrap();
+    let huge = def(1, "node_cpu_usage_ratio", &[("junk", &"x".repeat(5 << 20))]);
+    bad.tx
+        .send(AgentFrame {
+            frame: Some(agent_frame::Frame::Batch(batch(1, vec![huge], vec![]))),
+        })
+        .await
+        .unwrap();
+    let err = loop {
+        match next(&mut bad.rx).await {
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!("stream ended without an error"),
+            Err(status) => break status,
+        }
+    };
+    assert_eq!(err.code(), Code::OutOfRange, "{err:?}");
+
+    assert_eq!(good.send(cpu_batch(1, 0.1)).await, 1);
+    c.wait_for("web2", "disconnected", |n| !n.connected).await;
+    assert!(c.node("web1").await.connected);
+    c.shutdown.cancel();
+}
+
+#[tokio::test]
+async fn reflection_lists_the_services() {
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+
+    let c = start_collector().await;
+    let mut client = ServerReflectionClient::new(c.channel().await);
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut responses = client
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let response = responses.message().await.unwrap().unwrap();
+    let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else {
+        panic!("unexpected reflection response {response:?}");
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    for wanted in [
+        "stacktop.v1.Ingest",
+        "stacktop.v1.Fleet",
+        "grpc.health.v1.Health",
+    ] {
+        assert!(
+            names.iter().any(|n| n == wanted),
+            "{wanted} not in {names:?}"
+        );
     }
     c.shutdown.cancel();
 }
