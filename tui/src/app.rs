@@ -148,6 +148,9 @@ pub struct App {
     pub entries: Vec<Entry>,
     /// Index into `entries` of the highlighted row.
     pub selected: usize,
+    /// The row the user last chose (tier, node name): the selection returns
+    /// to it when a node vanishes and comes back (e.g. a collector restart).
+    pub chosen: Option<(Role, String)>,
     /// First list line shown (the list scrolls when it is taller than the
     /// screen).
     pub scroll: usize,
@@ -177,6 +180,7 @@ impl App {
             fleet: None,
             entries: Vec::new(),
             selected: 0,
+            chosen: None,
             scroll: 0,
             screen: Screen::Fleet,
             help: false,
@@ -303,12 +307,12 @@ impl App {
     pub fn update(&mut self, action: Action) {
         match action {
             Action::Quit => self.should_quit = true,
-            Action::Up => self.select(self.selected.saturating_sub(1)),
-            Action::Down => self.select(self.selected.saturating_add(1)),
-            Action::PageUp => self.select(self.selected.saturating_sub(self.page())),
-            Action::PageDown => self.select(self.selected.saturating_add(self.page())),
-            Action::Home => self.select(0),
-            Action::End => self.select(usize::MAX),
+            Action::Up => self.choose(self.selected.saturating_sub(1)),
+            Action::Down => self.choose(self.selected.saturating_add(1)),
+            Action::PageUp => self.choose(self.selected.saturating_sub(self.page())),
+            Action::PageDown => self.choose(self.selected.saturating_add(self.page())),
+            Action::Home => self.choose(0),
+            Action::End => self.choose(usize::MAX),
             Action::Open => self.open_selected(),
             Action::Back => self.screen = Screen::Fleet,
             Action::ShowHelp => self.help = true,
@@ -326,6 +330,12 @@ impl App {
 
     fn page(&self) -> usize {
         self.list_rows().saturating_sub(1).max(1)
+    }
+
+    /// Selects entry `index` on the user's behalf and remembers it.
+    fn choose(&mut self, index: usize) {
+        self.select(index);
+        self.chosen = self.selected_entry().map(|e| (e.tier, e.name.clone()));
     }
 
     /// Selects entry `index` (clamped to the list) and scrolls so that it
@@ -368,7 +378,10 @@ impl App {
     /// Applies a snapshot (replaces everything) or a delta (upserts nodes by
     /// name, drops removed ones, replaces tiers and site).
     fn apply(&mut self, update: FleetUpdate) {
-        let previous = self.selected_entry().map(|e| (e.tier, e.name.clone()));
+        let previous = self
+            .chosen
+            .clone()
+            .or_else(|| self.selected_entry().map(|e| (e.tier, e.name.clone())));
         match update.update {
             Some(fleet_update::Update::Snapshot(mut snapshot)) => {
                 snapshot.nodes.sort_by(|a, b| a.name.cmp(&b.name));
@@ -630,6 +643,27 @@ mod tests {
         assert_eq!(fleet.site(), Health::Down);
         assert!(app.tier(Role::Lb).unwrap().spof);
         // The selection follows its node through the reshuffle.
+        assert_eq!(app.selected_entry().unwrap().name, "db1");
+    }
+
+    #[test]
+    fn the_chosen_node_gets_the_selection_back_when_it_returns() {
+        let mut app = three();
+        app.update(Action::End); // db1
+        let only = |nodes| {
+            Action::Update(Box::new(FleetUpdate {
+                update: Some(fleet_update::Update::Snapshot(FleetSnapshot {
+                    nodes,
+                    ..Default::default()
+                })),
+            }))
+        };
+        app.update(only(vec![node("lb1", &[Role::Lb])]));
+        assert_eq!(app.selected_entry().unwrap().name, "lb1");
+        app.update(only(vec![
+            node("db1", &[Role::Db]),
+            node("lb1", &[Role::Lb]),
+        ]));
         assert_eq!(app.selected_entry().unwrap().name, "db1");
     }
 

@@ -274,3 +274,34 @@ fn connecting_before_the_first_snapshot() {
     let mut app = App::new("http://10.0.0.5:7411", NOW);
     insta::assert_snapshot!(render(&mut app, 80, 12).backend());
 }
+
+#[test]
+fn health_words_carry_their_colours() {
+    use ratatui::style::{Color, Modifier};
+    let mut app = app();
+    let terminal = render(&mut app, 80, 24);
+    let buffer = terminal.backend().buffer();
+    let row_of = |name: &str| {
+        (0..buffer.area.height)
+            .find(|&y| {
+                let line: String = (0..buffer.area.width)
+                    .map(|x| buffer[(x, y)].symbol())
+                    .collect();
+                line.contains(name)
+            })
+            .unwrap()
+    };
+    // Column 2 is the status symbol (after the selection marker).
+    let down = &buffer[(2, row_of("db2-replica"))];
+    assert_eq!(down.fg, Color::Red);
+    assert!(down.modifier.contains(Modifier::BOLD));
+    assert_eq!(buffer[(2, row_of("web2"))].fg, Color::Green);
+    assert_eq!(buffer[(2, row_of("web1"))].fg, Color::Yellow);
+    assert_eq!(buffer[(2, row_of("spare"))].fg, Color::Gray);
+    // A down node's last known numbers are dimmed.
+    assert!(
+        buffer[(20, row_of("db2-replica"))]
+            .modifier
+            .contains(Modifier::DIM)
+    );
+}

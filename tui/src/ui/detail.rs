@@ -12,7 +12,7 @@ use ratatui::widgets::{Axis, Block, Chart, Dataset, GraphType, Paragraph};
 use stacktop_proto::v1::NodeState;
 
 use super::style;
-use crate::app::{App, HistoryState};
+use crate::app::{App, History, HistoryState};
 use crate::client::HISTORY_WINDOW;
 use crate::format;
 
@@ -258,6 +258,7 @@ fn render_charts(frame: &mut Frame, app: &App, area: Rect) {
             return;
         }
     };
+    let span = chart_span(history, app.now_ms);
     let to_xy = |points: &[(i64, f64)], scale: f64| -> Vec<(f64, f64)> {
         points
             .iter()
@@ -268,8 +269,8 @@ fn render_charts(frame: &mut Frame, app: &App, area: Rect) {
     let mem_points = to_xy(&history.memory, 100.0);
     let rx_points = to_xy(&history.receive, 1.0);
     let tx_points = to_xy(&history.transmit, 1.0);
-    percent_chart(frame, " CPU % ", &cpu_points, Color::Cyan, cpu);
-    percent_chart(frame, " Memory % ", &mem_points, Color::Magenta, mem);
+    percent_chart(frame, " CPU % ", &cpu_points, Color::Cyan, span, cpu);
+    percent_chart(frame, " Memory % ", &mem_points, Color::Magenta, span, mem);
     let peak = rx_points
         .iter()
         .chain(&tx_points)
@@ -294,7 +295,7 @@ fn render_charts(frame: &mut Frame, app: &App, area: Rect) {
     ];
     let chart = Chart::new(datasets)
         .block(Block::bordered().title(title))
-        .x_axis(time_axis())
+        .x_axis(time_axis(span))
         .y_axis(
             Axis::default()
                 .bounds([0.0, peak])
@@ -311,14 +312,32 @@ fn line_dataset(points: &[(f64, f64)], color: Color) -> Dataset<'_> {
         .data(points)
 }
 
-fn time_axis() -> Axis<'static> {
-    let window = HISTORY_WINDOW.as_secs_f64();
+/// Seconds of history the x axis spans: the whole window once there is
+/// that much data, less (but at least a minute) while a node is new, so a
+/// fresh node's charts are not squeezed against the right edge.
+fn chart_span(history: &History, now_ms: i64) -> u64 {
+    let oldest = [
+        &history.cpu,
+        &history.memory,
+        &history.receive,
+        &history.transmit,
+    ]
+    .iter()
+    .filter_map(|points| points.first().map(|p| p.0))
+    .min()
+    .unwrap_or(now_ms);
+    let age = ((now_ms - oldest).max(0) / 1000) as u64;
+    // Round up to whole minutes so the label reads well.
+    age.div_ceil(60)
+        .max(1)
+        .saturating_mul(60)
+        .min(HISTORY_WINDOW.as_secs())
+}
+
+fn time_axis(span: u64) -> Axis<'static> {
     Axis::default()
-        .bounds([-window, 0.0])
-        .labels([
-            format!("-{}m", HISTORY_WINDOW.as_secs() / 60),
-            "now".to_string(),
-        ])
+        .bounds([-(span as f64), 0.0])
+        .labels([format!("-{}m", span / 60), "now".to_string()])
         .style(style::muted())
 }
 
@@ -335,14 +354,21 @@ fn no_data(frame: &mut Frame, block: Block, area: Rect) {
     );
 }
 
-fn percent_chart(frame: &mut Frame, title: &str, points: &[(f64, f64)], color: Color, area: Rect) {
+fn percent_chart(
+    frame: &mut Frame,
+    title: &str,
+    points: &[(f64, f64)],
+    color: Color,
+    span: u64,
+    area: Rect,
+) {
     if points.is_empty() {
         no_data(frame, Block::bordered().title(title.to_string()), area);
         return;
     }
     let chart = Chart::new(vec![line_dataset(points, color)])
         .block(Block::bordered().title(title.to_string()))
-        .x_axis(time_axis())
+        .x_axis(time_axis(span))
         .y_axis(
             Axis::default()
                 .bounds([0.0, 100.0])
@@ -350,4 +376,20 @@ fn percent_chart(frame: &mut Frame, title: &str, points: &[(f64, f64)], color: C
                 .style(style::muted()),
         );
     frame.render_widget(chart, area);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_node_gets_a_short_time_axis() {
+        let now = 1_000_000;
+        let mut h = History::default();
+        assert_eq!(chart_span(&h, now), 60);
+        h.cpu = vec![(now - 90_000, 0.1)];
+        assert_eq!(chart_span(&h, now), 120);
+        h.memory = vec![(now - 3_600_000, 0.1)];
+        assert_eq!(chart_span(&h, now), HISTORY_WINDOW.as_secs());
+    }
 }

@@ -289,6 +289,12 @@ fn node_line(node: &NodeState, cols: &Columns, now_ms: i64, selected: bool) -> L
             Style::new().fg(ratatui::style::Color::Cyan),
         ));
     }
+    if node.health() == Health::Down {
+        // The collector keeps a silent node's last numbers; they are old.
+        for span in spans.iter_mut().skip(2) {
+            span.style = span.style.add_modifier(Modifier::DIM);
+        }
+    }
     let line = Line::from(spans);
     if selected {
         line.patch_style(style::selected())

@@ -49,17 +49,22 @@ fn render_title(frame: &mut Frame, app: &App, area: Rect) {
         }
         None => "",
     };
-    let right = if version.is_empty() {
+    let left = Line::from(spans);
+    let mut right = if version.is_empty() {
         String::new()
     } else {
         format!("collector {version}")
     };
+    // The version is the first thing to go on a narrow terminal.
+    if left.width() + 2 + right.chars().count() > area.width as usize {
+        right.clear();
+    }
     let [left_area, right_area] = Layout::horizontal([
         Constraint::Min(0),
         Constraint::Length(right.chars().count() as u16),
     ])
     .areas(area);
-    frame.render_widget(Paragraph::new(Line::from(spans)), left_area);
+    frame.render_widget(Paragraph::new(left), left_area);
     frame.render_widget(
         Paragraph::new(Span::styled(right, style::muted())),
         right_area,
