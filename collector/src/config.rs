@@ -25,21 +25,22 @@ pub const DEFAULT_MAX_AGENTS: usize = 10_000;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The config file could not be read.
-    #[error("cannot read config file {path}: {source}")]
+    #[error("cannot read config file {path}: {cause}")]
     Read {
         /// The file named on the command line.
         path: PathBuf,
-        /// What the OS said.
-        source: std::io::Error,
+        /// What the OS said (shown in the message, so not a `source`).
+        cause: std::io::Error,
     },
     /// The config file is not valid TOML or has a bad field. The TOML error
     /// carries the line, the column and the field.
-    #[error("invalid config file {path}: {source}")]
+    #[error("invalid config file {path}: {cause}")]
     Parse {
         /// The file named on the command line.
         path: PathBuf,
-        /// The parser's message (line, column, field).
-        source: Box<toml::de::Error>,
+        /// The parser's message with line, column and the offending field
+        /// (shown in the message, so not a `source`).
+        cause: Box<toml::de::Error>,
     },
     /// A value parsed but is out of range.
     #[error("invalid setting {field} = {value}: {reason}")]
@@ -169,17 +170,17 @@ pub struct FileConfig {
 impl FileConfig {
     /// Parses TOML text; `path` is only used in error messages.
     pub fn parse(text: &str, path: &Path) -> Result<Self> {
-        toml::from_str(text).map_err(|source| ConfigError::Parse {
+        toml::from_str(text).map_err(|cause| ConfigError::Parse {
             path: path.to_path_buf(),
-            source: Box::new(source),
+            cause: Box::new(cause),
         })
     }
 
     /// Reads and parses a config file.
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = std::fs::read_to_string(path).map_err(|cause| ConfigError::Read {
             path: path.to_path_buf(),
-            source,
+            cause,
         })?;
         Self::parse(&text, path)
     }

@@ -1,0 +1,56 @@
+//! Config file fixtures: every file in `tests/valid_configs` loads and
+//! validates; every file in `tests/invalid_configs` is refused with a
+//! message that names the file or the field.
+
+use std::path::{Path, PathBuf};
+
+use stacktop_collector::{Config, FileConfig};
+
+fn fixtures(dir: &str) -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join(dir);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no fixtures in {}", dir.display());
+    files
+}
+
+fn load(path: &Path) -> Result<Config, String> {
+    let file = FileConfig::load(path).map_err(|e| e.to_string())?;
+    let mut config = Config::default();
+    config.merge_file(file);
+    config.validate().map_err(|e| e.to_string())?;
+    Ok(config)
+}
+
+#[test]
+fn valid_configs_load() {
+    for path in fixtures("valid_configs") {
+        if let Err(err) = load(&path) {
+            panic!("{}: {err}", path.display());
+        }
+    }
+}
+
+#[test]
+fn invalid_configs_are_refused_with_a_useful_message() {
+    for path in fixtures("invalid_configs") {
+        let err = match load(&path) {
+            Ok(config) => panic!("{} was accepted: {config:?}", path.display()),
+            Err(err) => err,
+        };
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let mentions_field = ["listen", "history", "max-agents", "max_agents", "insecure"]
+            .iter()
+            .any(|f| err.contains(f));
+        assert!(
+            err.contains(&name) || mentions_field,
+            "{name}: message names neither file nor field: {err}"
+        );
+    }
+}
