@@ -279,9 +279,10 @@ start_haproxy() {
   is_running lb1-haproxy && { log "lb1 haproxy already running"; return 0; }
   # -db: foreground, no daemon; the access log is stdout -> access.log,
   # HAProxy's own events (server UP/DOWN, alerts) go to stderr -> haproxy.log.
+  # TZ=UTC: httplog's accept date carries no zone; UTC makes it unambiguous.
   # shellcheck disable=SC2016 # $1/$2 expand in the inner shell
   start_daemon lb1-haproxy "$LAB/lb1/haproxy.log" \
-    bash -c 'exec haproxy -db -f "$1" >>"$2"' _ "$LAB/lb1/haproxy.cfg" "$LAB/lb1/access.log"
+    bash -c 'TZ=UTC exec haproxy -db -f "$1" >>"$2"' _ "$LAB/lb1/haproxy.cfg" "$LAB/lb1/access.log"
 }
 
 start_dns() {
