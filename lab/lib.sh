@@ -33,6 +33,9 @@ WEBS=(1 2 3)
 DB_MON_USER=stacktop DB_MON_PASS=stacktop   # monitoring (the agents' db checks)
 DB_APP_USER=app DB_APP_PASS=app             # the app's /health SELECT 1
 DB_REPL_USER=repl DB_REPL_PASS=repl         # replication db2 <- db1
+# The lab's own admin: unix-socket auth as the OS user running the lab
+# (root, or e.g. `nobody`; mariadb-install-db --auth-root-socket-user).
+DB_ADMIN_USER="$(id -un)"
 
 web_addr() { echo "127.0.0.1$1"; }
 
@@ -166,7 +169,7 @@ db_dir() { echo "$LAB/db$1"; }
 db_sql() {
   local n=$1
   shift
-  mariadb --no-defaults --socket="$LAB/db$n/mysqld.sock" -uroot --connect-timeout=2 -N -B "$@"
+  mariadb --no-defaults --socket="$LAB/db$n/mysqld.sock" -u"$DB_ADMIN_USER" --connect-timeout=2 -N -B "$@"
 }
 
 start_db() {
@@ -193,7 +196,7 @@ start_db() {
       "${extra[@]}"
 }
 
-db_ready() { mariadb-admin --no-defaults --socket="$LAB/db$1/mysqld.sock" -uroot --connect-timeout=1 ping; }
+db_ready() { mariadb-admin --no-defaults --socket="$LAB/db$1/mysqld.sock" -u"$DB_ADMIN_USER" --connect-timeout=1 ping; }
 
 nginx_conf() {
   local n=$1 addr user_line=""
