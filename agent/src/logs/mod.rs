@@ -70,8 +70,8 @@ pub use metrics::{
 };
 pub use parse::{LineError, Parser, Record};
 pub use tail::{
-    Line, LineSplitter, MAX_BYTES_PER_POLL, MAX_LINE, POLL_INTERVAL, PollOutcome, READ_CHUNK,
-    SourceCore, Tailer,
+    DRAIN_POLLS, Line, LineSplitter, MAX_BYTES_PER_POLL, MAX_LINE, POLL_INTERVAL, PollOutcome,
+    READ_CHUNK, SourceCore, Tailer,
 };
 pub use time::MinuteCache;
 

@@ -275,10 +275,10 @@ impl Tailer {
                 out.more = true;
                 return Ok(out);
             }
-            if *quiet > DRAIN_POLLS {
-                if let Some((mut old, _)) = self.old.take() {
-                    old.lines.finish(sink);
-                }
+            if *quiet > DRAIN_POLLS
+                && let Some((mut old, _)) = self.old.take()
+            {
+                old.lines.finish(sink);
             }
         }
         // At most a couple of rounds: read the current file, notice a rotation, read the new.
@@ -351,7 +351,7 @@ impl SourceCore {
             }
             // Flushing often keeps the pending seconds few even when a backlog spans hours.
             n = n.wrapping_add(1);
-            if n % 64 == 0 {
+            if n.is_multiple_of(64) {
                 agg.flush(now, out);
             }
         });
