@@ -33,6 +33,8 @@ pub const HISTORY_REFRESH: Duration = Duration::from_secs(3);
 pub const HISTORY_WINDOW: Duration = Duration::from_secs(10 * 60);
 /// Deadline of one unary call (Snapshot, History).
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+/// Largest Fleet message accepted from a collector.
+const MAX_FLEET_MESSAGE: usize = 256 * 1024 * 1024;
 
 /// Dials `url` and returns a Fleet client.
 pub async fn connect(url: &str) -> Result<FleetClient<Channel>> {
@@ -48,7 +50,9 @@ pub async fn connect(url: &str) -> Result<FleetClient<Channel>> {
         url: url.to_string(),
         reason: chain(&err),
     })?;
-    Ok(FleetClient::new(channel))
+    // A snapshot grows with the fleet (about 3 KiB a node); tonic's default
+    // 4 MiB limit would cut the dashboard off at roughly 1,400 nodes.
+    Ok(FleetClient::new(channel).max_decoding_message_size(MAX_FLEET_MESSAGE))
 }
 
 /// Fetches the whole fleet once (Fleet.Snapshot).
