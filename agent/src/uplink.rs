@@ -281,9 +281,13 @@ impl std::fmt::Display for ErrorChain<'_> {
     }
 }
 
-/// Queues a batch, logging when a full queue loses its oldest.
+/// Queues a batch, logging when a full queue loses its oldest. During a
+/// long outage that happens every tick, so only the 1st, 2nd, 4th, 8th...
+/// drop is logged, each with the running total.
 fn enqueue(queue: &mut BatchQueue, batch: Arc<Batch>) {
-    if let Some(seq) = queue.push(batch) {
+    if let Some(seq) = queue.push(batch)
+        && queue.dropped().is_power_of_two()
+    {
         warn!(
             seq,
             dropped = queue.dropped(),

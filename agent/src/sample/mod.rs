@@ -164,6 +164,11 @@ pub async fn run(
                 Ok(()) => {}
                 Err(mpsc::error::TrySendError::Full(_)) => {
                     out.dropped += 1;
+                    // Logged at the 1st, 2nd, 4th... drop so a stuck uplink
+                    // cannot flood the log.
+                    if !out.dropped.is_power_of_two() {
+                        continue;
+                    }
                     warn!(collector = %out.collector, seq, dropped = out.dropped,
                         "uplink is not keeping up; batch dropped for this collector");
                 }
