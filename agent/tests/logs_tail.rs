@@ -55,6 +55,16 @@ fn starts_at_end_and_follows_appends() {
 }
 
 #[test]
+fn starting_mid_line_skips_the_fragment() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("access.log");
+    append(&path, "old 1\nold 2 hal");
+    let mut t = Tailer::new(&path).unwrap();
+    append(&path, "f of a line\nnew 1\n");
+    assert_eq!(poll(&mut t), lines(&["new 1"]));
+}
+
+#[test]
 fn waits_for_a_missing_file_then_reads_from_its_start() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("later.log");

@@ -112,7 +112,7 @@ impl Parser {
 }
 
 /// Checks that `l[i] == want`: `Truncated` past the end, `Mismatch` otherwise.
-#[inline]
+#[inline(always)]
 fn expect(l: &[u8], i: usize, want: u8) -> LineResult<()> {
     match l.get(i) {
         Some(&c) if c == want => Ok(()),
@@ -123,7 +123,7 @@ fn expect(l: &[u8], i: usize, want: u8) -> LineResult<()> {
 
 /// Index of the quote that closes a quoted string whose content starts at `i`.
 /// A backslash escapes the next byte, so `\"` and `\\` inside are skipped correctly.
-#[inline]
+#[inline(always)]
 fn quoted_end(l: &[u8], mut i: usize) -> LineResult<usize> {
     loop {
         let rest = l.get(i..).ok_or(LineError::Truncated)?;
@@ -136,7 +136,7 @@ fn quoted_end(l: &[u8], mut i: usize) -> LineResult<usize> {
 }
 
 /// Reads exactly three digits at `i` as a status code.
-#[inline]
+#[inline(always)]
 fn status3(l: &[u8], i: usize) -> LineResult<u16> {
     let s = l.get(i..i + 3).ok_or(LineError::Truncated)?;
     let (a, b, c) = (
@@ -155,7 +155,7 @@ fn status3(l: &[u8], i: usize) -> LineResult<u16> {
 }
 
 /// Reads an unsigned integer at `i` (`-` means 0); returns it and the index after it.
-#[inline]
+#[inline(always)]
 fn uint(l: &[u8], mut i: usize) -> LineResult<(u64, usize)> {
     match l.get(i) {
         None => return Err(LineError::Truncated),
@@ -181,7 +181,7 @@ fn uint(l: &[u8], mut i: usize) -> LineResult<(u64, usize)> {
 }
 
 /// Reads a duration in seconds (`0.123`, `12`, or `-` for none) at `i` as microseconds.
-#[inline]
+#[inline(always)]
 fn seconds_us(l: &[u8], i: usize) -> LineResult<(Option<u64>, usize)> {
     if l.get(i) == Some(&b'-') {
         return Ok((None, i + 1));
@@ -205,7 +205,7 @@ fn seconds_us(l: &[u8], i: usize) -> LineResult<(Option<u64>, usize)> {
 }
 
 /// The field after a number must end the line or be followed by a space.
-#[inline]
+#[inline(always)]
 fn end_of_token(l: &[u8], i: usize) -> LineResult<()> {
     match l.get(i) {
         None | Some(b' ') => Ok(()),
@@ -214,7 +214,7 @@ fn end_of_token(l: &[u8], i: usize) -> LineResult<()> {
 }
 
 /// `nginx-combined`; also returns the index just after `$body_bytes_sent`.
-#[inline]
+#[inline(always)]
 fn combined(cache: &mut MinuteCache, l: &[u8]) -> LineResult<(Record, usize)> {
     let lb = memchr(b'[', l).ok_or(LineError::Truncated)?;
     let t = l.get(lb + 1..lb + 27).ok_or(LineError::Truncated)?;

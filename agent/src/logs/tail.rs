@@ -75,6 +75,8 @@ pub struct LineSplitter {
     skipping: bool,
     /// Longest accepted line.
     max_line: usize,
+    /// Started in the middle of a line: drop bytes up to the next newline silently.
+    resync: bool,
 }
 
 impl LineSplitter {
@@ -84,11 +86,27 @@ impl LineSplitter {
             partial: Vec::new(),
             skipping: false,
             max_line,
+            resync: false,
         }
+    }
+
+    /// Drops everything up to the next newline without reporting it: used when following
+    /// starts in the middle of a line, whose head was never seen.
+    pub fn resync(&mut self) {
+        self.partial.clear();
+        self.skipping = false;
+        self.resync = true;
     }
 
     /// Feeds bytes, handing every line that ends in them to `sink`.
     pub fn feed(&mut self, mut data: &[u8], sink: &mut impl FnMut(Line<'_>)) {
+        if self.resync {
+            let Some(k) = memchr(b'\n', data) else {
+                return;
+            };
+            self.resync = false;
+            data = &data[k + 1..];
+        }
         if !self.partial.is_empty() || self.skipping {
             let Some(k) = memchr(b'\n', data) else {
                 if !self.skipping && self.partial.len() + data.len() > self.max_line {
@@ -214,9 +232,18 @@ impl Tailer {
     /// from its start once it appears.
     pub fn new(path: impl Into<PathBuf>) -> io::Result<Self> {
         let mut t = Self::from_start(path);
-        if let Some(f) = t.open()? {
-            let mut f = f;
+        if let Some(mut f) = t.open()? {
             f.offset = f.file.seek(SeekFrom::End(0))?;
+            // A writer caught mid-line: its head is history, so skip to the next line
+            // instead of reporting a fragment as malformed.
+            if f.offset > 0 {
+                let mut last = [0u8];
+                f.file.seek(SeekFrom::End(-1))?;
+                f.file.read_exact(&mut last)?;
+                if last[0] != b'\n' {
+                    f.lines.resync();
+                }
+            }
             t.current = Some(f);
         }
         Ok(t)

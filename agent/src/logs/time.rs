@@ -139,7 +139,7 @@ impl MinuteCache {
     }
 
     /// Looks up the minute for `prefix` + `zone`, computing and remembering it on a miss.
-    #[inline]
+    #[inline(always)]
     fn get(
         &mut self,
         prefix: &[u8],
@@ -164,7 +164,7 @@ impl MinuteCache {
 
     /// Parses Nginx `$time_local` (`25/Nov/2026:12:00:01 +0530`, exactly 26 bytes) into unix
     /// seconds, honouring the zone offset.
-    #[inline]
+    #[inline(always)]
     pub fn clf(&mut self, b: &[u8]) -> Option<i64> {
         if b.len() < 26 || b[20] != b' ' {
             return None;
