@@ -253,7 +253,7 @@ fn bench_lines(c: &mut Criterion) {
                         },
                         Line::TooLong => agg.malformed(),
                     });
-                    agg.flush(0, &mut |s| seconds += black_box(s).requests());
+                    agg.flush(T0, &mut |s| seconds += black_box(s).requests());
                 }
                 seconds
             })

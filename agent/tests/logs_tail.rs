@@ -225,8 +225,8 @@ fn burst_of_100k_lines_counts_per_second() {
     let mut f = OpenOptions::new().append(true).open(&path).unwrap();
     for piece in bytes.chunks(100_003) {
         f.write_all(piece).unwrap();
-        // A wall clock of 0 means only the log's own clock completes seconds.
-        while c.poll(0, &mut |s| got.push(s)).unwrap().more {}
+        // A wall clock at T0 means only the log's own clock completes seconds.
+        while c.poll(T0, &mut |s| got.push(s)).unwrap().more {}
     }
     // Now let the wall clock pass everything so the last seconds flush too.
     c.poll(T0 + 100, &mut |s| got.push(s)).unwrap();
@@ -257,12 +257,12 @@ fn core_counts_malformed_and_late_lines() {
     }
     text.push_str("not a log line\n\u{1}\u{2}\u{ff}\n");
     append(&path, &text);
-    c.poll(0, &mut |s| got.push(s)).unwrap();
+    c.poll(T0, &mut |s| got.push(s)).unwrap();
     // Seconds 0..=1 are complete (log clock at 4, grace 2); a line for second 0 is now late.
     assert_eq!(got.len(), 2);
     append(&path, &combined_line(T0, 500, 7));
     append(&path, &combined_line(T0 + 9, 200, 8));
-    c.poll(0, &mut |s| got.push(s)).unwrap();
+    c.poll(T0, &mut |s| got.push(s)).unwrap();
     let secs: Vec<_> = got
         .iter()
         .map(|s| (s.unix - T0, s.requests(), s.malformed, s.late))

@@ -24,7 +24,8 @@
 //! a gap would read as "unknown" on the dashboard. Zero seconds are only produced from the
 //! aggregator's start (the tailer's start) onwards, and a jump of more than
 //! [`MAX_ZERO_FILL`] seconds (a clock step, a file with old timestamps) is skipped rather
-//! than filled. Malformed lines carry no trustworthy time, so they are counted in the next
+//! than filled. A line stamped more than [`MAX_FUTURE`] seconds ahead of the wall clock is
+//! counted as malformed instead (see there). Malformed lines carry no trustworthy time, so they are counted in the next
 //! second that is emitted.
 
 use std::collections::BTreeMap;
@@ -48,6 +49,11 @@ pub const MAX_ZERO_FILL: i64 = 300;
 /// At most this many seconds are pending; beyond it the oldest is emitted early, so lines
 /// with wildly spread timestamps cannot grow memory without bound.
 pub const MAX_PENDING: usize = 64;
+
+/// Lines stamped more than this many seconds ahead of the wall clock are counted as
+/// malformed: believing them would move the log's clock into the future, complete every
+/// real second early and turn all later lines into late ones.
+pub const MAX_FUTURE: i64 = 300;
 
 /// Largest recorded latency: 1 hour in microseconds; longer values are clamped.
 const MAX_LATENCY_US: u64 = 3_600_000_000;
@@ -134,6 +140,8 @@ pub struct Aggregator {
     malformed: u64,
     /// Late lines not yet reported.
     late: u64,
+    /// The wall clock as last told; `None` until then (then no line is "in the future").
+    wall: Option<i64>,
     /// Histograms of emitted seconds, reset and kept for reuse so steady state allocates
     /// nothing.
     spare: Vec<Histogram<u32>>,
@@ -152,6 +160,7 @@ impl Aggregator {
             emitted_through: None,
             malformed: 0,
             late: 0,
+            wall: None,
             spare: Vec::new(),
         }
     }
@@ -161,8 +170,21 @@ impl Aggregator {
         self.late
     }
 
+    /// Tells the aggregator the wall clock (unix seconds), so lines from the far future can
+    /// be refused; [`Aggregator::flush`] does this too.
+    pub fn set_wall_clock(&mut self, now: i64) {
+        self.wall = Some(now);
+    }
+
     /// Adds one parsed line.
     pub fn record(&mut self, r: &Record) {
+        if self
+            .wall
+            .is_some_and(|w| r.unix > w.saturating_add(MAX_FUTURE))
+        {
+            self.malformed += 1;
+            return;
+        }
         if self.emitted_through.is_some_and(|e| r.unix <= e) {
             self.late += 1;
             return;
@@ -191,6 +213,7 @@ impl Aggregator {
     /// Emits every second that is complete by the log's clock or by `now` (wall clock, unix
     /// seconds), in time order, zero seconds included.
     pub fn flush(&mut self, now: i64, out: &mut impl FnMut(SecondStats)) {
+        self.wall = Some(now);
         let by_log = self.max_seen.map_or(i64::MIN, |m| m - self.grace - 1);
         let by_wall = now - self.grace - WALL_SLACK - 1;
         let mut limit = by_log.max(by_wall);
@@ -299,15 +322,15 @@ mod tests {
             a.record(&r(t, s, None));
         }
         // Log clock at 102: nothing is 2 s behind it yet.
-        assert!(collect(&mut a, 0).is_empty());
+        assert!(collect(&mut a, 100).is_empty());
         a.record(&r(103, 200, None));
-        let out = collect(&mut a, 0);
+        let out = collect(&mut a, 100);
         assert_eq!(out.len(), 1);
         assert_eq!((out[0].unix, out[0].classes), (100, [1, 0, 1, 0, 0]));
         assert_eq!(out[0].bytes, 200);
         assert_eq!(out[0].latency, None);
         a.record(&r(105, 100, None));
-        let out = collect(&mut a, 0);
+        let out = collect(&mut a, 100);
         assert_eq!(out.iter().map(|s| s.unix).collect::<Vec<_>>(), [101, 102]);
         assert_eq!(out[0].classes, [0, 1, 0, 1, 0]);
     }
@@ -317,14 +340,14 @@ mod tests {
         let mut a = Aggregator::new("web", DEFAULT_GRACE, 100);
         a.record(&r(100, 200, None));
         a.record(&r(104, 200, None));
-        assert_eq!(collect(&mut a, 0).len(), 2); // 100 and 101
+        assert_eq!(collect(&mut a, 100).len(), 2); // 100 and 101
         a.record(&r(100, 200, None));
         a.record(&r(101, 200, None));
         a.record(&r(102, 200, None)); // still pending: not late
         a.malformed();
         assert_eq!(a.pending_late(), 2);
         a.record(&r(106, 200, None));
-        let out = collect(&mut a, 0);
+        let out = collect(&mut a, 100);
         assert_eq!(out[0].unix, 102);
         assert_eq!(
             (out[0].requests(), out[0].late, out[0].malformed),
@@ -373,7 +396,7 @@ mod tests {
         }
         a.record(&r(50, 200, None)); // counted, no latency
         a.record(&r(52, 200, Some(5)));
-        let out = collect(&mut a, 0);
+        let out = collect(&mut a, 50);
         assert_eq!(out[0].requests(), 101);
         let q = out[0].latency.unwrap();
         assert!((q.p50 - 0.050).abs() < 0.001, "{q:?}");
@@ -381,5 +404,21 @@ mod tests {
         assert!((q.p99 - 0.099).abs() < 0.001, "{q:?}");
         // The zero second between has no latency.
         assert_eq!(out[1].latency, None);
+    }
+
+    #[test]
+    fn far_future_lines_do_not_move_the_clock() {
+        let mut a = Aggregator::new("web", DEFAULT_GRACE, 100);
+        a.set_wall_clock(100);
+        a.record(&r(100, 200, None));
+        a.record(&r(100 + MAX_FUTURE + 1, 200, None));
+        a.record(&r(101, 200, None));
+        assert!(collect(&mut a, 100).is_empty());
+        a.record(&r(103, 200, None));
+        let out = collect(&mut a, 100);
+        assert_eq!(
+            (out[0].unix, out[0].requests(), out[0].malformed),
+            (100, 1, 1)
+        );
     }
 }

@@ -56,8 +56,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 pub use bucket::{
-    Aggregator, CLASSES, DEFAULT_GRACE, MAX_ZERO_FILL, Quantiles, SecondStats, WALL_SLACK,
-    class_index,
+    Aggregator, CLASSES, DEFAULT_GRACE, MAX_FUTURE, MAX_ZERO_FILL, Quantiles, SecondStats,
+    WALL_SLACK, class_index,
 };
 pub use check::{CheckError, CheckReport, CheckSecond, check_file, check_reader};
 pub use format::{

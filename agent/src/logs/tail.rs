@@ -366,6 +366,7 @@ impl SourceCore {
     /// Reads new lines, and hands every second completed by the log's clock or by `now`
     /// (wall clock, unix seconds) to `out`, in time order.
     pub fn poll(&mut self, now: i64, out: &mut impl FnMut(SecondStats)) -> io::Result<PollOutcome> {
+        self.agg.set_wall_clock(now);
         let (parser, agg) = (&mut self.parser, &mut self.agg);
         let mut n: u32 = 0;
         let res = self.tailer.poll(&mut |line| {
