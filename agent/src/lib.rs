@@ -6,6 +6,8 @@
 //!   checks shared with the command line.
 //! - [`sample`]: the system sampler (CPU, memory, load, disks, network) and
 //!   its tick loop, which fans batches out to the uplinks.
+//! - [`logs`]: access-log tailing and parsing for request rates (not yet
+//!   started by [`run`]).
 //! - [`series`]: interning of (name, labels) into small series ids.
 //! - [`uplink`]: one task per collector speaking `Ingest.Connect`, with
 //!   reconnects ([`backoff`]) and an unacknowledged-batch [`queue`].
