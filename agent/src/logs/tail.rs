@@ -17,7 +17,9 @@
 //!   file (device + inode changed), the old handle is read to its end first, then the new file
 //!   is read from its start. The old handle stays open for [`DRAIN_POLLS`] more quiet polls,
 //!   because Nginx keeps writing to it until it handles its reopen signal.
-//! - **copytruncate**: the file shrank below our offset, so it is read again from 0.
+//! - **copytruncate**: the file shrank below our offset, so it is read again from 0. (As for
+//!   every tailer, a file that is truncated and then regrows past our offset within one
+//!   poll looks like an append; its first lines are then missed.)
 //! - **Deletion**: the open handle is kept and polling continues until the path reappears.
 //!
 //! # Bounded memory
