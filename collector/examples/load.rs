@@ -96,6 +96,7 @@ async fn agent(channel: Channel, i: usize, seconds: u64) {
             series,
             points,
             checks: vec![],
+            ..Default::default()
         };
         if tx
             .send(AgentFrame {

@@ -74,6 +74,7 @@ pub fn node_state(node: &Node, now_ms: i64) -> NodeState {
             })
             .collect(),
         peer: id.peer.clone(),
+        ..Default::default()
     }
 }
 
@@ -110,6 +111,7 @@ pub fn snapshot(store: &Store, now_ms: i64) -> FleetSnapshot {
         site: site as i32,
         timestamp_ms: now_ms,
         collector_version: VERSION.to_string(),
+        ..Default::default()
     }
 }
 
@@ -164,6 +166,7 @@ pub fn delta(store: &Store, cursor: &mut Cursor, now_ms: i64) -> Option<FleetDel
         tiers,
         site: site as i32,
         timestamp_ms: now_ms,
+        ..Default::default()
     })
 }
 

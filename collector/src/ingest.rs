@@ -329,6 +329,7 @@ impl AgentStream {
             series,
             points,
             checks,
+            ..
         } = batch;
         let now = now_unix_ms();
         let batch_ts = if timestamp_ms > 0 { timestamp_ms } else { now };

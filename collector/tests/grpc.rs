@@ -178,6 +178,7 @@ fn batch(seq: u64, series: Vec<SeriesDef>, points: Vec<Point>) -> Batch {
         series,
         points,
         checks: vec![],
+        ..Default::default()
     }
 }
 

@@ -632,6 +632,7 @@ mod tests {
             }],
             site: Health::Down as i32,
             timestamp_ms: 42,
+            ..Default::default()
         };
         app.update(Action::Update(Box::new(FleetUpdate {
             update: Some(fleet_update::Update::Delta(delta)),

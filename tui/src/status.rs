@@ -293,6 +293,7 @@ mod tests {
             site: Health::Down as i32,
             timestamp_ms: 10_000,
             collector_version: "0.1.0".into(),
+            ..Default::default()
         }
     }
 

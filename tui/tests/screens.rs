@@ -61,6 +61,7 @@ fn node(name: &str, roles: &[Role], health: Health, s: Option<NodeSummary>) -> N
         checks: vec![],
         latest: vec![],
         peer: "127.0.0.2:50412".into(),
+        ..Default::default()
     }
 }
 
@@ -150,6 +151,7 @@ fn fleet() -> FleetSnapshot {
         site: Health::Warn as i32,
         timestamp_ms: NOW - 500,
         collector_version: "0.1.0".into(),
+        ..Default::default()
     }
 }
 

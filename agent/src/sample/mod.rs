@@ -158,6 +158,7 @@ pub async fn run(
             series: Vec::new(),
             points,
             checks: Vec::new(),
+            ..Default::default()
         });
         for out in &mut outputs {
             match out.tx.try_send(Arc::clone(&batch)) {
