@@ -21,6 +21,7 @@
 pub mod backoff;
 pub mod config;
 pub mod logs;
+pub mod observe;
 pub mod queue;
 pub mod sample;
 pub mod series;
