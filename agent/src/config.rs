@@ -15,6 +15,8 @@ use serde::Deserialize;
 use stacktop_proto::Role;
 use toml::Spanned;
 
+use crate::logs::LogSourceConfig;
+
 /// Default sampling interval.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -42,6 +44,8 @@ pub struct Config {
     pub collectors: Vec<String>,
     /// Sampling interval.
     pub interval: Duration,
+    /// Access logs to turn into request rates (`[[logs]]` tables).
+    pub logs: Vec<LogSourceConfig>,
 }
 
 impl Default for Config {
@@ -52,6 +56,7 @@ impl Default for Config {
             labels: BTreeMap::new(),
             collectors: Vec::new(),
             interval: DEFAULT_INTERVAL,
+            logs: Vec::new(),
         }
     }
 }
@@ -118,6 +123,9 @@ pub type Result<T> = std::result::Result<T, ConfigError>;
 /// interval = "1s"
 /// [labels]
 /// dc = "fra1"
+/// [[logs]]
+/// path = "/var/log/nginx/access.log"
+/// format = "nginx-combined"
 /// ```
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
@@ -132,6 +140,8 @@ pub struct FileConfig {
     pub collectors: Option<Vec<Spanned<String>>>,
     /// Sampling interval as a humantime string, e.g. `"1s"` or `"500ms"`.
     pub interval: Option<Spanned<String>>,
+    /// Access logs to tail for request rates.
+    pub logs: Option<Vec<Spanned<LogSourceConfig>>>,
 }
 
 /// Loads and validates a config file, returning a [`Config`] holding only
@@ -193,6 +203,21 @@ pub fn parse_str(path: &Path, text: &str) -> Result<Config> {
         let span = interval.span();
         config.interval =
             parse_interval(interval.get_ref()).map_err(|m| invalid("interval", span, m))?;
+    }
+    for log in file.logs.unwrap_or_default() {
+        let span = log.span();
+        let log = log.into_inner();
+        log.validate()
+            .map_err(|e| invalid("logs", span.clone(), e.to_string()))?;
+        // Two tailers on one file would count every request twice.
+        if config.logs.iter().any(|l| l.path == log.path) {
+            return Err(invalid(
+                "logs",
+                span,
+                format!("log {:?} is listed twice", log.path),
+            ));
+        }
+        config.logs.push(log);
     }
     Ok(config)
 }
@@ -382,6 +407,31 @@ mod tests {
             err.starts_with("agent.toml:1:12: field \"interval\": "),
             "{err}"
         );
+    }
+
+    #[test]
+    fn logs_parse_and_bad_ones_name_their_line() {
+        let config = parse(
+            "[[logs]]\npath = \"/var/log/nginx/access.log\"\nformat = \"nginx-combined\"\n",
+        )
+        .unwrap();
+        assert_eq!(config.logs.len(), 1);
+        assert_eq!(config.logs[0].format, "nginx-combined");
+
+        let err = parse("name = \"a\"\n[[logs]]\npath = \"/x.log\"\nformat = \"apache\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("agent.toml:2:1: field \"logs\": "), "{err}");
+        assert!(err.contains("apache"), "{err}");
+
+        let err = parse("[[logs]]\npath = \"/x.log\"\nformat = \"nginx-combined\"\nfromat = 1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("fromat"), "{err}");
+
+        let twice = "[[logs]]\npath = \"/x.log\"\nformat = \"nginx-combined\"\n";
+        let err = parse(&format!("{twice}{twice}")).unwrap_err().to_string();
+        assert!(err.contains("listed twice"), "{err}");
     }
 
     #[test]

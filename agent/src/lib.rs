@@ -6,8 +6,10 @@
 //!   checks shared with the command line.
 //! - [`sample`]: the system sampler (CPU, memory, load, disks, network) and
 //!   its tick loop, which fans batches out to the uplinks.
-//! - [`logs`]: access-log tailing and parsing for request rates (not yet
-//!   started by [`run`]).
+//! - [`logs`]: access-log tailing and parsing for request rates; each
+//!   configured log runs as its own task feeding the sampler.
+//! - [`observe`]: the channel other inputs (logs' neighbours: checks) use
+//!   to reach the next batch.
 //! - [`series`]: interning of (name, labels) into small series ids.
 //! - [`uplink`]: one task per collector speaking `Ingest.Connect`, with
 //!   reconnects ([`backoff`]) and an unacknowledged-batch [`queue`].
@@ -41,6 +43,10 @@ pub use tokio_util::sync::CancellationToken;
 /// its channel continuously into its own queue, so this only absorbs
 /// scheduling hiccups.
 const UPLINK_CHANNEL: usize = 16;
+
+/// Completed log seconds buffered for the sampler: a few seconds' worth for
+/// many sources. Sources wait (backpressure) when it is full.
+const LOG_CHANNEL: usize = 256;
 
 /// Runs the agent until `shutdown` is cancelled: sample every interval and
 /// stream to every collector, reconnecting forever. Returns after a bounded
@@ -93,9 +99,26 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             dropped: 0,
         });
     }
+    let (seconds_tx, seconds) = mpsc::channel(LOG_CHANNEL);
+    for log in &config.logs {
+        let source = logs::LogSource::new(log)
+            .with_context(|| format!("cannot follow access log {}", log.path.display()))?;
+        tracker.spawn(source.run(seconds_tx.clone(), shutdown.clone()));
+    }
+    drop(seconds_tx);
+    // Inputs other than logs (checks) send through clones of this sender;
+    // the sampler drains it every tick.
+    let (observations_tx, observations) = mpsc::channel(observe::CHANNEL_CAPACITY);
+    drop(observations_tx);
+    let inputs = sample::Inputs {
+        seconds,
+        observations,
+    };
     tracker.spawn(sample::run(
         sampler,
+        series.clone(),
         config.interval,
+        inputs,
         outputs,
         shutdown.clone(),
     ));

@@ -15,8 +15,11 @@ use tracing_subscriber::EnvFilter;
 /// stacktop's per-server agent: samples this server (CPU, memory, load,
 /// disks, network) every interval and streams to one or more collectors.
 #[derive(Debug, Parser)]
-#[command(version)]
+#[command(version, args_conflicts_with_subcommands = true)]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+
     /// Collector to stream to, as http://HOST:PORT; repeat for several.
     /// [default: http://127.0.0.1:7411]
     #[arg(long = "collector", value_name = "URL", value_parser = config::validate_collector)]
@@ -51,6 +54,47 @@ struct Cli {
     /// is used when this is not given. [default: info]
     #[arg(long, value_name = "FILTER")]
     log_level: Option<String>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Parse a whole access log once and print its per-second request
+    /// counts and malformed lines: check that a format is understood
+    /// before deploying it. Exits 1 when any line is malformed.
+    CheckLogs {
+        /// nginx-combined, nginx-timed, stacktop, haproxy-http, or an Nginx
+        /// log_format string such as '$remote_addr [$time_local] "$request" $status'.
+        #[arg(long, value_name = "FMT")]
+        format: String,
+        /// The access log to read.
+        file: PathBuf,
+        /// Print JSON: {"lines", "malformed", "seconds": [{"unix", "requests", "2xx", ...}]}.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Runs `check-logs`: 0 when every line parsed, 1 when some did not, 2 when
+/// the format or the file is unusable.
+fn check_logs(format: &str, file: &std::path::Path, json: bool) -> ExitCode {
+    match stacktop_agent::logs::check_file(format, file) {
+        Ok(report) => {
+            if json {
+                println!("{}", report.to_json());
+            } else {
+                print!("{}", report.render_text());
+            }
+            if report.malformed == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(err) => {
+            eprintln!("error: {err}");
+            ExitCode::from(2)
+        }
+    }
 }
 
 fn parse_role(text: &str) -> Result<Role, String> {
@@ -91,7 +135,10 @@ impl Cli {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    if let Some(Command::CheckLogs { format, file, json }) = cli.command.take() {
+        return check_logs(&format, &file, json);
+    }
     let filter = match &cli.log_level {
         Some(level) => EnvFilter::try_new(level),
         None => EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new("info")),
@@ -168,6 +215,9 @@ fn print_config(config: &Config) {
     println!("interval: {}", humantime::format_duration(config.interval));
     for (key, value) in &config.labels {
         println!("label: {key}={value}");
+    }
+    for log in &config.logs {
+        println!("log: {} ({})", log.path.display(), log.format);
     }
 }
 

@@ -33,13 +33,17 @@ pub mod net;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use stacktop_proto::v1::{Batch, Point};
+use std::collections::BTreeMap;
+
+use stacktop_proto::v1::{BackendServer, Batch, CheckResult, Label, Point};
 use sysinfo::System;
 use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
+use crate::logs::SecondStats;
+use crate::observe::{Observation, ObservedPoint};
 use crate::series::SeriesTable;
 
 /// Turns a monotonically increasing counter into a per-second rate.
@@ -126,15 +130,105 @@ pub struct Output {
     pub dropped: u64,
 }
 
+/// What the other inputs hand the sampler between two ticks.
+#[derive(Debug)]
+pub struct Inputs {
+    /// Completed seconds of every access log.
+    pub seconds: mpsc::Receiver<SecondStats>,
+    /// Check results, facts, backends and check metrics.
+    pub observations: mpsc::Receiver<Observation>,
+}
+
+/// The non-system part of the next batch, gathered from [`Inputs`].
+#[derive(Debug, Default)]
+struct Extras {
+    checks: Vec<CheckResult>,
+    /// Every fact known so far; batches carry them whole (a few labels), so
+    /// a collector that restarts learns them from the next batch.
+    facts: BTreeMap<String, String>,
+    backends: Vec<BackendServer>,
+}
+
+impl Extras {
+    /// Moves everything waiting in `inputs` into `points` and `self`. The
+    /// channels are bounded, so this is too.
+    fn drain(&mut self, inputs: &mut Inputs, series: &SeriesTable, points: &mut Vec<Point>) {
+        while let Ok(second) = inputs.seconds.try_recv() {
+            for p in second.metric_points() {
+                let id = series.intern(p.name, &p.labels);
+                points.push(Point {
+                    series_id: id,
+                    value: p.value,
+                    timestamp_ms: p.timestamp_ms,
+                });
+            }
+        }
+        while let Ok(observation) = inputs.observations.try_recv() {
+            match observation {
+                Observation::Points(observed) => {
+                    for p in observed {
+                        push_observed(series, points, p);
+                    }
+                }
+                Observation::Check(check) => {
+                    // Two results of one check in one tick: the newer wins.
+                    self.checks.retain(|c| c.name != check.name);
+                    self.checks.push(check);
+                }
+                Observation::Facts(facts) => {
+                    for (key, value) in facts {
+                        if value.is_empty() {
+                            self.facts.remove(&key);
+                        } else {
+                            self.facts.insert(key, value);
+                        }
+                    }
+                }
+                Observation::Backends(backends) => self.backends = backends,
+            }
+        }
+    }
+
+    /// Fills the batch's extra fields, leaving the facts for the next one.
+    fn fill(&mut self, batch: &mut Batch) {
+        batch.checks = std::mem::take(&mut self.checks);
+        batch.backends = std::mem::take(&mut self.backends);
+        batch.facts = self
+            .facts
+            .iter()
+            .map(|(k, v)| Label::new(k, v))
+            .collect();
+    }
+}
+
+fn push_observed(series: &SeriesTable, points: &mut Vec<Point>, p: ObservedPoint) {
+    if !p.value.is_finite() {
+        return;
+    }
+    let labels: Vec<(&str, &str)> = p
+        .labels
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    points.push(Point {
+        series_id: series.intern(&p.name, &labels),
+        value: p.value,
+        timestamp_ms: p.timestamp_ms,
+    });
+}
+
 /// Samples every `interval` until `shutdown`, numbering batches from 1 and
 /// offering each to every output. Dropping the outputs on return tells the
 /// uplinks no more batches will come.
 pub async fn run(
     mut sampler: Sampler,
+    series: SeriesTable,
     interval: Duration,
+    mut inputs: Inputs,
     mut outputs: Vec<Output>,
     shutdown: CancellationToken,
 ) {
+    let mut extras = Extras::default();
     let mut ticker = tokio::time::interval(interval);
     // After a stall (suspended VM, overloaded host) resume the rhythm
     // instead of firing a burst of back-to-back samples.
@@ -150,16 +244,17 @@ pub async fn run(
         let now = Instant::now();
         let mut points = Vec::with_capacity(capacity);
         sampler.sample(now, &mut points);
+        extras.drain(&mut inputs, &series, &mut points);
         capacity = points.len().max(capacity);
         seq += 1;
-        let batch = Arc::new(Batch {
+        let mut batch = Batch {
             seq,
             timestamp_ms: stacktop_proto::now_unix_ms(),
-            series: Vec::new(),
             points,
-            checks: Vec::new(),
             ..Default::default()
-        });
+        };
+        extras.fill(&mut batch);
+        let batch = Arc::new(batch);
         for out in &mut outputs {
             match out.tx.try_send(Arc::clone(&batch)) {
                 Ok(()) => {}
