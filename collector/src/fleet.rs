@@ -13,6 +13,10 @@
 //!   it catches up it skips straight to the newest state. Ingest never waits
 //!   for a watcher.
 //! - `History`: the points of one node's series matching a name and labels.
+//!
+//! Snapshots and every delta also carry the LB-vs-web traffic check
+//! ([`Traffic`]): the LB tier's request rate against the web tier's, both
+//! from access logs, so traffic that is lost or bypasses the LB shows.
 
 use std::collections::BTreeSet;
 use std::pin::Pin;
@@ -57,7 +61,11 @@ pub fn node_state(node: &Node, now_ms: i64) -> NodeState {
         health: node.health_at(now_ms) as i32,
         connected: node.connected(),
         last_seen_ms: node.last_seen_ms,
-        summary: Some(summary::summarize(&node.series)),
+        summary: Some(summary::summarize(
+            &node.series,
+            now_ms,
+            node.identity.interval_ms,
+        )),
         cpu_recent: summary::cpu_recent(&node.series),
         checks: node.checks.values().cloned().collect(),
         latest: node
@@ -74,7 +82,47 @@ pub fn node_state(node: &Node, now_ms: i64) -> NodeState {
             })
             .collect(),
         peer: id.peer.clone(),
-        ..Default::default()
+        facts: node.facts.clone(),
+        backends: node.backends.clone(),
+    }
+}
+
+/// The LB tier's and the web tier's request rates and their ratio.
+///
+/// Each tier's rate is the sum of the log-derived QPS ([`summary::qps`]) of
+/// its nodes that are not down; a node with unknown QPS adds nothing, and a
+/// tier none of whose nodes knows its QPS is unknown. The ratio is web / LB
+/// when both are known and the LB's rate is above 0: near 1 when every
+/// request the LB logs reaches a logged web server, below when requests are
+/// lost, above when traffic reaches the web tier around the LB.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Traffic {
+    /// Requests per second over the LB tier.
+    pub lb: Option<f64>,
+    /// Requests per second over the web tier.
+    pub web: Option<f64>,
+}
+
+impl Traffic {
+    /// Adds one node with `roles`, `health` and request rate `qps`.
+    pub fn add(&mut self, roles: &[Role], health: Health, qps: Option<f64>) {
+        let (Some(qps), false) = (qps, health == Health::Down) else {
+            return;
+        };
+        if roles.contains(&Role::Lb) {
+            *self.lb.get_or_insert(0.0) += qps;
+        }
+        if roles.contains(&Role::Web) {
+            *self.web.get_or_insert(0.0) += qps;
+        }
+    }
+
+    /// web / LB, when both are known and the LB's rate is above 0.
+    pub fn ratio(&self) -> Option<f64> {
+        match (self.web, self.lb) {
+            (Some(web), Some(lb)) if lb > 0.0 => Some(web / lb),
+            _ => None,
+        }
     }
 }
 
@@ -99,8 +147,11 @@ fn tiers_and_site(roles_health: &[(Vec<Role>, Health)]) -> (Vec<TierState>, Heal
 pub fn snapshot(store: &Store, now_ms: i64) -> FleetSnapshot {
     let mut nodes = Vec::new();
     let mut roles_health = Vec::new();
+    let mut traffic = Traffic::default();
     store.for_each_node(|n| {
         let state = node_state(n, now_ms);
+        let qps = state.summary.and_then(|s| s.qps);
+        traffic.add(&n.identity.roles, state.health(), qps);
         roles_health.push((n.identity.roles.clone(), state.health()));
         nodes.push(state);
     });
@@ -111,7 +162,9 @@ pub fn snapshot(store: &Store, now_ms: i64) -> FleetSnapshot {
         site: site as i32,
         timestamp_ms: now_ms,
         collector_version: VERSION.to_string(),
-        ..Default::default()
+        web_lb_request_ratio: traffic.ratio(),
+        lb_requests_per_second: traffic.lb,
+        web_requests_per_second: traffic.web,
     }
 }
 
@@ -145,9 +198,15 @@ pub fn delta(store: &Store, cursor: &mut Cursor, now_ms: i64) -> Option<FleetDel
     let mut upserted = Vec::new();
     let mut names = BTreeSet::new();
     let mut roles_health = Vec::new();
+    let mut traffic = Traffic::default();
     store.for_each_node(|n| {
         let health = n.health_at(now_ms);
-        roles_health.push((n.identity.roles.clone(), health));
+        let roles = &n.identity.roles;
+        if roles.contains(&Role::Lb) || roles.contains(&Role::Web) {
+            let qps = summary::qps(&n.series, now_ms, n.identity.interval_ms);
+            traffic.add(roles, health, qps);
+        }
+        roles_health.push((roles.clone(), health));
         names.insert(n.identity.name.clone());
         if n.changed_at > cursor.version || !cursor.names.contains(&n.identity.name) {
             upserted.push(node_state(n, now_ms));
@@ -166,7 +225,9 @@ pub fn delta(store: &Store, cursor: &mut Cursor, now_ms: i64) -> Option<FleetDel
         tiers,
         site: site as i32,
         timestamp_ms: now_ms,
-        ..Default::default()
+        web_lb_request_ratio: traffic.ratio(),
+        lb_requests_per_second: traffic.lb,
+        web_requests_per_second: traffic.web,
     })
 }
 
@@ -346,8 +407,8 @@ async fn send(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{Identity, ResolvedPoint};
-    use stacktop_proto::v1::Label;
+    use crate::store::{Identity, Reported, ResolvedPoint};
+    use stacktop_proto::v1::{BackendServer, Label};
 
     const NOW: i64 = 1_700_000_000_000;
 
@@ -407,7 +468,9 @@ mod tests {
                 timestamp_ms: NOW + seq as i64,
                 value: seq as f64 / 10.0,
             };
-            store.apply(&a, seq, &[p], vec![], NOW).unwrap();
+            store
+                .apply(&a, seq, &[p], Reported::default(), NOW)
+                .unwrap();
         }
         let d = delta(&store, &mut cursor, NOW).unwrap();
         assert_eq!(d.upserted.len(), 1);
@@ -450,7 +513,9 @@ mod tests {
                     value: 0.0,
                 },
             ];
-            store.apply(&h, i as u64 + 1, &points, vec![], NOW).unwrap();
+            store
+                .apply(&h, i as u64 + 1, &points, Reported::default(), NOW)
+                .unwrap();
         }
         let mut request = HistoryRequest {
             node: "n".into(),
@@ -467,6 +532,122 @@ mod tests {
         assert_eq!(values, [3.0, 4.0]);
         request.node = "nope".into();
         assert!(history(&store, &request).is_err());
+    }
+
+    fn rate_point(key: &SeriesKey, ts: i64, value: f64) -> ResolvedPoint<'_> {
+        ResolvedPoint {
+            key,
+            timestamp_ms: ts,
+            value,
+        }
+    }
+
+    #[test]
+    fn facts_and_backends_replace_whole_and_reach_deltas() {
+        let store = Store::new(Duration::from_secs(60));
+        let h = add(&store, "lb1", vec![Role::Lb]);
+        let version = store.version();
+        let mut cursor = Cursor::after_snapshot(version, &snapshot(&store, NOW));
+        let server = |name: &str, status: &str| BackendServer {
+            backend: "web".into(),
+            server: name.into(),
+            status: status.into(),
+            ..Default::default()
+        };
+        let first = Reported {
+            facts: vec![Label::new("db_role", "primary"), Label::new("x", "1")],
+            backends: vec![server("web1", "UP"), server("web2", "UP")],
+            ..Default::default()
+        };
+        store.apply(&h, 1, &[], first, NOW).unwrap();
+        let d = delta(&store, &mut cursor, NOW).unwrap();
+        assert_eq!(d.upserted[0].facts.len(), 2);
+        assert_eq!(d.upserted[0].backends.len(), 2);
+
+        // Empty lists mean "unchanged".
+        store.apply(&h, 2, &[], Reported::default(), NOW).unwrap();
+        let d = delta(&store, &mut cursor, NOW).unwrap();
+        assert_eq!(d.upserted[0].facts.len(), 2);
+        assert_eq!(d.upserted[0].backends.len(), 2);
+
+        // Non-empty lists replace whole (no merging by key).
+        let next = Reported {
+            facts: vec![Label::new("db_role", "replica")],
+            backends: vec![server("web2", "DOWN")],
+            ..Default::default()
+        };
+        store.apply(&h, 3, &[], next, NOW).unwrap();
+        let d = delta(&store, &mut cursor, NOW).unwrap();
+        let node = &d.upserted[0];
+        assert_eq!(node.facts, [Label::new("db_role", "replica")]);
+        assert_eq!(node.backends, [server("web2", "DOWN")]);
+        assert_eq!(snapshot(&store, NOW).nodes[0].backends.len(), 1);
+    }
+
+    #[test]
+    fn traffic_compares_the_web_tier_with_the_lb_tier() {
+        let store = Store::new(Duration::from_secs(60));
+        let lb = add(&store, "lb1", vec![Role::Lb]);
+        let web1 = add(&store, "web1", vec![Role::Web, Role::App]);
+        let web2 = add(&store, "web2", vec![Role::Web]);
+        add(&store, "db1", vec![Role::Db]);
+        let version = store.version();
+        let snap = snapshot(&store, NOW);
+        assert_eq!(snap.web_lb_request_ratio, None);
+        assert_eq!(snap.lb_requests_per_second, None);
+        let mut cursor = Cursor::after_snapshot(version, &snap);
+
+        let rate = |source: &str, class: &str| {
+            SeriesKey::new(
+                summary::HTTP_REQUESTS,
+                &[Label::new("source", source), Label::new("class", class)],
+            )
+        };
+        let (ok, err) = (rate("haproxy", "2xx"), rate("haproxy", "5xx"));
+        let points = [
+            rate_point(&ok, NOW - 2_000, 95.0),
+            rate_point(&err, NOW - 2_000, 5.0),
+        ];
+        store
+            .apply(&lb, 1, &points, Reported::default(), NOW)
+            .unwrap();
+        let d = delta(&store, &mut cursor, NOW).unwrap();
+        assert_eq!(d.lb_requests_per_second, Some(100.0));
+        assert_eq!(d.web_requests_per_second, None);
+        assert_eq!(d.web_lb_request_ratio, None);
+
+        let nginx = rate("nginx", "2xx");
+        let w1 = [rate_point(&nginx, NOW - 2_000, 48.0)];
+        let w2 = [rate_point(&nginx, NOW - 2_000, 50.0)];
+        store
+            .apply(&web1, 1, &w1, Reported::default(), NOW)
+            .unwrap();
+        store
+            .apply(&web2, 1, &w2, Reported::default(), NOW)
+            .unwrap();
+        // Every delta carries the traffic check, whichever node changed.
+        let d = delta(&store, &mut cursor, NOW).unwrap();
+        assert_eq!(d.web_requests_per_second, Some(98.0));
+        assert_eq!(d.web_lb_request_ratio, Some(0.98));
+        let snap = snapshot(&store, NOW);
+        assert_eq!(snap.web_lb_request_ratio, Some(0.98));
+        assert_eq!(snap.lb_requests_per_second, Some(100.0));
+
+        // A down web node's last rate no longer counts (web2 stays fresh).
+        store
+            .apply(&web2, 2, &[], Reported::default(), NOW + 3_500)
+            .unwrap();
+        let snap = snapshot(&store, NOW + 3_500);
+        assert_eq!(snap.web_requests_per_second, Some(50.0));
+
+        // An LB rate of 0: no ratio, but both rates are known.
+        let zero = [rate_point(&ok, NOW, 0.0), rate_point(&err, NOW, 0.0)];
+        store
+            .apply(&lb, 2, &zero, Reported::default(), NOW)
+            .unwrap();
+        let snap = snapshot(&store, NOW + 1_000);
+        assert_eq!(snap.lb_requests_per_second, Some(0.0));
+        assert_eq!(snap.web_lb_request_ratio, None);
     }
 
     #[tokio::test(start_paused = true)]
@@ -489,7 +670,7 @@ mod tests {
         let mut deltas = 0;
         // 100 changes over one (virtual) second.
         for seq in 1..=100 {
-            store.apply(&h, seq, &[], vec![], NOW).unwrap();
+            store.apply(&h, seq, &[], Reported::default(), NOW).unwrap();
             tokio::time::sleep(Duration::from_millis(10)).await;
             while let Ok(update) = rx.try_recv() {
                 assert!(matches!(

@@ -35,7 +35,9 @@ use tokio_util::task::TaskTracker;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{debug, info, instrument, warn};
 
-use crate::store::{Applied, Identity, NodeHandle, ResolvedPoint, SeriesKey, Store, StoreError};
+use crate::store::{
+    Applied, Identity, NodeHandle, Reported, ResolvedPoint, SeriesKey, Store, StoreError,
+};
 
 /// How long a new stream may take to send its Hello.
 pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -329,7 +331,8 @@ impl AgentStream {
             series,
             points,
             checks,
-            ..
+            facts,
+            backends,
         } = batch;
         let now = now_unix_ms();
         let batch_ts = if timestamp_ms > 0 { timestamp_ms } else { now };
@@ -374,10 +377,17 @@ impl AgentStream {
                 refused_defs, undefined, non_finite, "skipped parts of a batch"
             );
         }
-        match self
-            .store
-            .apply(&self.handle, seq, &resolved, checks, now)?
-        {
+        match self.store.apply(
+            &self.handle,
+            seq,
+            &resolved,
+            Reported {
+                checks,
+                facts: facts.into_iter().filter(|f| !f.key.is_empty()).collect(),
+                backends,
+            },
+            now,
+        )? {
             Applied::Stored {
                 seq,
                 dropped_points,

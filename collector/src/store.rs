@@ -31,7 +31,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::Duration;
 
-use stacktop_proto::v1::{CheckResult, Label};
+use stacktop_proto::v1::{BackendServer, CheckResult, Label};
 use stacktop_proto::{Health, Role};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -44,6 +44,12 @@ pub const MAX_SERIES_PER_NODE: usize = 4_096;
 
 /// Most distinct check names one node may hold; further checks are dropped.
 pub const MAX_CHECKS_PER_NODE: usize = 512;
+
+/// Most facts one node may hold; a longer list is cut to this many.
+pub const MAX_FACTS_PER_NODE: usize = 64;
+
+/// Most backend servers one node may hold; a longer list is cut.
+pub const MAX_BACKENDS_PER_NODE: usize = 1_024;
 
 /// Errors from store operations.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -155,6 +161,12 @@ pub struct Node {
     pub series: BTreeMap<SeriesKey, Series>,
     /// Latest result per check name.
     pub checks: BTreeMap<String, CheckResult>,
+    /// Latest slow-changing state (e.g. `db_role`), replaced whole by a
+    /// batch that carries any.
+    pub facts: Vec<Label>,
+    /// Latest HAProxy backend servers (LB nodes), replaced whole by a batch
+    /// that carries any.
+    pub backends: Vec<BackendServer>,
     /// Health as last evaluated (used to notice changes).
     pub health: Health,
     /// Global version at this node's last change.
@@ -170,6 +182,8 @@ impl Node {
             last_seq: 0,
             series: BTreeMap::new(),
             checks: BTreeMap::new(),
+            facts: Vec::new(),
+            backends: Vec::new(),
             health: Health::Unknown,
             changed_at: 0,
         }
@@ -200,6 +214,20 @@ pub struct ResolvedPoint<'a> {
     pub timestamp_ms: i64,
     /// The (finite) value.
     pub value: f64,
+}
+
+/// What a batch reports besides points: check results and node state.
+///
+/// Empty `facts` or `backends` mean "unchanged" (the contract sends each
+/// whole when it has news), so they never clear what the node holds.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Reported {
+    /// Check results, each replacing the latest result of its name.
+    pub checks: Vec<CheckResult>,
+    /// The node's facts, whole; empty: unchanged.
+    pub facts: Vec<Label>,
+    /// The node's backend servers, whole; empty: no new sample.
+    pub backends: Vec<BackendServer>,
 }
 
 /// What became of a batch.
@@ -418,7 +446,7 @@ impl Store {
         handle: &NodeHandle,
         seq: u64,
         points: &[ResolvedPoint<'_>],
-        checks: Vec<CheckResult>,
+        reported: Reported,
         now_ms: i64,
     ) -> Result<Applied> {
         let (version, applied) = {
@@ -433,10 +461,23 @@ impl Store {
                 Applied::Duplicate { seq: n.last_seq }
             } else {
                 let dropped_points = self.store_points(&mut n, points);
+                let Reported {
+                    checks,
+                    mut facts,
+                    mut backends,
+                } = reported;
                 for check in checks {
                     if n.checks.len() < MAX_CHECKS_PER_NODE || n.checks.contains_key(&check.name) {
                         n.checks.insert(check.name.clone(), check);
                     }
+                }
+                if !facts.is_empty() {
+                    facts.truncate(MAX_FACTS_PER_NODE);
+                    n.facts = facts;
+                }
+                if !backends.is_empty() {
+                    backends.truncate(MAX_BACKENDS_PER_NODE);
+                    n.backends = backends;
                 }
                 n.last_seq = seq;
                 Applied::Stored {
@@ -564,7 +605,13 @@ mod tests {
         // The first stream still writes.
         let key = cpu();
         store
-            .apply(&first.handle, 1, &[point(&key, NOW, 0.5)], vec![], NOW + 20)
+            .apply(
+                &first.handle,
+                1,
+                &[point(&key, NOW, 0.5)],
+                Reported::default(),
+                NOW + 20,
+            )
             .unwrap();
         // Once the holder is silent for > 3 intervals, the name can be taken.
         let second = store
@@ -572,7 +619,7 @@ mod tests {
             .unwrap();
         assert_eq!(second.resume_after_seq, 0);
         assert!(matches!(
-            store.apply(&first.handle, 2, &[], vec![], NOW + 5_001),
+            store.apply(&first.handle, 2, &[], Reported::default(), NOW + 5_001),
             Err(StoreError::Replaced { .. })
         ));
     }
@@ -587,7 +634,13 @@ mod tests {
         let key = cpu();
         for seq in 1..=3 {
             store
-                .apply(&first.handle, seq, &[point(&key, NOW, 0.1)], vec![], NOW)
+                .apply(
+                    &first.handle,
+                    seq,
+                    &[point(&key, NOW, 0.1)],
+                    Reported::default(),
+                    NOW,
+                )
                 .unwrap();
         }
         let second = store
@@ -596,13 +649,19 @@ mod tests {
         assert_eq!(second.resume_after_seq, 3);
         assert!(old_cancel.is_cancelled());
         // Late frames of the old stream are refused...
-        assert!(store.apply(&first.handle, 4, &[], vec![], NOW).is_err());
+        assert!(
+            store
+                .apply(&first.handle, 4, &[], Reported::default(), NOW)
+                .is_err()
+        );
         // ...and its end does not disconnect the node.
         store.detach(&first.handle);
         assert!(store.with_node("db1", Node::connected).unwrap());
         // Duplicates are acknowledged, not re-applied.
         assert_eq!(
-            store.apply(&second.handle, 2, &[], vec![], NOW).unwrap(),
+            store
+                .apply(&second.handle, 2, &[], Reported::default(), NOW)
+                .unwrap(),
             Applied::Duplicate { seq: 3 }
         );
         store.detach(&second.handle);
@@ -620,7 +679,13 @@ mod tests {
         for i in 0..30 {
             let ts = NOW + i * 1_000;
             store
-                .apply(&h, i as u64 + 1, &[point(&key, ts, 0.5)], vec![], ts)
+                .apply(
+                    &h,
+                    i as u64 + 1,
+                    &[point(&key, ts, 0.5)],
+                    Reported::default(),
+                    ts,
+                )
                 .unwrap();
         }
         let len = store.with_node("n", |n| n.series[&key].len()).unwrap();

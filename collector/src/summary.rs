@@ -8,7 +8,8 @@
 //!
 //! - network receive/transmit: `node_network_{receive,transmit}_bytes_per_second`
 //!   over every `device` except loopback (`lo` and names starting with `lo`);
-//! - QPS: `http_requests_per_second` over all its label sets;
+//! - QPS: `http_requests_per_second` over all its label sets (see [`qps`]
+//!   for which points count);
 //! - disk: `node_disk_{read,written}_bytes_per_second` over all devices.
 //!
 //! A value the node never reported stays `None` (unknown), never 0; a sum
@@ -28,8 +29,64 @@ pub const CPU: &str = "node_cpu_usage_ratio";
 /// How many CPU samples `cpu_recent` carries at most.
 pub const CPU_RECENT: usize = 120;
 
-/// The summary of a node from its series.
-pub fn summarize(series: &BTreeMap<SeriesKey, Series>) -> NodeSummary {
+/// Per-second request rates from access logs, by `source` and `class`.
+pub const HTTP_REQUESTS: &str = "http_requests_per_second";
+
+/// A log series whose newest point is older than this many intervals (plus
+/// [`LOG_STALE_GRACE_MS`]) no longer counts towards QPS.
+pub const LOG_STALE_INTERVALS: i64 = 3;
+
+/// Extra allowance on top of [`LOG_STALE_INTERVALS`]: a log point describes
+/// a second that ended 1 to 3 s before the batch carrying it was sent.
+pub const LOG_STALE_GRACE_MS: i64 = 4_000;
+
+/// Never call a log series stale sooner than this (10 s).
+pub const LOG_STALE_MIN_MS: i64 = 10_000;
+
+/// How old (ms) the newest point of a log series may be at most to count,
+/// for an agent sending every `interval_ms`.
+pub fn log_stale_after_ms(interval_ms: u32) -> i64 {
+    (LOG_STALE_INTERVALS * i64::from(interval_ms) + LOG_STALE_GRACE_MS).max(LOG_STALE_MIN_MS)
+}
+
+/// The node's request rate from its access logs at `now_ms`: the sum of
+/// the newest point of every `http_requests_per_second` series (all
+/// sources, all classes) that is not stale.
+///
+/// - **One second, not a mix.** The agent reports a log second once it is
+///   complete, with all five classes of a source (zeros included) in the
+///   same batch, stamped with that second. The newest point of each series
+///   of one source is therefore the same, latest complete second; sources
+///   are independent files, so each contributes its own latest second.
+/// - **Stale sources drop out.** A source whose newest point is older than
+///   [`log_stale_after_ms`] (the file went away, the tailer is stuck) stops
+///   counting instead of repeating its last rate forever. An idle site still
+///   reports zeros every second, so staleness means "no longer known".
+/// - `None` when no series is fresh: unknown, never 0.
+pub fn qps(series: &BTreeMap<SeriesKey, Series>, now_ms: i64, interval_ms: u32) -> Option<f64> {
+    let oldest = now_ms - log_stale_after_ms(interval_ms);
+    let start = SeriesKey {
+        name: HTTP_REQUESTS.to_string(),
+        labels: Vec::new(),
+    };
+    let mut values = series
+        .range(start..)
+        .take_while(|(k, _)| k.name == HTTP_REQUESTS)
+        .filter_map(|(_, s)| s.latest())
+        .filter(|&(ts, _)| ts >= oldest)
+        .map(|(_, v)| v)
+        .peekable();
+    values.peek()?;
+    Some(values.sum())
+}
+
+/// The summary of a node from its series at `now_ms`, for an agent sending
+/// every `interval_ms` (which decides when log rates are stale).
+pub fn summarize(
+    series: &BTreeMap<SeriesKey, Series>,
+    now_ms: i64,
+    interval_ms: u32,
+) -> NodeSummary {
     let scalar = |name: &str| -> Option<f64> {
         let key = SeriesKey {
             name: name.to_string(),
@@ -71,7 +128,7 @@ pub fn summarize(series: &BTreeMap<SeriesKey, Series>) -> NodeSummary {
             "node_network_transmit_bytes_per_second",
             &not_loopback,
         ),
-        qps: sum("http_requests_per_second", &all),
+        qps: qps(series, now_ms, interval_ms),
         uptime_seconds: scalar("node_uptime_seconds"),
         processes: scalar("node_processes"),
         swap_used_bytes: scalar("node_swap_used_bytes")
@@ -111,7 +168,10 @@ mod tests {
 
     #[test]
     fn nothing_reported_means_everything_unknown() {
-        assert_eq!(summarize(&BTreeMap::new()), NodeSummary::default());
+        assert_eq!(
+            summarize(&BTreeMap::new(), T0, 1_000),
+            NodeSummary::default()
+        );
         assert!(cpu_recent(&BTreeMap::new()).is_empty());
     }
 
@@ -166,7 +226,7 @@ mod tests {
             7.0,
         );
         put(&mut m, "node_swap_total_bytes", &[], 0.0);
-        let s = summarize(&m);
+        let s = summarize(&m, T0 + 1_000, 1_000);
         assert_eq!(s.cpu_usage_ratio, Some(0.25));
         assert_eq!(s.memory_used_ratio, Some(0.25));
         assert_eq!(s.memory_total_bytes, Some(4.0e9));
@@ -183,13 +243,59 @@ mod tests {
         assert_eq!(s.uptime_seconds, None);
     }
 
+    fn log_second(m: &mut BTreeMap<SeriesKey, Series>, source: &str, ts: i64, counts: [f64; 5]) {
+        for (class, v) in ["2xx", "3xx", "4xx", "5xx", "other"].iter().zip(counts) {
+            let labels = [Label::new("source", source), Label::new("class", *class)];
+            m.entry(SeriesKey::new(HTTP_REQUESTS, &labels))
+                .or_default()
+                .push(ts, v, 60_000, 1_000);
+        }
+    }
+
+    #[test]
+    fn qps_sums_the_latest_second_of_every_source() {
+        let mut m = BTreeMap::new();
+        log_second(&mut m, "nginx", T0, [90.0, 5.0, 4.0, 1.0, 0.0]);
+        log_second(&mut m, "nginx", T0 + 1_000, [80.0, 5.0, 4.0, 1.0, 0.0]);
+        log_second(&mut m, "api", T0 + 1_000, [10.0, 0.0, 0.0, 0.0, 0.0]);
+        // Points describe a second 1-3 s back: still fresh.
+        assert_eq!(qps(&m, T0 + 4_000, 1_000), Some(100.0));
+        // A source that reports zeros is known and idle, not unknown.
+        log_second(&mut m, "api", T0 + 2_000, [0.0; 5]);
+        log_second(&mut m, "nginx", T0 + 2_000, [0.0; 5]);
+        assert_eq!(qps(&m, T0 + 4_000, 1_000), Some(0.0));
+        // Other metrics never count.
+        put(
+            &mut m,
+            "http_request_duration_seconds",
+            &[("quantile", "0.5")],
+            9.0,
+        );
+        assert_eq!(qps(&m, T0 + 4_000, 1_000), Some(0.0));
+    }
+
+    #[test]
+    fn a_source_that_stops_reporting_drops_out_of_qps() {
+        let mut m = BTreeMap::new();
+        log_second(&mut m, "old", T0, [50.0, 0.0, 0.0, 0.0, 0.0]);
+        log_second(&mut m, "live", T0 + 20_000, [7.0, 0.0, 0.0, 0.0, 0.0]);
+        assert_eq!(log_stale_after_ms(1_000), LOG_STALE_MIN_MS);
+        assert_eq!(qps(&m, T0 + 10_000, 1_000), Some(57.0));
+        assert_eq!(qps(&m, T0 + 10_001, 1_000), Some(7.0));
+        // Nothing fresh at all: unknown.
+        assert_eq!(qps(&m, T0 + 40_000, 1_000), None);
+        // A slow agent (10 s interval) gets 3 intervals + grace.
+        assert_eq!(log_stale_after_ms(10_000), 34_000);
+        assert_eq!(qps(&m, T0 + 34_000, 10_000), Some(57.0));
+    }
+
     #[test]
     fn memory_ratio_needs_a_positive_total() {
         let mut m = BTreeMap::new();
         put(&mut m, "node_memory_used_bytes", &[], 1.0);
-        assert_eq!(summarize(&m).memory_used_ratio, None);
+        assert_eq!(summarize(&m, T0, 1_000).memory_used_ratio, None);
         put(&mut m, "node_memory_total_bytes", &[], 0.0);
-        assert_eq!(summarize(&m).memory_used_ratio, None);
+        assert_eq!(summarize(&m, T0, 1_000).memory_used_ratio, None);
     }
 
     #[test]
