@@ -69,6 +69,9 @@ fn main() -> ExitCode {
     let args = Args::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        // A failed log write (stderr a closed pipe) must not panic the task
+        // that logged: the default reports it with eprintln!, which panics.
+        .log_internal_errors(false)
         .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -116,7 +119,8 @@ async fn wait_for_signal(shutdown: CancellationToken) -> anyhow::Result<()> {
     tokio::signal::ctrl_c()
         .await
         .context("waiting for Ctrl-C")?;
-    info!("shutting down");
+    // Cancel first: if logging fails (stderr gone), shutdown still happens.
     shutdown.cancel();
+    info!("shutting down");
     Ok(())
 }

@@ -36,6 +36,9 @@ async fn dashboard(collector: Option<String>, log_file: Option<PathBuf>) -> anyh
 async fn status_command(args: StatusArgs) -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        // A failed write to a closed stderr must not panic (the default
+        // reports it with eprintln!).
+        .log_internal_errors(false)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
@@ -79,6 +82,7 @@ fn init_file_logging(path: &std::path::Path) -> anyhow::Result<()> {
         .open(path)?;
     tracing_subscriber::fmt()
         .with_writer(std::sync::Mutex::new(file))
+        .log_internal_errors(false)
         .with_ansi(false)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
