@@ -1,0 +1,382 @@
+//! HTTP(S) checks (kinds `http` and `app`) and the small HTTP/1.1 client the
+//! `nginx` and `haproxy` checks share.
+//!
+//! The client is hyper's connection-level HTTP/1.1 (already in the agent
+//! through tonic) over a tokio TCP stream, wrapped in rustls for `https`:
+//! one connection per request with `Connection: close`, the body capped at
+//! [`MAX_BODY`]. A check every few seconds does not need a pool, and this
+//! keeps the agent free of a full HTTP client stack.
+//!
+//! Statuses: ok when the status is accepted (`expect-status`, default
+//! 200-399) and the body contains `body-contains`; warn when it is slower
+//! than `warn-latency`; crit otherwise. Messages: "200 OK in 3 ms",
+//! "HTTP 503 (expected 200-399): db: connection refused", "connection
+//! refused".
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper::Request;
+use hyper::http::Uri;
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::ServerName;
+use stacktop_proto::Health;
+use tokio::net::TcpStream;
+
+use super::spec::{HttpSpec, StatusSpec};
+use super::{BuildError, Outcome, human, io_words};
+
+/// Largest response body read; the rest is ignored (stub_status and the
+/// HAProxy CSV of a few hundred servers fit easily).
+pub const MAX_BODY: usize = 1 << 20;
+
+/// Checks a check URL: `http://` or `https://` with a host.
+pub fn parse_url(url: &str) -> std::result::Result<Uri, String> {
+    let uri: Uri = url
+        .parse()
+        .map_err(|e| format!("URL {url:?} is not valid ({e})"))?;
+    match uri.scheme_str() {
+        Some("http" | "https") => {}
+        _ => return Err(format!("URL {url:?} must start with http:// or https://")),
+    }
+    if uri.host().is_none_or(str::is_empty) {
+        return Err(format!("URL {url:?} has no host"));
+    }
+    Ok(uri)
+}
+
+/// A set of accepted HTTP statuses, as inclusive ranges.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusSet {
+    ranges: Vec<(u16, u16)>,
+    text: String,
+}
+
+impl Default for StatusSet {
+    fn default() -> Self {
+        Self {
+            ranges: vec![(200, 399)],
+            text: "200-399".into(),
+        }
+    }
+}
+
+impl StatusSet {
+    /// Parses `200`, `"200-399"` or `"200,204,300-399"`.
+    pub fn parse(spec: &StatusSpec) -> std::result::Result<Self, String> {
+        let text = match spec {
+            StatusSpec::Code(code) => code.to_string(),
+            StatusSpec::Text(text) => text.clone(),
+        };
+        let err =
+            || format!("expected status {text:?} is not like 200, \"200-399\" or \"200,204\"");
+        let mut ranges = Vec::new();
+        for part in text.split(',') {
+            let part = part.trim();
+            let (lo, hi) = part.split_once('-').unwrap_or((part, part));
+            let lo: u16 = lo.trim().parse().map_err(|_| err())?;
+            let hi: u16 = hi.trim().parse().map_err(|_| err())?;
+            if !(100..=599).contains(&lo) || !(100..=599).contains(&hi) || lo > hi {
+                return Err(err());
+            }
+            ranges.push((lo, hi));
+        }
+        Ok(Self { ranges, text })
+    }
+
+    /// Whether `status` is accepted.
+    pub fn contains(&self, status: u16) -> bool {
+        self.ranges
+            .iter()
+            .any(|&(lo, hi)| (lo..=hi).contains(&status))
+    }
+}
+
+/// Why a request failed, in an operator's words.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// Name resolution or connect failed.
+    #[error("{0}")]
+    Connect(String),
+    /// The TLS handshake failed.
+    #[error("TLS: {0}")]
+    Tls(String),
+    /// The HTTP exchange failed.
+    #[error("HTTP: {0}")]
+    Http(String),
+}
+
+/// A response: status and (capped) body.
+#[derive(Debug, Clone)]
+pub struct Response {
+    /// The status code.
+    pub status: hyper::StatusCode,
+    /// The body, at most [`MAX_BODY`] bytes.
+    pub body: Bytes,
+}
+
+/// A GET client for one URL.
+#[derive(Debug, Clone)]
+pub struct Fetcher {
+    uri: Uri,
+    tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+impl Fetcher {
+    /// A client for `uri` (already checked by [`parse_url`]); `ca_file`
+    /// replaces the web PKI roots for `https`.
+    pub fn new(uri: Uri, ca_file: Option<&str>) -> std::result::Result<Self, BuildError> {
+        let tls = match uri.scheme_str() {
+            Some("https") => Some(super::tls::client_config(ca_file)?),
+            _ => None,
+        };
+        Ok(Self { uri, tls })
+    }
+
+    /// The URL fetched.
+    pub fn uri(&self) -> &Uri {
+        &self.uri
+    }
+
+    /// GETs the URL once. The caller bounds the time.
+    pub async fn get(&self) -> std::result::Result<Response, FetchError> {
+        let host = self.uri.host().unwrap_or_default();
+        let bare_host = host.trim_start_matches('[').trim_end_matches(']');
+        let port = self
+            .uri
+            .port_u16()
+            .unwrap_or(if self.tls.is_some() { 443 } else { 80 });
+        let stream = TcpStream::connect((bare_host, port))
+            .await
+            .map_err(|e| FetchError::Connect(io_words(&e)))?;
+        stream.set_nodelay(true).ok();
+        match &self.tls {
+            None => self.exchange(stream).await,
+            Some(config) => {
+                let name = ServerName::try_from(bare_host.to_string())
+                    .map_err(|e| FetchError::Tls(format!("bad server name {host:?}: {e}")))?;
+                let tls = tokio_rustls::TlsConnector::from(config.clone())
+                    .connect(name, stream)
+                    .await
+                    .map_err(|e| FetchError::Tls(tls_words(&e)))?;
+                self.exchange(tls).await
+            }
+        }
+    }
+
+    async fn exchange<S>(&self, stream: S) -> std::result::Result<Response, FetchError>
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let http = |e: hyper::Error| FetchError::Http(e.to_string());
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(http)?;
+        // The connection future drives the socket; it ends with the request
+        // (Connection: close) or when this function's future is dropped.
+        let conn = tokio::spawn(conn);
+        let authority = self
+            .uri
+            .authority()
+            .map_or_else(String::new, |a| a.to_string());
+        let path = self
+            .uri
+            .path_and_query()
+            .map_or("/", hyper::http::uri::PathAndQuery::as_str);
+        let request = Request::get(path)
+            .header(hyper::header::HOST, authority)
+            .header(hyper::header::USER_AGENT, "stacktop-agent")
+            .header(hyper::header::CONNECTION, "close")
+            .body(Empty::<Bytes>::new())
+            .map_err(|e| FetchError::Http(e.to_string()))?;
+        let result = async {
+            let response = sender.send_request(request).await.map_err(http)?;
+            let status = response.status();
+            let body = Limited::new(response.into_body(), MAX_BODY)
+                .collect()
+                .await
+                .map_err(|e| FetchError::Http(format!("reading the body: {e}")))?
+                .to_bytes();
+            Ok(Response { status, body })
+        }
+        .await;
+        conn.abort();
+        result
+    }
+}
+
+/// The innermost cause of a TLS error, e.g. "invalid peer certificate:
+/// UnknownIssuer".
+pub(crate) fn tls_words(err: &std::io::Error) -> String {
+    match err.get_ref() {
+        Some(inner) => inner.to_string(),
+        None => io_words(err),
+    }
+}
+
+/// An HTTP(S) check.
+#[derive(Debug)]
+pub struct HttpProbe {
+    fetcher: Fetcher,
+    expect: StatusSet,
+    body_contains: Option<String>,
+    warn_latency: Option<std::time::Duration>,
+}
+
+impl HttpProbe {
+    /// Builds the probe from a validated spec.
+    pub fn from_spec(spec: &HttpSpec) -> std::result::Result<Self, BuildError> {
+        let uri = parse_url(&spec.url).map_err(BuildError::Tls)?;
+        Ok(Self {
+            fetcher: Fetcher::new(uri, spec.ca_file.as_deref())?,
+            expect: match &spec.expect_status {
+                Some(s) => StatusSet::parse(s).map_err(BuildError::Tls)?,
+                None => StatusSet::default(),
+            },
+            body_contains: spec.body_contains.clone(),
+            warn_latency: spec.warn_latency,
+        })
+    }
+
+    /// Runs the check once.
+    pub async fn run(&self) -> Outcome {
+        let started = Instant::now();
+        let response = match self.fetcher.get().await {
+            Ok(r) => r,
+            Err(e) => return Outcome::crit(e.to_string()),
+        };
+        let took = started.elapsed();
+        judge(
+            &response,
+            took,
+            &self.expect,
+            self.body_contains.as_deref(),
+            self.warn_latency,
+        )
+    }
+}
+
+/// Decides an HTTP check's outcome from its response.
+pub fn judge(
+    response: &Response,
+    took: std::time::Duration,
+    expect: &StatusSet,
+    body_contains: Option<&str>,
+    warn_latency: Option<std::time::Duration>,
+) -> Outcome {
+    let status = response.status;
+    let code = status.as_u16();
+    let reason = status.canonical_reason().unwrap_or("");
+    if !expect.contains(code) {
+        let snippet = body_snippet(&response.body);
+        let mut message = format!("HTTP {code} (expected {})", expect.text);
+        if !snippet.is_empty() {
+            message.push_str(": ");
+            message.push_str(&snippet);
+        }
+        return Outcome::crit(message);
+    }
+    if let Some(needle) = body_contains
+        && memchr::memmem::find(&response.body, needle.as_bytes()).is_none()
+    {
+        return Outcome::crit(format!("HTTP {code} but the body lacks {needle:?}"));
+    }
+    let message = format!("{code} {reason} in {}", human(took))
+        .replace("  ", " ")
+        .trim()
+        .to_string();
+    match warn_latency {
+        Some(limit) if took >= limit => Outcome::new(
+            Health::Warn,
+            format!("{message} (slow: warn at {})", human(limit)),
+        ),
+        _ => Outcome::ok(message),
+    }
+}
+
+/// The first line of a body, shortened, for error messages.
+fn body_snippet(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&body[..body.len().min(200)]);
+    let line = text.lines().next().unwrap_or("").trim();
+    let mut out: String = line.chars().take(80).collect();
+    if line.chars().count() > 80 {
+        out.push('…');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn response(code: u16, body: &str) -> Response {
+        Response {
+            status: hyper::StatusCode::from_u16(code).unwrap(),
+            body: Bytes::from(body.to_string()),
+        }
+    }
+
+    #[test]
+    fn status_sets() {
+        let set = StatusSet::parse(&StatusSpec::Text("200, 204,300-399".into())).unwrap();
+        assert!(set.contains(204) && set.contains(301) && !set.contains(201));
+        assert!(
+            StatusSet::parse(&StatusSpec::Code(200))
+                .unwrap()
+                .contains(200)
+        );
+        assert!(StatusSet::parse(&StatusSpec::Text("2xx".into())).is_err());
+        assert!(StatusSet::parse(&StatusSpec::Text("399-200".into())).is_err());
+        assert!(StatusSet::default().contains(302));
+    }
+
+    #[test]
+    fn judging() {
+        let ms = Duration::from_millis(3);
+        let ok = judge(&response(200, "ok"), ms, &StatusSet::default(), None, None);
+        assert_eq!(
+            (ok.status, ok.message.as_str()),
+            (Health::Ok, "200 OK in 3 ms")
+        );
+        let bad = judge(
+            &response(503, "db: connection refused\n"),
+            ms,
+            &StatusSet::default(),
+            None,
+            None,
+        );
+        assert_eq!(bad.status, Health::Crit);
+        assert_eq!(
+            bad.message,
+            "HTTP 503 (expected 200-399): db: connection refused"
+        );
+        let body = judge(
+            &response(200, "nope"),
+            ms,
+            &StatusSet::default(),
+            Some("ok"),
+            None,
+        );
+        assert_eq!(body.status, Health::Crit);
+        let slow = judge(
+            &response(200, "ok"),
+            Duration::from_millis(900),
+            &StatusSet::default(),
+            None,
+            Some(Duration::from_millis(500)),
+        );
+        assert_eq!(slow.status, Health::Warn);
+        assert_eq!(slow.message, "200 OK in 900 ms (slow: warn at 500 ms)");
+    }
+
+    #[test]
+    fn urls() {
+        assert!(parse_url("http://127.0.0.1:8080/health").is_ok());
+        assert!(parse_url("https://example.com").is_ok());
+        assert!(parse_url("127.0.0.1:80").is_err());
+        assert!(parse_url("ftp://x/").is_err());
+    }
+}
