@@ -15,6 +15,7 @@ use serde::Deserialize;
 use stacktop_proto::Role;
 use toml::Spanned;
 
+use crate::checks::CheckSpec;
 use crate::logs::LogSourceConfig;
 
 /// Default sampling interval.
@@ -46,6 +47,10 @@ pub struct Config {
     pub interval: Duration,
     /// Access logs to turn into request rates (`[[logs]]` tables).
     pub logs: Vec<LogSourceConfig>,
+    /// Health checks (`[[checks]]` tables). `None` means "none configured":
+    /// the agent runs its role defaults ([`crate::checks::defaults_for_roles`]);
+    /// `Some` (even empty) runs exactly these.
+    pub checks: Option<Vec<CheckSpec>>,
 }
 
 impl Default for Config {
@@ -57,6 +62,7 @@ impl Default for Config {
             collectors: Vec::new(),
             interval: DEFAULT_INTERVAL,
             logs: Vec::new(),
+            checks: None,
         }
     }
 }
@@ -126,6 +132,9 @@ pub type Result<T> = std::result::Result<T, ConfigError>;
 /// [[logs]]
 /// path = "/var/log/nginx/access.log"
 /// format = "nginx-combined"
+/// [[checks]]
+/// kind = "http"
+/// url = "http://127.0.0.1:9000/health"
 /// ```
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
@@ -142,6 +151,11 @@ pub struct FileConfig {
     pub interval: Option<Spanned<String>>,
     /// Access logs to tail for request rates.
     pub logs: Option<Vec<Spanned<LogSourceConfig>>>,
+    /// Health checks; see [`crate::checks::spec`] for every kind's keys.
+    /// (Read as plain tables and decoded by
+    /// [`crate::checks::spec::parse_tables`], which can then say on which
+    /// line of which table a key is wrong.)
+    pub checks: Option<Vec<toml::Table>>,
 }
 
 /// Loads and validates a config file, returning a [`Config`] holding only
@@ -218,6 +232,19 @@ pub fn parse_str(path: &Path, text: &str) -> Result<Config> {
             ));
         }
         config.logs.push(log);
+    }
+    if let Some(tables) = file.checks {
+        let specs = crate::checks::spec::parse_tables(text, tables).map_err(|e| {
+            let (line, column) = line_col(text, e.offset);
+            ConfigError::Parse {
+                path: path.to_owned(),
+                line,
+                column,
+                field: e.field,
+                message: e.message,
+            }
+        })?;
+        config.checks = Some(specs);
     }
     Ok(config)
 }

@@ -10,6 +10,11 @@
 //!   configured log runs as its own task feeding the sampler.
 //! - [`observe`]: the channel other inputs (logs' neighbours: checks) use
 //!   to reach the next batch.
+//! - [`checks`]: health checks (HTTP, TCP, TLS, process, DNS, exposure,
+//!   Nginx, HAProxy, MySQL), each its own task on its own interval,
+//!   reporting through [`observe`]; role defaults when none is configured.
+//! - [`detect`]: role detection from running processes when no role is
+//!   configured.
 //! - [`series`]: interning of (name, labels) into small series ids.
 //! - [`uplink`]: one task per collector speaking `Ingest.Connect`, with
 //!   reconnects ([`backoff`]) and an unacknowledged-batch [`queue`].
@@ -21,7 +26,9 @@
 #![deny(missing_docs)]
 
 pub mod backoff;
+pub mod checks;
 pub mod config;
+pub mod detect;
 pub mod logs;
 pub mod observe;
 pub mod queue;
@@ -69,7 +76,14 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             .map(|url| config::validate_collector(url).map_err(anyhow::Error::msg))
             .collect::<anyhow::Result<_>>()?
     };
-    let hello = hello(&config)?;
+    // No configured role: detect them from the running processes, once,
+    // before the Hello (built once per process) is made.
+    let (roles, roles_detected) = if config.roles.is_empty() {
+        (detect::detect(), true)
+    } else {
+        (config.roles.clone(), false)
+    };
+    let hello = hello(&config, &roles, roles_detected)?;
     info!(node = %hello.node, instance_id = %hello.instance_id, ?collectors,
         interval = ?config.interval, "agent starting");
 
@@ -109,6 +123,15 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     // Inputs other than logs (checks) send through clones of this sender;
     // the sampler drains it every tick.
     let (observations_tx, observations) = mpsc::channel(observe::CHANNEL_CAPACITY);
+    // Without `[[checks]]` the roles' defaults run; with them, exactly them.
+    let specs = match &config.checks {
+        Some(specs) => specs.clone(),
+        None => checks::defaults_for_roles(&roles),
+    };
+    let checks = checks::build_all(&specs, &roles);
+    info!(checks = ?checks.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
+        ?roles, roles_detected, "checks starting");
+    checks::spawn_all(checks, &observations_tx, &shutdown, &tracker);
     drop(observations_tx);
     let inputs = sample::Inputs {
         seconds,
@@ -132,7 +155,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
 /// drawn once per call (so once per agent process) and shared by every
 /// collector and reconnect, which is how a collector tells a reconnect from
 /// a second agent claiming the same name.
-fn hello(config: &Config) -> anyhow::Result<Hello> {
+fn hello(config: &Config, roles: &[Role], roles_detected: bool) -> anyhow::Result<Hello> {
     let node = match &config.name {
         Some(name) => name.clone(),
         None => hostname::get()
@@ -143,8 +166,8 @@ fn hello(config: &Config) -> anyhow::Result<Hello> {
     Ok(Hello {
         node,
         instance_id: format!("{:016x}", rand::random::<u64>()),
-        roles: config.roles.iter().map(|&r| r as i32).collect(),
-        roles_detected: false,
+        roles: roles.iter().map(|&r| r as i32).collect(),
+        roles_detected,
         labels: config
             .labels
             .iter()

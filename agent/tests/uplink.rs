@@ -125,6 +125,9 @@ fn config(collector: String) -> Config {
         labels: [("dc".to_string(), "test".to_string())].into(),
         collectors: vec![collector],
         interval: Duration::from_millis(100),
+        // No checks: this test is about the stream, not the probes.
+        checks: Some(Vec::new()),
+        ..Config::default()
     }
 }
 
