@@ -402,6 +402,10 @@ impl App {
                 fleet.tiers = delta.tiers;
                 fleet.site = delta.site;
                 fleet.timestamp_ms = delta.timestamp_ms;
+                // Sent whole with every delta.
+                fleet.web_lb_request_ratio = delta.web_lb_request_ratio;
+                fleet.lb_requests_per_second = delta.lb_requests_per_second;
+                fleet.web_requests_per_second = delta.web_requests_per_second;
             }
             None => return,
         }

@@ -10,6 +10,8 @@
 //! - [`ui`]: pure rendering, one file per screen region.
 //! - [`status`]: `stacktop status`, the fleet once as a table or JSON.
 //! - [`format`]: human-readable numbers.
+//! - [`view`]: what the screens read out of one node (DB role, lag,
+//!   traffic by class, a checks summary, backends UP).
 //! - [`error`]: typed errors.
 //!
 //! [`run`] wires them: a collector (given, or embedded: collector + agent
@@ -27,6 +29,7 @@ pub mod event;
 pub mod format;
 pub mod status;
 pub mod ui;
+pub mod view;
 
 use std::time::Duration;
 

@@ -13,6 +13,7 @@ use stacktop_proto::v1::{FleetSnapshot, NodeState};
 
 use crate::app::tier_groups;
 use crate::format;
+use crate::view;
 
 /// Exit code when no node is down.
 pub const EXIT_OK: u8 = 0;
@@ -34,6 +35,15 @@ pub struct StatusReport {
     pub timestamp_ms: i64,
     /// The collector's version.
     pub collector_version: String,
+    /// The web tier's request rate over the LB tier's; `null` while either
+    /// is unknown or the LB's is 0.
+    pub web_lb_request_ratio: Option<f64>,
+    /// Requests per second over the LB tier (access logs); `null` when
+    /// unknown.
+    pub lb_requests_per_second: Option<f64>,
+    /// Requests per second over the web tier (access logs); `null` when
+    /// unknown.
+    pub web_requests_per_second: Option<f64>,
 }
 
 /// One node in [`StatusReport`].
@@ -83,6 +93,33 @@ pub struct NodeReport {
     pub uptime_seconds: Option<f64>,
     /// Latest check results.
     pub checks: Vec<CheckReport>,
+    /// The node's HAProxy backend servers (LB nodes; empty otherwise).
+    pub backends: Vec<BackendReport>,
+    /// Slow-changing state the agent reported, e.g. `db_role`.
+    pub facts: BTreeMap<String, String>,
+    /// `primary | replica` for a DB node that reported it; `null` otherwise.
+    pub db_role: Option<String>,
+}
+
+/// One HAProxy backend server in [`NodeReport`].
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct BackendReport {
+    /// The backend (HAProxy `pxname`).
+    pub backend: String,
+    /// The server within it (HAProxy `svname`).
+    pub server: String,
+    /// HAProxy's status word: `UP`, `DOWN`, `MAINT`, `DRAIN`, `NOLB`, ...
+    pub status: String,
+    /// A backup server (used only when no active one is UP).
+    pub backup: bool,
+    /// Current sessions; `null` when HAProxy gave none.
+    pub current_sessions: Option<f64>,
+    /// Requests per second; `null` when HAProxy gave none.
+    pub request_rate: Option<f64>,
+    /// Last health check result, e.g. `L7OK`, `L4CON`.
+    pub check_status: String,
+    /// Human text of the last health check (may be empty).
+    pub check_description: String,
 }
 
 /// One check in [`NodeReport`].
@@ -158,6 +195,26 @@ impl From<&NodeState> for NodeReport {
                     timestamp_ms: c.timestamp_ms,
                 })
                 .collect(),
+            backends: node
+                .backends
+                .iter()
+                .map(|b| BackendReport {
+                    backend: b.backend.clone(),
+                    server: b.server.clone(),
+                    status: b.status.clone(),
+                    backup: b.backup,
+                    current_sessions: b.current_sessions,
+                    request_rate: b.request_rate,
+                    check_status: b.check_status.clone(),
+                    check_description: b.check_description.clone(),
+                })
+                .collect(),
+            facts: node
+                .facts
+                .iter()
+                .map(|l| (l.key.clone(), l.value.clone()))
+                .collect(),
+            db_role: view::db_role(node).map(str::to_string),
         }
     }
 }
@@ -180,6 +237,9 @@ impl From<&FleetSnapshot> for StatusReport {
             site: fleet.site().name(),
             timestamp_ms: fleet.timestamp_ms,
             collector_version: fleet.collector_version.clone(),
+            web_lb_request_ratio: fleet.web_lb_request_ratio,
+            lb_requests_per_second: fleet.lb_requests_per_second,
+            web_requests_per_second: fleet.web_requests_per_second,
         }
     }
 }
@@ -202,7 +262,9 @@ pub fn to_json(fleet: &FleetSnapshot) -> String {
 }
 
 /// `fleet` as a table for people, grouped by tier like the dashboard, with
-/// "last seen" relative to `now_ms`.
+/// "last seen" relative to `now_ms`. A DB node's role (primary/replica)
+/// shows in the ROLE column; an LB's backend servers that are not UP, and
+/// every check that is not ok, are listed on indented lines under the node.
 pub fn to_table(fleet: &FleetSnapshot, now_ms: i64) -> String {
     let mut out = String::new();
     let _ = writeln!(
@@ -216,6 +278,9 @@ pub fn to_table(fleet: &FleetSnapshot, now_ms: i64) -> String {
             &fleet.collector_version
         }
     );
+    if let Some(line) = traffic_line(fleet) {
+        let _ = writeln!(out, "{line}");
+    }
     let name_width = fleet
         .nodes
         .iter()
@@ -225,8 +290,8 @@ pub fn to_table(fleet: &FleetSnapshot, now_ms: i64) -> String {
         .clamp(4, 40);
     let _ = writeln!(
         out,
-        "{:<10} {:<name_width$} {:<7} {:>6} {:>6} {:>6} {:>7} {:>9}",
-        "TIER", "NAME", "HEALTH", "CPU", "MEM", "LOAD", "QPS", "SEEN"
+        "{:<10} {:<name_width$} {:<7} {:<7} {:>6} {:>6} {:>6} {:>7} {:>9}",
+        "TIER", "NAME", "ROLE", "HEALTH", "CPU", "MEM", "LOAD", "QPS", "SEEN"
     );
     for (tier, nodes) in tier_groups(fleet) {
         let title = match fleet.tiers.iter().find(|t| t.role() == tier) {
@@ -238,9 +303,10 @@ pub fn to_table(fleet: &FleetSnapshot, now_ms: i64) -> String {
             let s = node.summary.unwrap_or_default();
             let _ = writeln!(
                 out,
-                "{:<10} {:<name_width$} {:<7} {:>6} {:>6} {:>6} {:>7} {:>9}",
+                "{:<10} {:<name_width$} {:<7} {:<7} {:>6} {:>6} {:>6} {:>7} {:>9}",
                 title,
                 format::fit_left(&node.name, name_width).trim_end(),
+                format::fit_left(view::db_role(node).unwrap_or(""), 7).trim_end(),
                 node.health().name(),
                 format::percent(s.cpu_usage_ratio),
                 format::percent(s.memory_used_ratio),
@@ -248,16 +314,65 @@ pub fn to_table(fleet: &FleetSnapshot, now_ms: i64) -> String {
                 format::rate(s.qps),
                 format::seen(node.last_seen_ms, now_ms),
             );
+            for line in node_notes(node) {
+                let _ = writeln!(out, "{:<10} {line}", "");
+            }
         }
     }
     out
+}
+
+/// The web/LB traffic line of the table, when anything about it is known.
+fn traffic_line(fleet: &FleetSnapshot) -> Option<String> {
+    if fleet.lb_requests_per_second.is_none() && fleet.web_requests_per_second.is_none() {
+        return None;
+    }
+    let ratio = fleet
+        .web_lb_request_ratio
+        .map(|r| format!("{r:.2}"))
+        .unwrap_or_else(|| format::UNKNOWN.to_string());
+    Some(format!(
+        "traffic  LB {} req/s  web {} req/s  web/LB {ratio}",
+        format::rate(fleet.lb_requests_per_second),
+        format::rate(fleet.web_requests_per_second),
+    ))
+}
+
+/// Indented lines under a node: replication lag, backends not UP, checks
+/// that are not ok.
+fn node_notes(node: &NodeState) -> Vec<String> {
+    let mut notes = Vec::new();
+    if let Some(lag) = view::replication_lag(node) {
+        notes.push(format!("  replication lag {lag:.0} s"));
+    }
+    if let Some((up, total)) = view::backends_up(&node.backends) {
+        let mut line = format!("  backends {up}/{total} UP");
+        for b in node
+            .backends
+            .iter()
+            .filter(|b| view::server_state(&b.status) != view::ServerState::Up)
+        {
+            let backup = if b.backup { " (backup)" } else { "" };
+            let _ = write!(line, ", {}/{}{backup} {}", b.backend, b.server, b.status);
+        }
+        notes.push(line);
+    }
+    for c in view::failing_checks(&node.checks) {
+        notes.push(format!(
+            "  {:<7} {}  {}",
+            c.status().name(),
+            c.name,
+            c.message
+        ));
+    }
+    notes
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use stacktop_proto::Role;
-    use stacktop_proto::v1::{NodeSummary, TierState};
+    use stacktop_proto::v1::{BackendServer, CheckResult, Label, NodeSummary, TierState};
 
     fn fleet() -> FleetSnapshot {
         FleetSnapshot {
@@ -267,6 +382,14 @@ mod tests {
                     roles: vec![Role::Db as i32],
                     health: Health::Down as i32,
                     last_seen_ms: 1_000,
+                    facts: vec![Label::new("db_role", "replica")],
+                    checks: vec![CheckResult {
+                        name: "mysql:replication".into(),
+                        kind: "mysql".into(),
+                        status: Health::Crit as i32,
+                        message: "SQL thread stopped".into(),
+                        ..Default::default()
+                    }],
                     ..Default::default()
                 },
                 NodeState {
@@ -311,6 +434,50 @@ mod tests {
         assert_eq!(json["nodes"][1]["cpu_usage_ratio"], 0.5);
         assert_eq!(json["tiers"][0]["role"], "db");
         assert_eq!(json["tiers"][0]["spof"], true);
+        assert!(json["web_lb_request_ratio"].is_null());
+        assert!(json["lb_requests_per_second"].is_null());
+        assert!(json["web_requests_per_second"].is_null());
+        assert_eq!(db["db_role"], "replica");
+        assert_eq!(db["facts"]["db_role"], "replica");
+        assert_eq!(db["backends"], serde_json::json!([]));
+        let web = &json["nodes"][1];
+        assert!(web["db_role"].is_null());
+        assert_eq!(web["facts"], serde_json::json!({}));
+    }
+
+    #[test]
+    fn json_carries_backends_and_the_traffic_ratio() {
+        let mut f = fleet();
+        f.web_lb_request_ratio = Some(0.98);
+        f.lb_requests_per_second = Some(100.0);
+        f.web_requests_per_second = Some(98.0);
+        f.nodes[1].backends = vec![BackendServer {
+            backend: "web".into(),
+            server: "web3".into(),
+            status: "DOWN".into(),
+            backup: true,
+            current_sessions: Some(0.0),
+            request_rate: None,
+            check_status: "L4CON".into(),
+            check_description: String::new(),
+        }];
+        let json: serde_json::Value = serde_json::from_str(&to_json(&f)).unwrap();
+        assert_eq!(json["web_lb_request_ratio"], 0.98);
+        assert_eq!(json["lb_requests_per_second"], 100.0);
+        let b = &json["nodes"][1]["backends"][0];
+        assert_eq!(b["backend"], "web");
+        assert_eq!(b["server"], "web3");
+        assert_eq!(b["status"], "DOWN");
+        assert_eq!(b["backup"], true);
+        assert_eq!(b["current_sessions"], 0.0);
+        assert!(b["request_rate"].is_null());
+        assert_eq!(b["check_status"], "L4CON");
+        let table = to_table(&f, 10_000);
+        assert!(table.contains("web/LB 0.98"), "{table}");
+        assert!(
+            table.contains("backends 0/1 UP, web/web3 (backup) DOWN"),
+            "{table}"
+        );
     }
 
     #[test]
@@ -329,5 +496,10 @@ mod tests {
         assert!(lines[2].starts_with("Web"), "{table}");
         assert!(lines[3].starts_with("DB SPOF"), "{table}");
         assert!(lines[3].contains("9s ago"), "{table}");
+        assert!(lines[3].contains(" replica "), "{table}");
+        assert!(
+            lines[4].contains("crit    mysql:replication  SQL thread stopped"),
+            "{table}"
+        );
     }
 }
