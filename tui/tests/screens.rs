@@ -6,7 +6,8 @@ use ratatui::backend::TestBackend;
 use stacktop::app::{Action, App, ConnState, History};
 use stacktop::ui;
 use stacktop_proto::v1::{
-    CheckResult, FleetSnapshot, FleetUpdate, Label, NodeState, NodeSummary, TierState, fleet_update,
+    BackendServer, CheckResult, FleetSnapshot, FleetUpdate, Label, NodeState, NodeSummary,
+    SeriesValue, TierState, fleet_update,
 };
 use stacktop_proto::{Health, Role};
 
@@ -76,6 +77,66 @@ fn check(name: &str, kind: &str, status: Health, latency: f64, message: &str) ->
     }
 }
 
+fn latest(name: &str, labels: &[(&str, &str)], value: f64) -> SeriesValue {
+    SeriesValue {
+        name: name.into(),
+        labels: labels.iter().map(|(k, v)| Label::new(*k, *v)).collect(),
+        value,
+        timestamp_ms: NOW - 2_000,
+    }
+}
+
+/// The latest second of one access log: rates for 2xx..5xx and other, and
+/// p50/p95/p99 in seconds when the format has a request time.
+fn log_second(source: &str, rates: [f64; 5], quantiles: Option<[f64; 3]>) -> Vec<SeriesValue> {
+    let mut out: Vec<SeriesValue> = ["2xx", "3xx", "4xx", "5xx", "other"]
+        .iter()
+        .zip(rates)
+        .map(|(class, v)| {
+            latest(
+                "http_requests_per_second",
+                &[("source", source), ("class", class)],
+                v,
+            )
+        })
+        .collect();
+    for (q, v) in ["0.5", "0.95", "0.99"]
+        .iter()
+        .zip(quantiles.into_iter().flatten())
+    {
+        out.push(latest(
+            "http_request_duration_seconds",
+            &[("source", source), ("quantile", q)],
+            v,
+        ));
+    }
+    out
+}
+
+fn server(
+    name: &str,
+    status: &str,
+    backup: bool,
+    sessions: f64,
+    rate: f64,
+    check: &str,
+) -> BackendServer {
+    BackendServer {
+        backend: "web".into(),
+        server: name.into(),
+        status: status.into(),
+        backup,
+        current_sessions: Some(sessions),
+        request_rate: Some(rate),
+        check_status: check.into(),
+        check_description: if check == "L4CON" {
+            "Connection refused".into()
+        } else {
+            String::new()
+        },
+    }
+}
+
 fn tier(role: Role, healthy: u32, total: u32, health: Health) -> TierState {
     TierState {
         role: role as i32,
@@ -96,6 +157,28 @@ fn fleet() -> FleetSnapshot {
         Some(summary(0.08, 0.21, 0.12, 2.4e6, 2.3e6, Some(812.4))),
     );
     lb.roles_detected = true;
+    lb.backends = vec![
+        server("web1", "UP", false, 12.0, 406.2, "L7OK"),
+        server("web2", "UP", false, 11.0, 406.2, "L7OK"),
+        server("web3", "DOWN", false, 0.0, 0.0, "L4CON"),
+        server("sorry", "UP", true, 0.0, 0.0, "L7OK"),
+    ];
+    lb.checks = vec![
+        check(
+            "haproxy:web",
+            "haproxy",
+            Health::Warn,
+            0.0012,
+            "1 of 3 active servers not UP: web3 DOWN (L4CON)",
+        ),
+        check("tcp:80", "tcp", Health::Ok, 0.0003, "connected"),
+        check("dns:www", "dns", Health::Ok, 0.0021, "www -> 127.0.0.10"),
+    ];
+    lb.latest = log_second(
+        "haproxy",
+        [790.1, 12.0, 9.3, 1.0, 0.0],
+        Some([0.004, 0.021, 0.120]),
+    );
     let mut web1 = node(
         "web1",
         &[Role::Web, Role::App],
@@ -114,20 +197,59 @@ fn fleet() -> FleetSnapshot {
         ),
     ];
     web1.labels.push(Label::new("env", "prod"));
+    web1.latest = log_second(
+        "nginx",
+        [380.2, 6.0, 18.4, 1.5, 0.0],
+        Some([0.003, 0.018, 0.095]),
+    );
     let web2 = node(
         "web2",
         &[Role::Web, Role::App],
         Health::Ok,
         Some(summary(0.412, 0.48, 1.05, 1.1e6, 9.1e6, Some(406.3))),
     );
-    let db1 = node(
+    let mut db1 = node(
         "db1-primary",
         &[Role::Db],
         Health::Ok,
         Some(summary(0.25, 0.81, 0.9, 5.2e5, 3.3e6, None)),
     );
+    db1.facts = vec![Label::new("db_role", "primary")];
+    db1.checks = vec![check(
+        "mysql",
+        "mysql",
+        Health::Ok,
+        0.0008,
+        "SELECT 1 in 0.8 ms",
+    )];
     let mut db2 = node("db2-replica", &[Role::Db], Health::Down, None);
     db2.last_seen_ms = NOW - 47_000;
+    db2.facts = vec![Label::new("db_role", "replica")];
+    db2.checks = vec![check(
+        "mysql:replication",
+        "mysql",
+        Health::Crit,
+        0.0,
+        "SQL thread stopped: Error 1062 on table app.sessions",
+    )];
+    let mut db3 = node(
+        "db3-replica",
+        &[Role::Db],
+        Health::Ok,
+        Some(summary(0.12, 0.64, 0.4, 3.1e5, 1.2e5, None)),
+    );
+    db3.facts = vec![Label::new("db_role", "replica")];
+    db3.latest = vec![latest("mysql_replication_lag_seconds", &[], 2.0)];
+    db3.checks = vec![
+        check("mysql", "mysql", Health::Ok, 0.0009, "SELECT 1 in 0.9 ms"),
+        check(
+            "mysql:replication",
+            "mysql",
+            Health::Ok,
+            0.0011,
+            "IO and SQL threads running, 2 s behind",
+        ),
+    ];
     let mut spare = node(
         "spare",
         &[],
@@ -138,7 +260,7 @@ fn fleet() -> FleetSnapshot {
         }),
     );
     spare.cpu_recent = vec![];
-    let mut nodes = vec![lb, web1, web2, db1, db2, spare];
+    let mut nodes = vec![lb, web1, web2, db1, db2, db3, spare];
     nodes.sort_by(|a, b| a.name.cmp(&b.name));
     FleetSnapshot {
         nodes,
@@ -146,12 +268,14 @@ fn fleet() -> FleetSnapshot {
             tier(Role::Lb, 1, 1, Health::Ok),
             tier(Role::Web, 2, 2, Health::Warn),
             tier(Role::App, 2, 2, Health::Warn),
-            tier(Role::Db, 1, 2, Health::Ok),
+            tier(Role::Db, 2, 3, Health::Ok),
         ],
         site: Health::Warn as i32,
         timestamp_ms: NOW - 500,
         collector_version: "0.1.0".into(),
-        ..Default::default()
+        web_lb_request_ratio: Some(1.0),
+        lb_requests_per_second: Some(812.4),
+        web_requests_per_second: Some(812.4),
     }
 }
 
@@ -230,6 +354,53 @@ fn detail_with_history() {
         result: Ok(history()),
     });
     insta::assert_snapshot!(render(&mut app, 120, 35).backend());
+}
+
+#[test]
+fn detail_of_an_lb_80x24() {
+    let mut app = app();
+    open(&mut app, "lb1");
+    insta::assert_snapshot!(render(&mut app, 80, 24).backend());
+}
+
+#[test]
+fn detail_of_an_lb_200x50() {
+    let mut app = app();
+    open(&mut app, "lb1");
+    app.update(Action::History {
+        node: "lb1".into(),
+        result: Ok(history()),
+    });
+    insta::assert_snapshot!(render(&mut app, 200, 50).backend());
+}
+
+#[test]
+fn detail_of_a_replica_with_lag() {
+    let mut app = app();
+    open(&mut app, "db3-replica");
+    app.update(Action::History {
+        node: "db3-replica".into(),
+        result: Ok(history()),
+    });
+    insta::assert_snapshot!(render(&mut app, 80, 24).backend());
+}
+
+#[test]
+fn fleet_flags_traffic_that_does_not_add_up() {
+    use ratatui::style::Color;
+    let mut fleet = fleet();
+    fleet.web_lb_request_ratio = Some(0.74);
+    let mut app = App::new("http://127.0.0.1:7411", NOW);
+    app.update(Action::Connection(ConnState::Connected));
+    app.update(Action::Update(Box::new(FleetUpdate {
+        update: Some(fleet_update::Update::Snapshot(fleet)),
+    })));
+    let terminal = render(&mut app, 80, 24);
+    let buffer = terminal.backend().buffer();
+    let top: String = (0..80).map(|x| buffer[(x, 0)].symbol()).collect();
+    let at = top.find("0.74").expect("ratio in the header");
+    let x = top[..at].chars().count() as u16;
+    assert_eq!(buffer[(x, 0)].fg, Color::Yellow);
 }
 
 #[test]

@@ -1,9 +1,15 @@
 //! The fleet screen: every node grouped by tier (LB, Web, App, DB,
 //! Unassigned), one row each, with a heading per tier.
 //!
-//! Columns adapt to the width: at 80 columns the CPU sparkline is the first
-//! thing to go, then the network columns; wide terminals get a longer
+//! Columns adapt to the width: the "seen" column goes first, then the
+//! network columns (at 80 columns the CHECKS column wins over them), then
+//! load; the CPU sparkline only takes what is left; wide terminals get a longer
 //! sparkline, wider names and a "seen" column.
+//!
+//! The name cell carries what identifies a node within its tier: a DB
+//! node's role (`db1 (primary)`) and an LB's backend servers UP
+//! (`lb1 2/3 UP`, red when some are not). The CHECKS column says `3/3 ok`
+//! or names the worst failing check in its colour.
 
 use ratatui::Frame;
 use ratatui::layout::{Alignment, Rect};
@@ -16,6 +22,7 @@ use stacktop_proto::{Health, Role};
 use super::style;
 use crate::app::{App, ConnState};
 use crate::format::{self, fit_left, fit_right};
+use crate::view;
 
 const STATUS_W: usize = 9;
 const PCT_W: usize = 6;
@@ -23,6 +30,7 @@ const LOAD_W: usize = 6;
 const NET_W: usize = 9;
 const QPS_W: usize = 6;
 const SEEN_W: usize = 8;
+const CHECKS_W: usize = 14;
 const MIN_NAME_W: usize = 8;
 const MIN_SPARK_W: usize = 8;
 const MAX_SPARK_W: usize = 120;
@@ -38,6 +46,8 @@ pub struct Columns {
     pub net: bool,
     /// Whether the "seen" column is shown.
     pub seen: bool,
+    /// Whether the checks column is shown.
+    pub checks: bool,
     /// Width of the sparkline (0: not shown).
     pub spark: usize,
 }
@@ -52,6 +62,7 @@ impl Columns {
             load: true,
             net: true,
             seen: width >= 140,
+            checks: true,
             spark: 0,
         };
         // Drop columns until the fixed part fits with a minimal name.
@@ -62,6 +73,8 @@ impl Columns {
                 cols.net = false;
             } else if cols.load {
                 cols.load = false;
+            } else if cols.checks {
+                cols.checks = false;
             } else {
                 break;
             }
@@ -99,6 +112,9 @@ impl Columns {
         if self.seen {
             w += SEEN_W + 1;
         }
+        if self.checks {
+            w += CHECKS_W + 1;
+        }
         w
     }
 }
@@ -121,7 +137,10 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
     let longest = fleet
         .nodes
         .iter()
-        .map(|n| n.name.chars().count())
+        .map(|n| {
+            let (name, note) = name_cell(n);
+            name.chars().count() + note.map_or(0, |(t, _)| 1 + t.chars().count())
+        })
         .max()
         .unwrap_or(0);
     let cols = Columns::fit(area.width as usize, longest);
@@ -202,6 +221,9 @@ fn column_heading(cols: &Columns) -> Line<'static> {
         ));
     }
     text.push_str(&format!(" {}", fit_right("QPS", QPS_W)));
+    if cols.checks {
+        text.push_str(&format!(" {}", fit_left("CHECKS", CHECKS_W)));
+    }
     if cols.seen {
         text.push_str(&format!(" {}", fit_right("SEEN", SEEN_W)));
     }
@@ -248,13 +270,14 @@ fn node_line(node: &NodeState, cols: &Columns, now_ms: i64, selected: bool) -> L
     let mut spans = vec![
         Span::raw(marker),
         style::health_span(node.health(), STATUS_W),
-        Span::raw(format!(
-            " {} {} {}",
-            fit_left(&node.name, cols.name),
-            fit_right(&format::percent(s.cpu_usage_ratio), PCT_W),
-            fit_right(&format::percent(s.memory_used_ratio), PCT_W),
-        )),
+        Span::raw(" "),
     ];
+    spans.extend(name_spans(node, cols.name));
+    spans.push(Span::raw(format!(
+        " {} {}",
+        fit_right(&format::percent(s.cpu_usage_ratio), PCT_W),
+        fit_right(&format::percent(s.memory_used_ratio), PCT_W),
+    )));
     let mut rest = String::new();
     if cols.load {
         rest.push_str(&format!(" {}", fit_right(&format::load(s.load1), LOAD_W)));
@@ -273,6 +296,14 @@ fn node_line(node: &NodeState, cols: &Columns, now_ms: i64, selected: bool) -> L
         ));
     }
     rest.push_str(&format!(" {}", fit_right(&format::rate(s.qps), QPS_W)));
+    if cols.checks {
+        spans.push(Span::raw(std::mem::take(&mut rest)));
+        spans.push(Span::raw(" "));
+        spans.push(match view::checks_summary(&node.checks) {
+            Some((text, status)) => Span::styled(fit_left(&text, CHECKS_W), style::health(status)),
+            None => Span::styled(fit_left(format::UNKNOWN, CHECKS_W), style::muted()),
+        });
+    }
     if cols.seen {
         let seen = if node.last_seen_ms > 0 {
             format::ago((now_ms - node.last_seen_ms) / 1000)
@@ -291,7 +322,9 @@ fn node_line(node: &NodeState, cols: &Columns, now_ms: i64, selected: bool) -> L
     }
     if node.health() == Health::Down {
         // The collector keeps a silent node's last numbers; they are old.
+        // Their colours (checks, backends) say nothing about now either.
         for span in spans.iter_mut().skip(2) {
+            span.style.fg = None;
             span.style = span.style.add_modifier(Modifier::DIM);
         }
     }
@@ -303,14 +336,53 @@ fn node_line(node: &NodeState, cols: &Columns, now_ms: i64, selected: bool) -> L
     }
 }
 
+/// The node's name and what follows it in the name cell, with its style:
+/// the DB role, or an LB's backend servers UP out of all.
+fn name_cell(node: &NodeState) -> (&str, Option<(String, Style)>) {
+    let note = if let Some(role) = view::db_role(node) {
+        Some((format!("({role})"), style::muted()))
+    } else {
+        view::backends_up(&node.backends).map(|(up, total)| {
+            let style = if up == total {
+                style::muted()
+            } else if up == 0 {
+                style::health(Health::Crit)
+            } else {
+                style::health(Health::Warn)
+            };
+            (format!("{up}/{total} UP"), style)
+        })
+    };
+    (&node.name, note)
+}
+
+/// The name cell, `width` characters: the name (never cut for the note),
+/// then the note if it fits.
+fn name_spans(node: &NodeState, width: usize) -> Vec<Span<'static>> {
+    let (name, note) = name_cell(node);
+    let name_len = name.chars().count();
+    match note {
+        Some((text, style)) if name_len + 1 + text.chars().count() <= width => {
+            let pad = width - name_len - 1 - text.chars().count();
+            vec![
+                Span::raw(format!("{name} ")),
+                Span::styled(text, style),
+                Span::raw(" ".repeat(pad)),
+            ]
+        }
+        _ => vec![Span::raw(fit_left(name, width))],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn sparkline_goes_first_when_narrow() {
+        // At 80 columns the checks win over the network rates.
         let c = Columns::fit(80, 10);
-        assert!(c.net && c.load && !c.seen);
+        assert!(c.checks && c.load && !c.net && !c.seen, "{c:?}");
         assert!(c.fixed() + c.name + c.spark < 80 || c.spark == 0, "{c:?}");
         let narrow = Columns::fit(60, 10);
         assert_eq!(narrow.spark, 0);

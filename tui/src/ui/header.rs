@@ -1,4 +1,5 @@
-//! The two header lines: title, site health, node counts and collector
+//! The two header lines: title, site health, node counts, the web/LB
+//! traffic ratio (flagged when off by more than 10%) and collector
 //! version; then the connection line, which turns into a red banner when
 //! the collector is not connected.
 
@@ -45,6 +46,10 @@ fn render_title(frame: &mut Frame, app: &App, area: Rect) {
             spans.push(Span::styled(format!("{down} down"), down_style));
             spans.push(Span::styled(" · ", style::muted()));
             spans.push(Span::raw(format!("{total} total")));
+            if let Some(ratio) = fleet.web_lb_request_ratio.filter(|r| r.is_finite()) {
+                spans.push(Span::styled("  web/LB traffic ", style::muted()));
+                spans.push(Span::styled(format!("{ratio:.2}"), ratio_style(ratio)));
+            }
             fleet.collector_version.as_str()
         }
         None => "",
@@ -69,6 +74,20 @@ fn render_title(frame: &mut Frame, app: &App, area: Rect) {
         Paragraph::new(Span::styled(right, style::muted())),
         right_area,
     );
+}
+
+/// How far the web tier's request rate may stray from the LB's (10%)
+/// before the header flags the ratio.
+pub const RATIO_TOLERANCE: f64 = 0.10;
+
+/// The web/LB ratio's style: plain near 1, yellow and bold when off by
+/// more than [`RATIO_TOLERANCE`] (requests lost, or bypassing the LB).
+fn ratio_style(ratio: f64) -> Style {
+    if (ratio - 1.0).abs() > RATIO_TOLERANCE {
+        Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD)
+    } else {
+        Style::new()
+    }
 }
 
 /// The connection line: what the dashboard is connected to, or a banner
