@@ -404,14 +404,18 @@ async fn the_lab_stack_through_the_collector() {
 
     // Fault: one nginx dies.
     lab.fault("kill-web", Some("2"));
-    wait_for(&url, "web2 DOWN at HAProxy, LB warn, web2's web check crit", |s| {
-        let status = backend_status(s, "web2")?;
-        if !status.starts_with("DOWN") {
-            return Err(format!("HAProxy says web2 is {status}"));
-        }
-        expect_check(s, "lb1", "haproxy", Health::Warn)?;
-        expect_check(s, "web2", "nginx", Health::Crit)
-    })
+    wait_for(
+        &url,
+        "web2 DOWN at HAProxy, LB warn, web2's web check crit",
+        |s| {
+            let status = backend_status(s, "web2")?;
+            if !status.starts_with("DOWN") {
+                return Err(format!("HAProxy says web2 is {status}"));
+            }
+            expect_check(s, "lb1", "haproxy", Health::Warn)?;
+            expect_check(s, "web2", "nginx", Health::Crit)
+        },
+    )
     .await;
     lab.fault("start-web", Some("2"));
     wait_for(&url, "all ok after start-web 2", all_ok).await;
@@ -466,6 +470,9 @@ async fn the_lab_stack_through_the_collector() {
             alive.insert(name, pid);
         }
     }
-    assert!(alive.is_empty(), "still running after lab/down: {alive:?}\n{said}");
+    assert!(
+        alive.is_empty(),
+        "still running after lab/down: {alive:?}\n{said}"
+    );
     assert!(!lab.dir.exists(), "lab/down left {}", lab.dir.display());
 }
