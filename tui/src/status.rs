@@ -293,6 +293,8 @@ pub fn to_table(fleet: &FleetSnapshot, now_ms: i64) -> String {
         "{:<10} {:<name_width$} {:<7} {:<7} {:>6} {:>6} {:>6} {:>7} {:>9}",
         "TIER", "NAME", "ROLE", "HEALTH", "CPU", "MEM", "LOAD", "QPS", "SEEN"
     );
+    // A node with several roles is listed under each; its notes once.
+    let mut noted = vec![false; fleet.nodes.len()];
     for (tier, nodes) in tier_groups(fleet) {
         let title = match fleet.tiers.iter().find(|t| t.role() == tier) {
             Some(t) if t.spof => format!("{} SPOF", tier.tier_title()),
@@ -314,6 +316,9 @@ pub fn to_table(fleet: &FleetSnapshot, now_ms: i64) -> String {
                 format::rate(s.qps),
                 format::seen(node.last_seen_ms, now_ms),
             );
+            if std::mem::replace(&mut noted[i], true) {
+                continue;
+            }
             for line in node_notes(node) {
                 let _ = writeln!(out, "{:<10} {line}", "");
             }
@@ -357,9 +362,15 @@ fn node_notes(node: &NodeState) -> Vec<String> {
         }
         notes.push(line);
     }
-    for c in view::failing_checks(&node.checks) {
+    let failing = view::failing_checks(&node.checks);
+    let name_w = failing
+        .iter()
+        .map(|c| c.name.chars().count())
+        .max()
+        .unwrap_or(0);
+    for c in failing {
         notes.push(format!(
-            "  {:<7} {}  {}",
+            "  {:<7} {:<name_w$}  {}",
             c.status().name(),
             c.name,
             c.message
