@@ -37,6 +37,7 @@ use std::time::{Duration, Instant};
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, OptsBuilder, Row, Value};
 use stacktop_proto::Health;
+use tracing::debug;
 
 use super::spec::{DEFAULT_MYSQL_PASSWORD_ENV, DEFAULT_MYSQL_USER, MysqlSpec, parse_host_port};
 use super::{ExtraCheck, Outcome, io_words};
@@ -228,21 +229,33 @@ impl MysqlProbe {
         };
         Conn::new(opts).await.map_err(|e| {
             let words = error_words(&e);
+            // The missing password only matters when the server says so.
             match note {
-                Some(note) => format!("{words} ({note})"),
-                None => words,
+                Some(note) if words.contains("Access denied") => format!("{words} ({note})"),
+                _ => words,
             }
         })
     }
 
     /// Runs the checks once.
     pub async fn run(&mut self) -> Outcome {
-        let conn = match self.conn.take() {
-            Some(c) => c,
-            None => match self.connect().await {
-                Ok(c) => c,
-                Err(e) => return self.failed(e),
-            },
+        // A pooled connection that fails may just be stale (a server
+        // restart, wait_timeout): retry once on a fresh one, so the
+        // result describes the server now ("connection refused"), not the
+        // old socket ("connection closed early").
+        let pooled = self.conn.take();
+        if let Some(conn) = pooled {
+            match self.query(conn).await {
+                Ok((conn, out)) => {
+                    self.conn = Some(conn);
+                    return out;
+                }
+                Err(e) => debug!(cause = %e, "pooled MySQL connection failed; reconnecting"),
+            }
+        }
+        let conn = match self.connect().await {
+            Ok(c) => c,
+            Err(e) => return self.failed(e),
         };
         match self.query(conn).await {
             Ok((conn, out)) => {
