@@ -10,11 +10,20 @@
 //! The `app` role has no single process to recognise, so it is never
 //! detected. [`crate::run`] detects once at start, before the Hello is
 //! built, and sends `roles_detected = true` with what it found (possibly
-//! nothing). TODO: re-detect every 60 s (off the sampling path) once the
-//! uplink can re-send a Hello without reconnecting; until then a service
-//! started after the agent is picked up at the agent's next restart.
+//! nothing). It then re-scans every [`REDETECT_EVERY`] in its own task
+//! ([`watch`], off the sampling path) and logs a warning when the roles
+//! changed. TODO: send the new roles once the uplink can re-send a Hello
+//! without reconnecting; until then they take effect at the agent's next
+//! restart, which the warning says.
+
+use std::time::Duration;
 
 use stacktop_proto::Role;
+use tokio_util::sync::CancellationToken;
+use tracing::warn;
+
+/// How often [`watch`] re-scans the process table.
+pub const REDETECT_EVERY: Duration = Duration::from_secs(60);
 
 use crate::checks::process::{self, ProcessNames};
 
@@ -43,6 +52,29 @@ pub fn roles_from(procs: &[ProcessNames]) -> Vec<Role> {
 /// cannot be read).
 pub fn detect() -> Vec<Role> {
     process::scan().map(|p| roles_from(&p)).unwrap_or_default()
+}
+
+/// Re-detects every [`REDETECT_EVERY`] until `shutdown`, warning when the
+/// roles differ from `announced` (the ones the Hello carries).
+pub async fn watch(announced: Vec<Role>, shutdown: CancellationToken) {
+    let mut last = announced.clone();
+    let mut ticks =
+        tokio::time::interval_at(tokio::time::Instant::now() + REDETECT_EVERY, REDETECT_EVERY);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        // /proc walks block; keep them off the runtime's worker threads.
+        let Ok(now) = tokio::task::spawn_blocking(detect).await else {
+            continue;
+        };
+        if now != last {
+            warn!(?announced, detected = ?now,
+                "detected roles changed; restart the agent (or configure roles) to announce them");
+            last = now;
+        }
+    }
 }
 
 #[cfg(test)]

@@ -132,6 +132,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     info!(checks = ?checks.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
         ?roles, roles_detected, "checks starting");
     checks::spawn_all(checks, &observations_tx, &shutdown, &tracker);
+    if roles_detected {
+        tracker.spawn(detect::watch(roles.clone(), shutdown.clone()));
+    }
     drop(observations_tx);
     let inputs = sample::Inputs {
         seconds,

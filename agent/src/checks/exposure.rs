@@ -156,7 +156,7 @@ pub fn is_loopback(ip: IpAddr) -> bool {
 }
 
 /// The exposure check.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ExposureProbe {
     allow: Vec<Allow>,
 }

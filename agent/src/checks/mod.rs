@@ -168,9 +168,11 @@ impl Probe {
             Probe::Http(p) => p.run().await,
             Probe::Tcp(p) => p.run().await,
             Probe::Tls(p) => p.run().await,
-            Probe::Process(p) => p.run(),
+            // /proc walks block: keep them off the runtime's thread, which
+            // the sampler shares.
+            Probe::Process(p) => blocking(p.clone(), |p| p.run()).await,
             Probe::Dns(p) => p.run().await,
-            Probe::Exposure(p) => p.run(),
+            Probe::Exposure(p) => blocking(p.clone(), |p| p.run()).await,
             Probe::Nginx(p) => p.run().await,
             Probe::Haproxy(p) => p.run().await,
             Probe::Mysql(p) => p.run().await,
@@ -186,6 +188,13 @@ impl Probe {
             _ => Vec::new(),
         }
     }
+}
+
+/// Runs a blocking probe on tokio's blocking pool.
+async fn blocking<P: Send + 'static>(probe: P, run: fn(&P) -> Outcome) -> Outcome {
+    tokio::task::spawn_blocking(move || run(&probe))
+        .await
+        .unwrap_or_else(|e| Outcome::new(Health::Unknown, format!("probe failed: {e}")))
 }
 
 /// A check ready to run: its name, kind, schedule and probe.

@@ -70,7 +70,7 @@ pub fn scan() -> std::io::Result<Vec<ProcessNames>> {
 
 /// A process check (also the stand-in for a check that could not be
 /// built, which reports its reason every run).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ProcessProbe {
     name: String,
     broken: Option<String>,
