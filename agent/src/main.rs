@@ -219,6 +219,20 @@ fn print_config(config: &Config) {
     for log in &config.logs {
         println!("log: {} ({})", log.path.display(), log.format);
     }
+    match &config.checks {
+        Some(checks) => {
+            for check in checks {
+                println!(
+                    "check: {} ({}, every {}, timeout {})",
+                    check.name(),
+                    check.kind(),
+                    humantime::format_duration(check.interval()),
+                    humantime::format_duration(check.timeout())
+                );
+            }
+        }
+        None => println!("checks: the roles' defaults"),
+    }
 }
 
 /// Cancels `shutdown` on Ctrl-C or (on Unix) SIGTERM.

@@ -1,0 +1,53 @@
+//! `stacktop-agent --check` with `[[checks]]`: the resolved checks are
+//! listed, and a bad table exits 2 naming file, line and key.
+
+use std::io::Write;
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_stacktop-agent");
+
+fn check(text: &str) -> (Option<i32>, String, String, String) {
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    file.write_all(text.as_bytes()).unwrap();
+    let output = Command::new(BIN)
+        .arg("--config")
+        .arg(file.path())
+        .arg("--check")
+        .output()
+        .unwrap();
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+        file.path().display().to_string(),
+    )
+}
+
+#[test]
+fn check_lists_the_configured_checks() {
+    let (code, stdout, stderr, _) = check(
+        "name = \"lb1\"\n[[checks]]\nkind = \"haproxy\"\nsocket = \"/run/haproxy/admin.sock\"\ninterval = \"2s\"\n\n[[checks]]\nkind = \"dns\"\nquery-name = \"www.stacktop.test\"\nresolver = \"127.0.0.30:5353\"\nexpect = [\"127.0.0.10\"]\n",
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stdout.contains("check: haproxy (haproxy, every 2s, timeout 1s)\n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("check: dns:www.stacktop.test (dns, every 5s, timeout 2s)\n"),
+        "{stdout}"
+    );
+    let (_, stdout, _, _) = check("name = \"x\"\n");
+    assert!(stdout.contains("checks: the roles' defaults"), "{stdout}");
+}
+
+#[test]
+fn a_bad_check_exits_2_naming_file_line_and_key() {
+    let (code, _, stderr, path) =
+        check("name = \"db1\"\n\n[[checks]]\nkind = \"mysql\"\naddress = \"127.0.0.21\"\n");
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.starts_with(&format!("error: {path}:5:1: field \"address\": ")),
+        "{stderr}"
+    );
+}
