@@ -228,11 +228,11 @@ pub struct HttpProbe {
 impl HttpProbe {
     /// Builds the probe from a validated spec.
     pub fn from_spec(spec: &HttpSpec) -> std::result::Result<Self, BuildError> {
-        let uri = parse_url(&spec.url).map_err(BuildError::Tls)?;
+        let uri = parse_url(&spec.url).map_err(BuildError::Spec)?;
         Ok(Self {
             fetcher: Fetcher::new(uri, spec.ca_file.as_deref())?,
             expect: match &spec.expect_status {
-                Some(s) => StatusSet::parse(s).map_err(BuildError::Tls)?,
+                Some(s) => StatusSet::parse(s).map_err(BuildError::Spec)?,
                 None => StatusSet::default(),
             },
             body_contains: spec.body_contains.clone(),

@@ -78,6 +78,9 @@ pub enum BuildError {
     /// The TLS configuration was refused by rustls.
     #[error("TLS setup: {0}")]
     Tls(String),
+    /// A URL or status list that validation should have refused.
+    #[error("{0}")]
+    Spec(String),
 }
 
 /// Results of building checks.
@@ -96,8 +99,8 @@ pub struct Outcome {
     pub facts: Vec<(String, String)>,
     /// A complete sample of HAProxy backend servers, when the probe read one.
     pub backends: Option<Vec<BackendServer>>,
-    /// Further checks the same probe decided, as (name suffix, kind, status,
-    /// message): the MySQL probe's `replication` check.
+    /// Further checks the same probe decided: the MySQL probe's
+    /// `replication` check.
     pub extra: Vec<ExtraCheck>,
 }
 

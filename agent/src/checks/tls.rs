@@ -71,7 +71,7 @@ pub struct TlsProbe {
 impl TlsProbe {
     /// Builds the probe from a validated spec (loads the CA file).
     pub fn from_spec(spec: &TlsSpec) -> std::result::Result<Self, BuildError> {
-        let (host, port) = parse_host_port(&spec.address).map_err(BuildError::Tls)?;
+        let (host, port) = parse_host_port(&spec.address).map_err(BuildError::Spec)?;
         let name = spec.server_name.clone().unwrap_or_else(|| host.clone());
         let server_name = ServerName::try_from(name.clone())
             .map_err(|e| BuildError::Tls(format!("server name {name:?}: {e}")))?;
