@@ -150,7 +150,12 @@ pub fn snapshot(store: &Store, now_ms: i64) -> FleetSnapshot {
     let mut traffic = Traffic::default();
     store.for_each_node(|n| {
         let state = node_state(n, now_ms);
-        let qps = state.summary.and_then(|s| s.qps);
+        let qps = summary::qps_mean(
+            &n.series,
+            now_ms,
+            n.identity.interval_ms,
+            summary::TRAFFIC_WINDOW_SECONDS,
+        );
         traffic.add(&n.identity.roles, state.health(), qps);
         roles_health.push((n.identity.roles.clone(), state.health()));
         nodes.push(state);
@@ -203,7 +208,12 @@ pub fn delta(store: &Store, cursor: &mut Cursor, now_ms: i64) -> Option<FleetDel
         let health = n.health_at(now_ms);
         let roles = &n.identity.roles;
         if roles.contains(&Role::Lb) || roles.contains(&Role::Web) {
-            let qps = summary::qps(&n.series, now_ms, n.identity.interval_ms);
+            let qps = summary::qps_mean(
+                &n.series,
+                now_ms,
+                n.identity.interval_ms,
+                summary::TRAFFIC_WINDOW_SECONDS,
+            );
             traffic.add(roles, health, qps);
         }
         roles_health.push((roles.clone(), health));
@@ -640,13 +650,31 @@ mod tests {
         let snap = snapshot(&store, NOW + 3_500);
         assert_eq!(snap.web_requests_per_second, Some(50.0));
 
-        // An LB rate of 0: no ratio, but both rates are known.
+        // The comparison averages the last seconds, so one second's edge
+        // effect does not swing it: (95 + 0) / 2 + (5 + 0) / 2.
         let zero = [rate_point(&ok, NOW, 0.0), rate_point(&err, NOW, 0.0)];
         store
             .apply(&lb, 2, &zero, Reported::default(), NOW)
             .unwrap();
         let snap = snapshot(&store, NOW + 1_000);
+        assert_eq!(snap.lb_requests_per_second, Some(50.0));
+
+        // An LB rate of 0: no ratio, but both rates are known.
+        let idle = Store::new(Duration::from_secs(60));
+        let lb = add(&idle, "lb1", vec![Role::Lb]);
+        let web = add(&idle, "web1", vec![Role::Web]);
+        idle.apply(&lb, 1, &zero, Reported::default(), NOW).unwrap();
+        idle.apply(
+            &web,
+            1,
+            &[rate_point(&nginx, NOW, 0.0)],
+            Reported::default(),
+            NOW,
+        )
+        .unwrap();
+        let snap = snapshot(&idle, NOW + 1_000);
         assert_eq!(snap.lb_requests_per_second, Some(0.0));
+        assert_eq!(snap.web_requests_per_second, Some(0.0));
         assert_eq!(snap.web_lb_request_ratio, None);
     }
 

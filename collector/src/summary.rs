@@ -80,6 +80,42 @@ pub fn qps(series: &BTreeMap<SeriesKey, Series>, now_ms: i64, interval_ms: u32) 
     Some(values.sum())
 }
 
+/// Seconds the web-vs-LB traffic comparison averages over.
+pub const TRAFFIC_WINDOW_SECONDS: usize = 10;
+
+/// The node's log-derived request rate averaged over its last `seconds`
+/// reported seconds, per fresh series (as [`qps`] decides freshness).
+///
+/// Comparing two tiers second by second is noisy: HAProxy stamps a request
+/// when it accepted it, Nginx when it finished, so requests near a second's
+/// edge land in different seconds on the two sides. Over ten seconds that
+/// edge effect is a few percent at most.
+pub fn qps_mean(
+    series: &BTreeMap<SeriesKey, Series>,
+    now_ms: i64,
+    interval_ms: u32,
+    seconds: usize,
+) -> Option<f64> {
+    let oldest = now_ms - log_stale_after_ms(interval_ms);
+    let start = SeriesKey {
+        name: HTTP_REQUESTS.to_string(),
+        labels: Vec::new(),
+    };
+    let mut values = series
+        .range(start..)
+        .take_while(|(k, _)| k.name == HTTP_REQUESTS)
+        .filter(|(_, s)| s.latest().is_some_and(|(ts, _)| ts >= oldest))
+        .filter_map(|(_, s)| {
+            let (sum, n) = s
+                .last_values(seconds)
+                .fold((0.0, 0usize), |(sum, n), v| (sum + v, n + 1));
+            (n > 0).then(|| sum / n as f64)
+        })
+        .peekable();
+    values.peek()?;
+    Some(values.sum())
+}
+
 /// The summary of a node from its series at `now_ms`, for an agent sending
 /// every `interval_ms` (which decides when log rates are stale).
 pub fn summarize(
@@ -272,6 +308,26 @@ mod tests {
             9.0,
         );
         assert_eq!(qps(&m, T0 + 4_000, 1_000), Some(0.0));
+    }
+
+    #[test]
+    fn qps_mean_averages_each_source_over_its_last_seconds() {
+        let mut m = BTreeMap::new();
+        for (i, n) in [10.0, 30.0, 20.0].into_iter().enumerate() {
+            log_second(
+                &mut m,
+                "nginx",
+                T0 + 1_000 * i as i64,
+                [n, 0.0, 0.0, 0.0, 0.0],
+            );
+        }
+        log_second(&mut m, "api", T0 + 2_000, [4.0, 1.0, 0.0, 0.0, 0.0]);
+        // nginx: (10 + 30 + 20) / 3; api: one second of 5.
+        assert_eq!(qps_mean(&m, T0 + 3_000, 1_000, 10), Some(25.0));
+        // Only the last two seconds of nginx: (30 + 20) / 2.
+        assert_eq!(qps_mean(&m, T0 + 3_000, 1_000, 2), Some(30.0));
+        // Stale sources drop out here too.
+        assert_eq!(qps_mean(&m, T0 + 60_000, 1_000, 10), None);
     }
 
     #[test]

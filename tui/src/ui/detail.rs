@@ -183,14 +183,13 @@ fn titled(title: &str, stale: bool) -> Block<'static> {
 /// Lines of the Node box; a DB node gets its role (and lag) too.
 fn identity_lines(app: &App, node: &NodeState) -> Vec<Line<'static>> {
     let health = node.health();
-    let mut roles: Vec<&str> = node.roles().map(|r| r.name()).collect();
-    if roles.is_empty() {
-        roles.push("none (unassigned)");
-    }
-    let mut roles = roles.join(", ");
-    if node.roles_detected {
-        roles.push_str(" (detected)");
-    }
+    let names: Vec<&str> = node.roles().map(|r| r.name()).collect();
+    let roles = match (names.is_empty(), node.roles_detected) {
+        (true, true) => "none detected (unassigned)".to_string(),
+        (true, false) => "none (unassigned)".to_string(),
+        (false, true) => format!("{} (detected)", names.join(", ")),
+        (false, false) => names.join(", "),
+    };
     let labels = if node.labels.is_empty() {
         format::UNKNOWN.to_string()
     } else {
