@@ -18,10 +18,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let fds = protox::compile(PROTOS, ["proto"])?;
     let out_dir = PathBuf::from(std::env::var_os("OUT_DIR").ok_or("OUT_DIR not set")?);
-    std::fs::write(
-        out_dir.join("stacktop_descriptor.bin"),
-        fds.encode_to_vec(),
-    )?;
+    std::fs::write(out_dir.join("stacktop_descriptor.bin"), fds.encode_to_vec())?;
     // `Ingest.Connect` would clash with the generated `IngestClient::connect`
     // constructor; clients build a `Channel` themselves and call `new`.
     tonic_prost_build::configure()

@@ -438,10 +438,9 @@ mod tests {
 
     #[test]
     fn logs_parse_and_bad_ones_name_their_line() {
-        let config = parse(
-            "[[logs]]\npath = \"/var/log/nginx/access.log\"\nformat = \"nginx-combined\"\n",
-        )
-        .unwrap();
+        let config =
+            parse("[[logs]]\npath = \"/var/log/nginx/access.log\"\nformat = \"nginx-combined\"\n")
+                .unwrap();
         assert_eq!(config.logs.len(), 1);
         assert_eq!(config.logs[0].format, "nginx-combined");
 

@@ -25,7 +25,11 @@ const PATIENCE: Duration = Duration::from_secs(30);
 /// Requests written in the `i`-th second, per class: varied so a shifted
 /// or merged second cannot pass.
 fn plan(i: i64) -> [(u16, u64); 3] {
-    [(200, 5 + 3 * i as u64), (404, (i % 3) as u64), (503, (i % 2) as u64)]
+    [
+        (200, 5 + 3 * i as u64),
+        (404, (i % 3) as u64),
+        (503, (i % 2) as u64),
+    ]
 }
 
 fn class_of(status: u16) -> &'static str {
@@ -86,7 +90,10 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
 /// (unix second, class).
 async fn write_log(path: PathBuf, start: i64) -> BTreeMap<(i64, &'static str), u64> {
     let mut expected = BTreeMap::new();
-    let mut file = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap();
     for i in 0..SECONDS {
         let second = start + i;
         // Wait for the second to begin on the wall clock.
@@ -172,7 +179,10 @@ async fn collector_history_holds_exactly_the_requests_written_per_second() {
         .into_iter()
         .filter(|((second, _), _)| (start..start + SECONDS).contains(second))
         .collect();
-    assert_eq!(got, expected, "per-second counts in the collector's history");
+    assert_eq!(
+        got, expected,
+        "per-second counts in the collector's history"
+    );
 
     token.cancel();
     agent.await.unwrap().unwrap();
@@ -204,7 +214,11 @@ async fn history(
             _ => continue,
         };
         for p in series.points {
-            assert_eq!(p.timestamp_ms % 1000, 0, "a second starts on a whole second");
+            assert_eq!(
+                p.timestamp_ms % 1000,
+                0,
+                "a second starts on a whole second"
+            );
             assert_eq!(p.value.fract(), 0.0, "a one-second count is whole: {p:?}");
             out.insert((p.timestamp_ms / 1000, class), p.value as u64);
         }

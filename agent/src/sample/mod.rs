@@ -193,11 +193,7 @@ impl Extras {
     fn fill(&mut self, batch: &mut Batch) {
         batch.checks = std::mem::take(&mut self.checks);
         batch.backends = std::mem::take(&mut self.backends);
-        batch.facts = self
-            .facts
-            .iter()
-            .map(|(k, v)| Label::new(k, v))
-            .collect();
+        batch.facts = self.facts.iter().map(|(k, v)| Label::new(k, v)).collect();
     }
 }
 
