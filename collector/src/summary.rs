@@ -64,18 +64,33 @@ pub fn log_stale_after_ms(interval_ms: u32) -> i64 {
 ///   reports zeros every second, so staleness means "no longer known".
 /// - `None` when no series is fresh: unknown, never 0.
 pub fn qps(series: &BTreeMap<SeriesKey, Series>, now_ms: i64, interval_ms: u32) -> Option<f64> {
+    sum_known(
+        fresh_request_series(series, now_ms, interval_ms)
+            .filter_map(|s| s.latest().map(|(_, v)| v)),
+    )
+}
+
+/// Every `http_requests_per_second` series whose newest point is not stale.
+fn fresh_request_series(
+    series: &BTreeMap<SeriesKey, Series>,
+    now_ms: i64,
+    interval_ms: u32,
+) -> impl Iterator<Item = &Series> {
     let oldest = now_ms - log_stale_after_ms(interval_ms);
     let start = SeriesKey {
         name: HTTP_REQUESTS.to_string(),
         labels: Vec::new(),
     };
-    let mut values = series
+    series
         .range(start..)
         .take_while(|(k, _)| k.name == HTTP_REQUESTS)
-        .filter_map(|(_, s)| s.latest())
-        .filter(|&(ts, _)| ts >= oldest)
-        .map(|(_, v)| v)
-        .peekable();
+        .map(|(_, s)| s)
+        .filter(move |s| s.latest().is_some_and(|(ts, _)| ts >= oldest))
+}
+
+/// The sum of `values`, or `None` when there are none: unknown, never 0.
+fn sum_known(values: impl Iterator<Item = f64>) -> Option<f64> {
+    let mut values = values.peekable();
     values.peek()?;
     Some(values.sum())
 }
@@ -96,24 +111,14 @@ pub fn qps_mean(
     interval_ms: u32,
     seconds: usize,
 ) -> Option<f64> {
-    let oldest = now_ms - log_stale_after_ms(interval_ms);
-    let start = SeriesKey {
-        name: HTTP_REQUESTS.to_string(),
-        labels: Vec::new(),
-    };
-    let mut values = series
-        .range(start..)
-        .take_while(|(k, _)| k.name == HTTP_REQUESTS)
-        .filter(|(_, s)| s.latest().is_some_and(|(ts, _)| ts >= oldest))
-        .filter_map(|(_, s)| {
+    sum_known(
+        fresh_request_series(series, now_ms, interval_ms).filter_map(|s| {
             let (sum, n) = s
                 .last_values(seconds)
                 .fold((0.0, 0usize), |(sum, n), v| (sum + v, n + 1));
             (n > 0).then(|| sum / n as f64)
-        })
-        .peekable();
-    values.peek()?;
-    Some(values.sum())
+        }),
+    )
 }
 
 /// The summary of a node from its series at `now_ms`, for an agent sending
@@ -131,13 +136,12 @@ pub fn summarize(
         series.get(&key)?.latest().map(|(_, v)| v)
     };
     let sum = |name: &str, include: &dyn Fn(&SeriesKey) -> bool| -> Option<f64> {
-        let mut values = series
-            .iter()
-            .filter(|(k, _)| k.name == name && include(k))
-            .filter_map(|(_, s)| s.latest().map(|(_, v)| v))
-            .peekable();
-        values.peek()?;
-        Some(values.sum())
+        sum_known(
+            series
+                .iter()
+                .filter(|(k, _)| k.name == name && include(k))
+                .filter_map(|(_, s)| s.latest().map(|(_, v)| v)),
+        )
     };
     let all = |_: &SeriesKey| true;
     let not_loopback = |k: &SeriesKey| !k.label("device").is_some_and(|d| d.starts_with("lo"));
