@@ -247,17 +247,10 @@ pub fn judge(total: usize, offending: &[Listener], owners: &HashMap<u64, String>
 /// `/proc/*/fd` links; stops as soon as every inode is found.
 pub fn owners(inodes: &BTreeSet<u64>) -> HashMap<u64, String> {
     let mut found = HashMap::new();
-    let Ok(procs) = fs::read_dir("/proc") else {
+    let Ok(pids) = super::process::pids() else {
         return found;
     };
-    for entry in procs.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
-            continue;
-        };
+    for pid in pids {
         let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fd")) else {
             continue;
         };

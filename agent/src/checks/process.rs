@@ -40,19 +40,22 @@ pub fn argv0_name(cmdline: &[u8]) -> String {
     word.rsplit('/').next().unwrap_or_default().to_string()
 }
 
+/// The PIDs listed in `/proc` right now (one numeric entry per process).
+pub fn pids() -> std::io::Result<impl Iterator<Item = u32>> {
+    Ok(fs::read_dir("/proc")?.filter_map(|entry| {
+        entry
+            .ok()?
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+    }))
+}
+
 /// Every process visible in `/proc` (processes that vanish mid-scan are
 /// skipped).
 pub fn scan() -> std::io::Result<Vec<ProcessNames>> {
     let mut out = Vec::new();
-    for entry in fs::read_dir("/proc")? {
-        let Ok(entry) = entry else { continue };
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
-            continue;
-        };
+    for pid in pids()? {
         let Ok(comm) = fs::read_to_string(format!("/proc/{pid}/comm")) else {
             continue;
         };
