@@ -275,6 +275,10 @@ fn render_summary(frame: &mut Frame, node: &NodeState, area: Rect, stale: bool) 
         (None, None) => String::new(),
         _ => format!(" ({} of {})", format::bytes(used), format::bytes(total)),
     };
+    // An in/out pair of byte rates, e.g. "1.2 MB/s / 300 kB/s".
+    let rates = |a: Option<f64>, b: Option<f64>| {
+        format!("{} / {}", format::byte_rate(a), format::byte_rate(b))
+    };
     let lines = vec![
         field("cpu", format::percent(s.cpu_usage_ratio)),
         field(
@@ -297,18 +301,16 @@ fn render_summary(frame: &mut Frame, node: &NodeState, area: Rect, stale: bool) 
         field("qps", format::rate(s.qps)),
         field(
             "net rx/tx",
-            format!(
-                "{} / {}",
-                format::byte_rate(s.network_receive_bytes_per_second),
-                format::byte_rate(s.network_transmit_bytes_per_second)
+            rates(
+                s.network_receive_bytes_per_second,
+                s.network_transmit_bytes_per_second,
             ),
         ),
         field(
             "disk r/w",
-            format!(
-                "{} / {}",
-                format::byte_rate(s.disk_read_bytes_per_second),
-                format::byte_rate(s.disk_written_bytes_per_second)
+            rates(
+                s.disk_read_bytes_per_second,
+                s.disk_written_bytes_per_second,
             ),
         ),
         field(
