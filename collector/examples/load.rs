@@ -135,7 +135,10 @@ async fn main() -> anyhow::Result<()> {
     let cpu = cpu_seconds() - cpu0;
     let mut fleet = FleetClient::new(channels[0].clone()).max_decoding_message_size(usize::MAX);
     let t = Instant::now();
-    let snap = fleet.snapshot(SnapshotRequest {}).await?.into_inner();
+    let snap = fleet
+        .snapshot(SnapshotRequest::default())
+        .await?
+        .into_inner();
     println!(
         "{agents} agents x {SERIES} series for {seconds}s: {:.2} cores (process, clients included); \
          snapshot of {} nodes = {:.1} MiB in {:?}",

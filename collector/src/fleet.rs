@@ -25,8 +25,9 @@ use std::time::Duration;
 
 use stacktop_proto::v1::fleet_server::Fleet;
 use stacktop_proto::v1::{
-    FleetDelta, FleetSnapshot, FleetUpdate, HistoryRequest, HistoryResponse, NodeState,
-    SeriesHistory, SeriesValue, SnapshotRequest, TierState, TimedValue, WatchRequest, fleet_update,
+    FleetDelta, FleetSnapshot, FleetUpdate, HistoryRequest, HistoryResponse, NodeRequest,
+    NodeState, SeriesHistory, SeriesValue, SnapshotRequest, TierState, TimedValue, WatchRequest,
+    fleet_update,
 };
 use stacktop_proto::{Health, Role, VERSION, now_unix_ms};
 use tokio::sync::{Semaphore, mpsc};
@@ -84,6 +85,7 @@ pub fn node_state(node: &Node, now_ms: i64) -> NodeState {
         peer: id.peer.clone(),
         facts: node.facts.clone(),
         backends: node.backends.clone(),
+        ..Default::default()
     }
 }
 
@@ -170,6 +172,7 @@ pub fn snapshot(store: &Store, now_ms: i64) -> FleetSnapshot {
         web_lb_request_ratio: traffic.ratio(),
         lb_requests_per_second: traffic.lb,
         web_requests_per_second: traffic.web,
+        ..Default::default()
     }
 }
 
@@ -238,6 +241,7 @@ pub fn delta(store: &Store, cursor: &mut Cursor, now_ms: i64) -> Option<FleetDel
         web_lb_request_ratio: traffic.ratio(),
         lb_requests_per_second: traffic.lb,
         web_requests_per_second: traffic.web,
+        ..Default::default()
     })
 }
 
@@ -325,6 +329,16 @@ impl Fleet for FleetService {
             drop(permit);
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn node(&self, request: Request<NodeRequest>) -> Result<Response<NodeState>, Status> {
+        let name = request.into_inner().name;
+        self.store
+            .with_node(&name, |n| node_state(n, now_unix_ms()))
+            .map(Response::new)
+            .map_err(|_| {
+                Status::not_found(format!("no node named {name:?} is known to this collector"))
+            })
     }
 
     async fn history(

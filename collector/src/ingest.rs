@@ -333,6 +333,7 @@ impl AgentStream {
             checks,
             facts,
             backends,
+            backends_error: _,
         } = batch;
         let now = now_unix_ms();
         let batch_ts = if timestamp_ms > 0 { timestamp_ms } else { now };

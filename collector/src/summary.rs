@@ -177,6 +177,7 @@ pub fn summarize(
             .or_else(|| scalar("node_memory_swap_total_bytes")),
         disk_read_bytes_per_second: sum("node_disk_read_bytes_per_second", &all),
         disk_written_bytes_per_second: sum("node_disk_written_bytes_per_second", &all),
+        ..Default::default()
     }
 }
 

@@ -61,7 +61,7 @@ impl Collector {
     async fn snapshot(&self) -> FleetSnapshot {
         self.fleet()
             .await
-            .snapshot(SnapshotRequest {})
+            .snapshot(SnapshotRequest::default())
             .await
             .unwrap()
             .into_inner()

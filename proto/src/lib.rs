@@ -6,6 +6,11 @@
 //!   `stacktop.v1` package (`proto/stacktop/v1/*.proto` is the source of
 //!   truth; field numbers are never reused).
 //! - [`FILE_DESCRIPTOR_SET`]: the encoded descriptors, for gRPC reflection.
+//! - [`metrics`]: every metric name as a constant, and the derivations all
+//!   sides must agree on (loopback devices, the memory ratio, the role a
+//!   check speaks for, HAProxy's status words).
+//! - [`transport`]: the one client builder (address rules, timeouts,
+//!   keep-alive, message sizes) agents and dashboards dial collectors with.
 //! - Small conversions that every side needs: role and health names as
 //!   operators type and read them, and label helpers.
 
@@ -23,6 +28,9 @@ pub mod v1 {
 /// Encoded `FileDescriptorSet` of the contract, for `tonic-reflection`.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/stacktop_descriptor.bin"));
+
+pub mod metrics;
+pub mod transport;
 
 pub use v1::{Health, Role};
 

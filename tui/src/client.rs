@@ -58,7 +58,7 @@ pub async fn connect(url: &str) -> Result<FleetClient<Channel>> {
 /// Fetches the whole fleet once (Fleet.Snapshot).
 pub async fn snapshot(url: &str) -> Result<FleetSnapshot> {
     let mut client = connect(url).await?;
-    let mut request = tonic::Request::new(SnapshotRequest {});
+    let mut request = tonic::Request::new(SnapshotRequest::default());
     request.set_timeout(CALL_TIMEOUT);
     client
         .snapshot(request)

@@ -118,7 +118,7 @@ async fn snapshot(url: &str) -> Option<FleetSnapshot> {
         .await
         .ok()?;
     let reply = FleetClient::new(channel)
-        .snapshot(SnapshotRequest {})
+        .snapshot(SnapshotRequest::default())
         .await
         .ok()?;
     Some(reply.into_inner())

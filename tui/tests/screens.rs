@@ -28,6 +28,7 @@ fn summary(cpu: f64, mem: f64, load: f64, rx: f64, tx: f64, qps: Option<f64>) ->
         qps,
         uptime_seconds: Some(3.0 * 86_400.0 + 4.0 * 3_600.0),
         processes: Some(212.0),
+        ..Default::default()
         swap_used_bytes: Some(0.0),
         swap_total_bytes: Some(2e9),
         disk_read_bytes_per_second: Some(12_000.0),
@@ -74,6 +75,7 @@ fn check(name: &str, kind: &str, status: Health, latency: f64, message: &str) ->
         latency_seconds: latency,
         message: message.into(),
         timestamp_ms: NOW - 1_000,
+        ..Default::default()
     }
 }
 
@@ -276,6 +278,7 @@ fn fleet() -> FleetSnapshot {
         web_lb_request_ratio: Some(1.0),
         lb_requests_per_second: Some(812.4),
         web_requests_per_second: Some(812.4),
+        ..Default::default()
     }
 }
 

@@ -246,6 +246,7 @@ impl Check {
             latency_seconds: latency,
             message: outcome.message,
             timestamp_ms: now,
+            ..Default::default()
         }));
         for extra in outcome.extra.into_iter().chain(extra_on_timeout) {
             out.push(Observation::Check(CheckResult {
@@ -255,6 +256,7 @@ impl Check {
                 latency_seconds: latency,
                 message: extra.message,
                 timestamp_ms: now,
+                ..Default::default()
             }));
         }
         out
