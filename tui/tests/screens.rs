@@ -28,11 +28,11 @@ fn summary(cpu: f64, mem: f64, load: f64, rx: f64, tx: f64, qps: Option<f64>) ->
         qps,
         uptime_seconds: Some(3.0 * 86_400.0 + 4.0 * 3_600.0),
         processes: Some(212.0),
-        ..Default::default()
         swap_used_bytes: Some(0.0),
         swap_total_bytes: Some(2e9),
         disk_read_bytes_per_second: Some(12_000.0),
         disk_written_bytes_per_second: Some(340_000.0),
+        ..Default::default()
     }
 }
 
