@@ -12,10 +12,27 @@
 //!   a check with an unspecified status counts as `unknown`;
 //! - `ok` when it is alive and has no checks.
 //!
+//! # A node as one of its roles
+//!
+//! A check speaks for one role (nginx -> web, app/http -> app, mysql and
+//! replication -> db, haproxy -> lb; see `stacktop_proto::metrics::check_role`)
+//! or for the whole node (exposure, tcp, dns...). A node's health *as role
+//! R* is the worst of its checks for R and its node-wide checks (a check for
+//! a role the node does not have counts node-wide), or `down` when silent:
+//! a web+app server whose nginx died is `crit` as web and still `ok` as app.
+//!
+//! # Staleness of a check
+//!
+//! A result is stale once [`STALE_CHECK_RUNS`] of the check's runs went by
+//! without a new one (plus one node interval for the batch that carries it
+//! and a second of slack), or when the node is down. A stale result counts
+//! as `unknown`: it says nothing about now.
+//!
 //! # Tier (one per role, lb / web / app / db)
 //!
-//! A node counts as **healthy** when it is `ok`, `warn` or `unknown`: it is
-//! up and serving, perhaps degraded. `crit` and `down` nodes are not healthy.
+//! A node counts as **healthy** when its health as the tier's role is `ok`,
+//! `warn` or `unknown`: it is up and serving, perhaps degraded. `crit` and
+//! `down` nodes are not healthy.
 //! `spof` is `healthy < 2`. The tier's health is:
 //!
 //! - `down` when no node is healthy;
@@ -47,6 +64,86 @@ pub const SILENT_INTERVALS: i64 = 3;
 /// validation; this keeps the arithmetic safe).
 pub const FALLBACK_INTERVAL_MS: u32 = 1_000;
 
+/// A check result is stale after this many of its runs without a new one.
+pub const STALE_CHECK_RUNS: i64 = 3;
+
+/// A check's interval when the agent did not say (agents before 0.2).
+pub const UNKNOWN_CHECK_INTERVAL_MS: i64 = 60_000;
+
+/// Slack on top of every staleness window: a value reaches the collector in
+/// the next batch, and clocks tick unevenly.
+pub const STALE_SLACK_MS: i64 = 1_000;
+
+fn interval_or_fallback(interval_ms: u32) -> i64 {
+    i64::from(if interval_ms == 0 {
+        FALLBACK_INTERVAL_MS
+    } else {
+        interval_ms
+    })
+}
+
+/// The last instant (collector clock, Unix ms) at which a node last heard
+/// from at `last_seen_ms` is still alive; it is down after it.
+pub fn alive_until(last_seen_ms: i64, interval_ms: u32) -> i64 {
+    last_seen_ms.saturating_add(SILENT_INTERVALS * interval_or_fallback(interval_ms))
+}
+
+/// The last instant a value that arrived at `arrived_ms` from a node sending
+/// every `interval_ms` is fresh: the node's liveness window.
+pub fn value_fresh_until(arrived_ms: i64, interval_ms: u32) -> i64 {
+    alive_until(arrived_ms, interval_ms)
+}
+
+/// The last instant a check result that arrived at `arrived_ms` is fresh,
+/// for a check run every `check_interval_ms` (0: unknown) on a node sending
+/// every `node_interval_ms`.
+pub fn check_fresh_until(arrived_ms: i64, check_interval_ms: u32, node_interval_ms: u32) -> i64 {
+    let check = if check_interval_ms == 0 {
+        UNKNOWN_CHECK_INTERVAL_MS
+    } else {
+        i64::from(check_interval_ms)
+    };
+    arrived_ms
+        .saturating_add(STALE_CHECK_RUNS * check)
+        .saturating_add(interval_or_fallback(node_interval_ms))
+        .saturating_add(STALE_SLACK_MS)
+}
+
+/// A node's health as `role`: worst over `checks` (each with the role it
+/// speaks for and its status) that belong to `role` or to the whole node,
+/// where a check for a role the node does not have (`node_roles`) counts
+/// for the whole node; `down` when the node is silent.
+pub fn role_health(
+    role: Role,
+    node_roles: &[Role],
+    checks: impl IntoIterator<Item = (Role, Health)>,
+    silent: bool,
+) -> Health {
+    if silent {
+        return Health::Down;
+    }
+    checks
+        .into_iter()
+        .filter(|&(check_role, _)| {
+            check_role == role
+                || check_role == Role::Unspecified
+                || !node_roles.contains(&check_role)
+        })
+        .map(|(_, status)| as_check_status(status))
+        .fold(Health::Ok, Health::worst)
+}
+
+/// A check's status as it counts for health: unspecified is unknown; a
+/// check never reports DOWN, so one that does counts as crit (a live node
+/// is never shown as a silent one).
+fn as_check_status(status: Health) -> Health {
+    match status {
+        Health::Unspecified => Health::Unknown,
+        Health::Down => Health::Crit,
+        other => other,
+    }
+}
+
 /// True when the agent has been silent for more than [`SILENT_INTERVALS`]
 /// intervals at `now_ms`, or was never heard from (`last_seen_ms == 0`).
 pub fn is_silent(last_seen_ms: i64, interval_ms: u32, now_ms: i64) -> bool {
@@ -73,13 +170,7 @@ pub fn node_health(
     }
     checks
         .into_iter()
-        .map(|status| match status {
-            Health::Unspecified => Health::Unknown,
-            // A check never reports DOWN; treat one that does as CRIT so a
-            // live node is never shown as a silent one.
-            Health::Down => Health::Crit,
-            other => other,
-        })
+        .map(as_check_status)
         .fold(Health::Ok, Health::worst)
 }
 
@@ -140,17 +231,27 @@ pub fn tier(role: Role, members: impl IntoIterator<Item = Health>) -> Tier {
 /// `nodes` yields each node's roles and health; nodes without roles are
 /// ignored (they are the unassigned group).
 pub fn tiers<'a>(nodes: impl IntoIterator<Item = (&'a [Role], Health)> + Clone) -> Vec<Tier> {
+    tiers_by_role(
+        nodes
+            .into_iter()
+            .flat_map(|(roles, health)| roles.iter().map(move |&role| (role, health))),
+    )
+}
+
+/// Tiers from `(role, health as that role)` pairs, one per node and role,
+/// for every role that has at least one member, in [`ROLES`] order.
+pub fn tiers_by_role(members: impl IntoIterator<Item = (Role, Health)>) -> Vec<Tier> {
+    let mut by_role: [Vec<Health>; 4] = Default::default();
+    for (role, health) in members {
+        if let Some(i) = ROLES.iter().position(|&r| r == role) {
+            by_role[i].push(health);
+        }
+    }
     ROLES
         .iter()
-        .filter_map(|&role| {
-            let members: Vec<Health> = nodes
-                .clone()
-                .into_iter()
-                .filter(|(roles, _)| roles.contains(&role))
-                .map(|(_, health)| health)
-                .collect();
-            (!members.is_empty()).then(|| tier(role, members))
-        })
+        .zip(by_role)
+        .filter(|(_, members)| !members.is_empty())
+        .map(|(&role, members)| tier(role, members))
         .collect()
 }
 
@@ -277,6 +378,50 @@ mod tests {
         ];
         let tiers = tiers(nodes.iter().copied());
         assert_eq!(site(&tiers), Health::Down);
+    }
+
+    #[test]
+    fn a_node_is_judged_as_each_role_by_that_roles_checks() {
+        let roles = [Role::Web, Role::App];
+        let checks = [
+            (Role::Web, Health::Crit),
+            (Role::App, Health::Ok),
+            (Role::Unspecified, Health::Warn),
+        ];
+        assert_eq!(role_health(Role::Web, &roles, checks, false), Health::Crit);
+        assert_eq!(role_health(Role::App, &roles, checks, false), Health::Warn);
+        assert_eq!(role_health(Role::App, &roles, checks, true), Health::Down);
+        // A check for a role the node does not have counts node-wide.
+        let db_check = [(Role::Db, Health::Crit)];
+        assert_eq!(
+            role_health(Role::Web, &roles, db_check, false),
+            Health::Crit
+        );
+        // The App tier stays healthy when only web1's nginx fails.
+        let tiers = tiers_by_role([
+            (Role::Web, Health::Crit),
+            (Role::App, Health::Ok),
+            (Role::Web, Health::Ok),
+            (Role::App, Health::Ok),
+        ]);
+        assert_eq!((tiers[0].role, tiers[0].healthy), (Role::Web, 1));
+        assert_eq!(
+            (tiers[1].role, tiers[1].healthy, tiers[1].spof),
+            (Role::App, 2, false)
+        );
+    }
+
+    #[test]
+    fn checks_go_stale_after_three_runs() {
+        // 2 s checks on a 1 s node: 3 runs + one batch + slack.
+        assert_eq!(check_fresh_until(NOW, 2_000, 1_000), NOW + 8_000);
+        assert_eq!(
+            check_fresh_until(NOW, 0, 1_000),
+            NOW + 3 * UNKNOWN_CHECK_INTERVAL_MS + 2_000
+        );
+        assert_eq!(alive_until(NOW, 1_000), NOW + 3_000);
+        assert!(!is_silent(NOW, 1_000, alive_until(NOW, 1_000)));
+        assert!(is_silent(NOW, 1_000, alive_until(NOW, 1_000) + 1));
     }
 
     #[test]

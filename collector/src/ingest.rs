@@ -333,7 +333,7 @@ impl AgentStream {
             checks,
             facts,
             backends,
-            backends_error: _,
+            backends_error,
         } = batch;
         let now = now_unix_ms();
         let batch_ts = if timestamp_ms > 0 { timestamp_ms } else { now };
@@ -386,6 +386,7 @@ impl AgentStream {
                 checks,
                 facts: facts.into_iter().filter(|f| !f.key.is_empty()).collect(),
                 backends,
+                backends_error: (!backends_error.is_empty()).then_some(backends_error),
             },
             now,
         )? {

@@ -4,13 +4,14 @@
 //!
 //! - [`config`]: the resolved [`Config`] and the TOML file behind it.
 //! - [`ingest`]: the `Ingest.Connect` service, one task per agent stream.
-//! - [`store`]: every known node, its latest values and checks; [`series`]
-//!   holds one series' compact history ring buffer.
-//! - [`health`]: the pure node / tier / site health rules.
-//! - [`summary`]: the dashboard numbers derived from a node's latest values.
-//! - [`fleet`]: the `Fleet` service (Snapshot, Watch, History).
+//! - [`store`]: every known node, its latest values and checks as
+//!   reported; [`series`] holds one series' compact history ring buffer.
+//! - [`health`]: the pure node / role / tier / site health rules.
+//! - [`fleet`]: the evaluated fleet ([`fleet::view`]: decided once per
+//!   change, shared by every reader) and the `Fleet` service (Snapshot,
+//!   Watch, Node, History).
 //! - [`server`]: wires it all into one tonic server with grpc.health.v1 and
-//!   reflection, plus the periodic health re-evaluation.
+//!   reflection, plus the task that keeps the fleet view up to date.
 //!
 //! Data moves one way: agents -> [`ingest`] -> [`store`] -> [`fleet`] ->
 //! dashboards. Nothing here knows about terminals.
@@ -24,8 +25,7 @@ pub mod ingest;
 pub mod series;
 pub mod server;
 pub mod store;
-pub mod summary;
 
 pub use config::{Config, ConfigError, DEFAULT_PORT, FileConfig};
-pub use server::{run, serve};
+pub use server::{Error, run, serve};
 pub use tokio_util::sync::CancellationToken;

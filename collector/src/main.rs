@@ -101,7 +101,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let signals = tokio::spawn(wait_for_signal(shutdown.clone()));
     let result = stacktop_collector::run(config, shutdown.clone()).await;
     signals.abort();
-    result
+    Ok(result?)
 }
 
 /// Cancels `shutdown` on Ctrl-C or SIGTERM.

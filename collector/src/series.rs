@@ -29,6 +29,10 @@ pub struct Series {
     points: VecDeque<(u32, f32)>,
     /// The newest point's exact value and time.
     latest: Option<(i64, f64)>,
+    /// The collector's clock (Unix ms) when a point last arrived: staleness
+    /// is judged by it, so an agent whose clock is off does not make its
+    /// values look old (or young).
+    updated_ms: i64,
 }
 
 impl Default for Series {
@@ -44,7 +48,18 @@ impl Series {
             base_ms: 0,
             points: VecDeque::new(),
             latest: None,
+            updated_ms: 0,
         }
+    }
+
+    /// When (collector clock, Unix ms) a point last arrived; 0: never.
+    pub fn updated_ms(&self) -> i64 {
+        self.updated_ms
+    }
+
+    /// Records that a point arrived at `now_ms` (collector clock).
+    pub fn touch(&mut self, now_ms: i64) {
+        self.updated_ms = self.updated_ms.max(now_ms);
     }
 
     /// The newest point as `(timestamp_ms, value)`.
@@ -114,6 +129,24 @@ impl Series {
             .partition_point(|&(o, _)| self.base_ms + i64::from(o) < since_ms);
         self.points
             .range(start..)
+            .map(|&(o, v)| (self.base_ms + i64::from(o), f64::from(v)))
+    }
+
+    /// Points with `timestamp > after_ms`, oldest first.
+    pub fn points_after(&self, after_ms: i64) -> impl Iterator<Item = (i64, f64)> + '_ {
+        let start = self
+            .points
+            .partition_point(|&(o, _)| self.base_ms + i64::from(o) <= after_ms);
+        self.points
+            .range(start..)
+            .map(|&(o, v)| (self.base_ms + i64::from(o), f64::from(v)))
+    }
+
+    /// The last `n` points as `(timestamp_ms, value)`, oldest first.
+    pub fn last_points(&self, n: usize) -> impl Iterator<Item = (i64, f64)> + '_ {
+        let skip = self.points.len().saturating_sub(n);
+        self.points
+            .range(skip..)
             .map(|&(o, v)| (self.base_ms + i64::from(o), f64::from(v)))
     }
 

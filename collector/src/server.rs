@@ -1,18 +1,18 @@
 //! The collector's gRPC server: Ingest, Fleet, grpc.health.v1 and server
-//! reflection on one listener, plus the background task that re-evaluates
-//! health so that a silent agent is noticed without any incoming frame.
+//! reflection on one listener, plus the background task that keeps the
+//! evaluated fleet up to date, so that a silent agent is noticed without
+//! any incoming frame.
 //!
 //! Shutdown is one path: cancelling the token stops accepting connections,
 //! ends every agent and watch stream (agents see their stream close and
-//! reconnect elsewhere or later) and the health task; [`serve`] returns once
+//! reconnect elsewhere or later) and the view task; [`serve`] returns once
 //! the server and every task it started have finished.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use stacktop_proto::FILE_DESCRIPTOR_SET;
-use stacktop_proto::now_unix_ms;
 use stacktop_proto::v1::fleet_server::FleetServer;
 use stacktop_proto::v1::ingest_server::IngestServer;
 use tokio::net::TcpListener;
@@ -21,23 +21,48 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
-use crate::config::{self, Config};
-use crate::fleet::FleetService;
+use crate::config::{self, Config, ConfigError};
+use crate::fleet::{self, FleetService, Views};
 use crate::ingest::IngestService;
 use crate::store::Store;
 
 /// Largest accepted gRPC message (one agent batch, one request).
 pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 
-/// How often health is re-evaluated without incoming frames.
-pub const HEALTH_TICK: Duration = Duration::from_millis(250);
+/// Why the collector could not serve.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The configuration is not usable.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The listener has no local address (it is not a TCP socket).
+    #[error("the listener has no address: {0}")]
+    ListenerAddress(#[source] std::io::Error),
+    /// The reflection service could not be built from the descriptors.
+    #[error("building the reflection service: {0}")]
+    Reflection(#[source] tonic_reflection::server::Error),
+    /// The gRPC server failed.
+    #[error("collector gRPC server: {0}")]
+    Serve(#[source] tonic::transport::Error),
+}
 
 /// Binds `config.listen` and serves until `shutdown` is cancelled.
-pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Error> {
     config.validate()?;
     let listener = TcpListener::bind(config.listen)
         .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
+        .map_err(|source| Error::Bind {
+            addr: config.listen,
+            source,
+        })?;
     serve(listener, config, shutdown).await
 }
 
@@ -50,8 +75,8 @@ pub async fn serve(
     listener: TcpListener,
     config: Config,
     shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    let local = listener.local_addr().context("listener has no address")?;
+) -> Result<(), Error> {
+    let local = listener.local_addr().map_err(Error::ListenerAddress)?;
     config::check_listen(local, config.insecure)?;
 
     // Our own child token: if the server fails, our tasks stop too.
@@ -59,8 +84,9 @@ pub async fn serve(
     let _stop_tasks = inner.clone().drop_guard();
     let tracker = TaskTracker::new();
     let store = Arc::new(Store::new(config.history));
+    let views = Arc::new(Views::new(store.clone()));
 
-    tracker.spawn(reevaluate_health(store.clone(), inner.clone()));
+    tracker.spawn(fleet::keep_fresh(views.clone(), inner.clone()));
 
     let ingest = IngestService::new(
         store.clone(),
@@ -68,7 +94,7 @@ pub async fn serve(
         inner.clone(),
         tracker.clone(),
     );
-    let fleet = FleetService::new(store.clone(), inner.clone(), tracker.clone());
+    let fleet = FleetService::new(store.clone(), views, inner.clone(), tracker.clone());
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<IngestServer<IngestService>>().await;
@@ -77,7 +103,7 @@ pub async fn serve(
         .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
-        .context("building the reflection service")?;
+        .map_err(Error::Reflection)?;
 
     info!(listen = %local, history = ?config.history, max_agents = config.max_agents, "collector serving");
     let result = tonic::transport::Server::builder()
@@ -106,24 +132,14 @@ pub async fn serve(
     inner.cancel();
     tracker.close();
     tracker.wait().await;
-    if let Err(err) = &result {
-        warn!(cause = %err, "collector server failed");
-    } else {
-        info!("collector stopped");
-    }
-    result.context("collector gRPC server")
-}
-
-/// Re-evaluates every node's health each [`HEALTH_TICK`] until cancelled.
-async fn reevaluate_health(store: Arc<Store>, shutdown: CancellationToken) {
-    let mut tick = tokio::time::interval(HEALTH_TICK);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            _ = tick.tick() => {
-                store.reevaluate(now_unix_ms());
-            }
+    match result {
+        Ok(()) => {
+            info!("collector stopped");
+            Ok(())
+        }
+        Err(err) => {
+            warn!(cause = %err, "collector server failed");
+            Err(Error::Serve(err))
         }
     }
 }

@@ -1,14 +1,17 @@
-//! The in-memory fleet: every node the collector has heard of, its identity,
-//! liveness, latest values, latest check results and recent history.
+//! The in-memory fleet as reported: every node the collector has heard of,
+//! its identity, liveness, latest values, latest check results and recent
+//! history. Nothing here decides health or staleness: the fleet view
+//! ([`crate::fleet::view`]) evaluates copies of what is stored here.
 //!
 //! # Layout and locking
 //!
-//! [`Store`] holds a `RwLock<BTreeMap<name, Arc<Mutex<Node>>>>`. The map lock
+//! [`Store`] holds a `RwLock<BTreeMap<name, Arc<NodeEntry>>>`. The map lock
 //! is taken for writing only when a node is first seen; ingest holds its
 //! node's `Arc` and locks only that node's mutex per batch, so agents do not
-//! contend with each other. Readers (snapshots, deltas) take the map's read
-//! lock long enough to clone the `Arc`s, then lock nodes one at a time. No
-//! lock is ever held across an `.await`.
+//! contend with each other. The view builder reads each entry's change stamp
+//! without locking and locks only the nodes that changed, long enough to
+//! copy them (the parts that change rarely are behind `Arc`s, so a copy is
+//! mostly reference counts). No lock is ever held across an `.await`.
 //!
 //! # Stream ownership
 //!
@@ -20,19 +23,20 @@
 //! # Change tracking
 //!
 //! Every change to a node takes the next value of a global version counter
-//! *while holding the node's lock* and stamps the node with it, then
-//! publishes the version on a `tokio::sync::watch` channel. Watchers remember
-//! the version they last sent and pick up nodes stamped later; the watch
-//! channel only ever holds the newest version, so a slow watcher cannot hold
-//! up ingest.
+//! *while holding the node's lock* and stamps the node's entry with it
+//! (an atomic, readable without the lock), then publishes the version on a
+//! `tokio::sync::watch` channel. The view builder remembers the version it
+//! copied each node at and copies only nodes stamped later; the watch
+//! channel only ever holds the newest version, so nothing that reads the
+//! store can hold up ingest.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard};
 use std::time::Duration;
 
+use stacktop_proto::Role;
 use stacktop_proto::v1::{BackendServer, CheckResult, Label};
-use stacktop_proto::{Health, Role};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -146,11 +150,32 @@ struct Owner {
     cancel: CancellationToken,
 }
 
+/// The latest result of one check, as it arrived.
+#[derive(Debug, Clone)]
+pub struct StoredCheck {
+    /// The result as the agent sent it.
+    pub result: Arc<CheckResult>,
+    /// Collector clock (Unix ms) when it arrived.
+    pub arrived_ms: i64,
+}
+
+/// An LB node's HAProxy backend servers as last reported.
+#[derive(Debug, Clone, Default)]
+pub struct Backends {
+    /// The last complete sample, replaced whole by a batch that carries one.
+    pub servers: Arc<Vec<BackendServer>>,
+    /// Collector clock (Unix ms) when that sample arrived; 0: never.
+    pub arrived_ms: i64,
+    /// Why the agent could not read them since that sample (its stats read
+    /// failed); `None` once a later sample arrives.
+    pub error: Option<Arc<str>>,
+}
+
 /// Everything the collector knows about one node.
 #[derive(Debug)]
 pub struct Node {
-    /// Identity from the latest Hello.
-    pub identity: Identity,
+    /// Identity from the latest Hello (shared with the view's copies).
+    pub identity: Arc<Identity>,
     /// The open stream feeding this node, if any.
     owner: Option<Owner>,
     /// Collector clock (Unix ms) when the last frame arrived; 0: never.
@@ -158,34 +183,27 @@ pub struct Node {
     /// Highest batch seq stored for `identity.instance_id`.
     pub last_seq: u64,
     /// Series by identity, each with its latest value and history.
-    pub series: BTreeMap<SeriesKey, Series>,
+    pub series: BTreeMap<Arc<SeriesKey>, Series>,
     /// Latest result per check name.
-    pub checks: BTreeMap<String, CheckResult>,
+    pub checks: BTreeMap<String, StoredCheck>,
     /// Latest slow-changing state (e.g. `db_role`), replaced whole by a
     /// batch that carries any.
-    pub facts: Vec<Label>,
-    /// Latest HAProxy backend servers (LB nodes), replaced whole by a batch
-    /// that carries any.
-    pub backends: Vec<BackendServer>,
-    /// Health as last evaluated (used to notice changes).
-    pub health: Health,
-    /// Global version at this node's last change.
-    pub changed_at: u64,
+    pub facts: Arc<Vec<Label>>,
+    /// Latest HAProxy backend servers (LB nodes).
+    pub backends: Backends,
 }
 
 impl Node {
     fn new(identity: Identity) -> Self {
         Self {
-            identity,
+            identity: Arc::new(identity),
             owner: None,
             last_seen_ms: 0,
             last_seq: 0,
             series: BTreeMap::new(),
             checks: BTreeMap::new(),
-            facts: Vec::new(),
-            backends: Vec::new(),
-            health: Health::Unknown,
-            changed_at: 0,
+            facts: Arc::default(),
+            backends: Backends::default(),
         }
     }
 
@@ -193,15 +211,27 @@ impl Node {
     pub fn connected(&self) -> bool {
         self.owner.is_some()
     }
+}
 
-    /// The node's health at `now_ms` (see [`crate::health`]).
-    pub fn health_at(&self, now_ms: i64) -> Health {
-        health::node_health(
-            self.checks.values().map(|c| c.status()),
-            self.last_seen_ms,
-            self.identity.interval_ms,
-            now_ms,
-        )
+/// One node in the store: its change stamp, readable without the lock,
+/// and the node itself.
+#[derive(Debug)]
+pub struct NodeEntry {
+    /// Global version at the node's last change (see the module docs).
+    changed: AtomicU64,
+    /// The node; locked briefly per batch and per copy.
+    node: Mutex<Node>,
+}
+
+impl NodeEntry {
+    /// The global version at this node's last change.
+    pub fn changed_at(&self) -> u64 {
+        self.changed.load(Ordering::Acquire)
+    }
+
+    /// Locks the node. Keep the guard short and never across an `.await`.
+    pub fn lock(&self) -> MutexGuard<'_, Node> {
+        lock(&self.node)
     }
 }
 
@@ -228,6 +258,9 @@ pub struct Reported {
     pub facts: Vec<Label>,
     /// The node's backend servers, whole; empty: no new sample.
     pub backends: Vec<BackendServer>,
+    /// Why the LB's stats could not be read, when that happened since the
+    /// last sample: the backends are unknown until the next sample.
+    pub backends_error: Option<String>,
 }
 
 /// What became of a batch.
@@ -252,7 +285,7 @@ pub enum Applied {
 pub struct NodeHandle {
     name: String,
     generation: u64,
-    node: Arc<Mutex<Node>>,
+    node: Arc<NodeEntry>,
 }
 
 impl NodeHandle {
@@ -275,7 +308,7 @@ pub struct Attached {
 #[derive(Debug)]
 pub struct Store {
     /// Nodes by name; write-locked only to add a node.
-    nodes: RwLock<BTreeMap<String, Arc<Mutex<Node>>>>,
+    nodes: RwLock<BTreeMap<String, Arc<NodeEntry>>>,
     /// Global change counter; taken while holding the changed node's lock.
     version: AtomicU64,
     /// Publishes the newest version to watchers (never blocks).
@@ -323,11 +356,12 @@ impl Store {
         self.version.load(Ordering::SeqCst)
     }
 
-    /// Stamps `node` as changed. Call with the node locked; then, after
+    /// Stamps `entry` as changed. Call with its node locked (so a copy
+    /// taken under the lock sees the stamp with the data); then, after
     /// unlocking, call [`Store::publish`].
-    fn touch(&self, node: &mut Node) -> u64 {
+    fn touch(&self, entry: &NodeEntry) -> u64 {
         let v = self.version.fetch_add(1, Ordering::SeqCst) + 1;
-        node.changed_at = v;
+        entry.changed.store(v, Ordering::Release);
         v
     }
 
@@ -342,27 +376,17 @@ impl Store {
         });
     }
 
-    /// All nodes, sorted by name.
-    pub fn nodes(&self) -> Vec<Arc<Mutex<Node>>> {
-        let nodes = self.nodes.read().unwrap_or_else(PoisonError::into_inner);
-        nodes.values().cloned().collect()
+    /// The nodes by name, read-locked: hold the guard briefly (it blocks
+    /// only the arrival of new nodes).
+    pub fn entries(&self) -> RwLockReadGuard<'_, BTreeMap<String, Arc<NodeEntry>>> {
+        self.nodes.read().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Runs `f` on every node (sorted by name), each locked in turn.
-    pub fn for_each_node(&self, mut f: impl FnMut(&Node)) {
-        for node in self.nodes() {
-            f(&lock(&node));
-        }
-    }
-
-    /// Runs `f` on the named node.
+    /// Runs `f` on the named node, locked.
     pub fn with_node<T>(&self, name: &str, f: impl FnOnce(&Node) -> T) -> Result<T> {
-        let node = {
-            let nodes = self.nodes.read().unwrap_or_else(PoisonError::into_inner);
-            nodes.get(name).cloned()
-        };
-        let node = node.ok_or_else(|| StoreError::UnknownNode(name.to_string()))?;
-        Ok(f(&lock(&node)))
+        let entry = self.entries().get(name).cloned();
+        let entry = entry.ok_or_else(|| StoreError::UnknownNode(name.to_string()))?;
+        Ok(f(&entry.lock()))
     }
 
     /// Registers a stream for the node named in `identity`.
@@ -383,24 +407,26 @@ impl Store {
     ) -> Result<Attached> {
         let name = identity.name.clone();
         let node = {
-            let existing = {
-                let nodes = self.nodes.read().unwrap_or_else(PoisonError::into_inner);
-                nodes.get(&name).cloned()
-            };
+            let existing = self.entries().get(&name).cloned();
             match existing {
                 Some(node) => node,
                 None => {
                     let mut nodes = self.nodes.write().unwrap_or_else(PoisonError::into_inner);
                     nodes
                         .entry(name.clone())
-                        .or_insert_with(|| Arc::new(Mutex::new(Node::new(identity.clone()))))
+                        .or_insert_with(|| {
+                            Arc::new(NodeEntry {
+                                changed: AtomicU64::new(0),
+                                node: Mutex::new(Node::new(identity.clone())),
+                            })
+                        })
                         .clone()
                 }
             }
         };
         let generation = self.generations.fetch_add(1, Ordering::SeqCst) + 1;
         let (version, resume_after_seq) = {
-            let mut n = lock(&node);
+            let mut n = node.lock();
             let same_instance = n.identity.instance_id == identity.instance_id;
             if n.owner.is_some()
                 && !same_instance
@@ -418,12 +444,13 @@ impl Store {
                 n.last_seq = 0;
                 n.checks.clear();
             }
-            n.identity = identity;
+            if *n.identity != identity {
+                n.identity = Arc::new(identity);
+            }
             n.owner = Some(Owner { generation, cancel });
             n.last_seen_ms = now_ms;
-            n.health = n.health_at(now_ms);
             let resume = n.last_seq;
-            (self.touch(&mut n), resume)
+            (self.touch(&node), resume)
         };
         self.publish(version);
         Ok(Attached {
@@ -450,7 +477,7 @@ impl Store {
         now_ms: i64,
     ) -> Result<Applied> {
         let (version, applied) = {
-            let mut n = lock(&handle.node);
+            let mut n = handle.node.lock();
             if n.owner.as_ref().map(|o| o.generation) != Some(handle.generation) {
                 return Err(StoreError::Replaced {
                     node: handle.name.clone(),
@@ -460,24 +487,35 @@ impl Store {
             let applied = if seq <= n.last_seq {
                 Applied::Duplicate { seq: n.last_seq }
             } else {
-                let dropped_points = self.store_points(&mut n, points);
+                let dropped_points = self.store_points(&mut n, points, now_ms);
                 let Reported {
                     checks,
                     mut facts,
                     mut backends,
+                    backends_error,
                 } = reported;
                 for check in checks {
                     if n.checks.len() < MAX_CHECKS_PER_NODE || n.checks.contains_key(&check.name) {
-                        n.checks.insert(check.name.clone(), check);
+                        let stored = StoredCheck {
+                            result: Arc::new(check),
+                            arrived_ms: now_ms,
+                        };
+                        n.checks.insert(stored.result.name.clone(), stored);
                     }
                 }
                 if !facts.is_empty() {
                     facts.truncate(MAX_FACTS_PER_NODE);
-                    n.facts = facts;
+                    n.facts = Arc::new(facts);
                 }
                 if !backends.is_empty() {
                     backends.truncate(MAX_BACKENDS_PER_NODE);
-                    n.backends = backends;
+                    n.backends = Backends {
+                        servers: Arc::new(backends),
+                        arrived_ms: now_ms,
+                        error: None,
+                    };
+                } else if let Some(error) = backends_error {
+                    n.backends.error = Some(error.into());
                 }
                 n.last_seq = seq;
                 Applied::Stored {
@@ -485,14 +523,13 @@ impl Store {
                     dropped_points,
                 }
             };
-            n.health = n.health_at(now_ms);
-            (self.touch(&mut n), applied)
+            (self.touch(&handle.node), applied)
         };
         self.publish(version);
         Ok(applied)
     }
 
-    fn store_points(&self, n: &mut Node, points: &[ResolvedPoint<'_>]) -> usize {
+    fn store_points(&self, n: &mut Node, points: &[ResolvedPoint<'_>], now_ms: i64) -> usize {
         let mut dropped = 0;
         for p in points {
             let full = n.series.len() >= MAX_SERIES_PER_NODE;
@@ -502,9 +539,10 @@ impl Store {
                     dropped += 1;
                     continue;
                 }
-                None => n.series.entry(p.key.clone()).or_default(),
+                None => n.series.entry(Arc::new(p.key.clone())).or_default(),
             };
             series.push(p.timestamp_ms, p.value, self.window_ms, self.max_points);
+            series.touch(now_ms);
         }
         dropped
     }
@@ -513,35 +551,14 @@ impl Store {
     /// Does nothing if the stream was already replaced.
     pub fn detach(&self, handle: &NodeHandle) {
         let version = {
-            let mut n = lock(&handle.node);
+            let mut n = handle.node.lock();
             if n.owner.as_ref().map(|o| o.generation) != Some(handle.generation) {
                 return;
             }
             n.owner = None;
-            self.touch(&mut n)
+            self.touch(&handle.node)
         };
         self.publish(version);
-    }
-
-    /// Re-evaluates every node's health at `now_ms` and stamps the nodes
-    /// whose health changed, so silence is noticed without any frame.
-    /// Returns how many nodes changed.
-    pub fn reevaluate(&self, now_ms: i64) -> usize {
-        let mut changed = 0;
-        let mut newest = 0;
-        for node in self.nodes() {
-            let mut n = lock(&node);
-            let health = n.health_at(now_ms);
-            if health != n.health {
-                n.health = health;
-                newest = self.touch(&mut n);
-                changed += 1;
-            }
-        }
-        if changed > 0 {
-            self.publish(newest);
-        }
-        changed
     }
 
     /// History window in ms.
@@ -693,19 +710,54 @@ mod tests {
     }
 
     #[test]
-    fn reevaluate_notices_silence_and_bumps_version() {
+    fn changes_stamp_the_entry_and_publish_the_version() {
         let store = Store::new(Duration::from_secs(60));
         let mut rx = store.subscribe();
-        store
+        let h = store
             .attach(identity("n", "a"), CancellationToken::new(), NOW)
+            .unwrap()
+            .handle;
+        assert!(rx.has_changed().unwrap());
+        let seen = *rx.borrow_and_update();
+        let entry = store.entries().get("n").cloned().unwrap();
+        assert_eq!(entry.changed_at(), seen);
+        store.apply(&h, 1, &[], Reported::default(), NOW).unwrap();
+        assert!(rx.has_changed().unwrap());
+        assert!(entry.changed_at() > seen);
+        assert_eq!(entry.changed_at(), store.version());
+    }
+
+    #[test]
+    fn a_failed_stats_read_marks_backends_until_the_next_sample() {
+        let store = Store::new(Duration::from_secs(60));
+        let h = store
+            .attach(identity("lb", "a"), CancellationToken::new(), NOW)
+            .unwrap()
+            .handle;
+        let sample = Reported {
+            backends: vec![BackendServer {
+                server: "web1".into(),
+                status: "UP".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        store.apply(&h, 1, &[], sample.clone(), NOW).unwrap();
+        let failed = Reported {
+            backends_error: Some("connection refused".into()),
+            ..Default::default()
+        };
+        store.apply(&h, 2, &[], failed, NOW + 1).unwrap();
+        let (servers, error) = store
+            .with_node("lb", |n| {
+                (n.backends.servers.len(), n.backends.error.clone())
+            })
             .unwrap();
-        assert!(rx.has_changed().unwrap());
-        rx.borrow_and_update();
-        assert_eq!(store.reevaluate(NOW + 1_000), 0);
-        assert!(!rx.has_changed().unwrap());
-        assert_eq!(store.reevaluate(NOW + 3_001), 1);
-        assert!(rx.has_changed().unwrap());
-        assert_eq!(store.with_node("n", |n| n.health).unwrap(), Health::Down);
+        assert_eq!(servers, 1, "the last sample is kept, marked");
+        assert_eq!(error.as_deref(), Some("connection refused"));
+        store.apply(&h, 3, &[], sample, NOW + 2).unwrap();
+        let error = store.with_node("lb", |n| n.backends.error.clone()).unwrap();
+        assert_eq!(error, None);
     }
 
     #[test]

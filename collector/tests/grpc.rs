@@ -9,9 +9,9 @@ use stacktop_collector::{CancellationToken, Config, serve};
 use stacktop_proto::v1::fleet_client::FleetClient;
 use stacktop_proto::v1::ingest_client::IngestClient;
 use stacktop_proto::v1::{
-    AgentFrame, Batch, CheckResult, CollectorFrame, FleetSnapshot, FleetUpdate, Hello,
-    HistoryRequest, Label, NodeState, Point, SeriesDef, SnapshotRequest, WatchRequest, Welcome,
-    agent_frame, collector_frame, fleet_update,
+    AgentFrame, Batch, CheckResult, CollectorFrame, FleetSnapshot, FleetTotals, FleetUpdate, Hello,
+    HistoryRequest, Label, NodeChange, NodeState, NodeSummary, Point, SeriesDef, SnapshotRequest,
+    WatchRequest, Welcome, agent_frame, collector_frame, fleet_update,
 };
 use stacktop_proto::{Health, Role, now_unix_ms};
 use tokio::sync::mpsc;
@@ -26,7 +26,7 @@ const LIVENESS: Duration = Duration::from_secs(20);
 struct Collector {
     addr: SocketAddr,
     shutdown: CancellationToken,
-    task: JoinHandle<anyhow::Result<()>>,
+    task: JoinHandle<Result<(), stacktop_collector::Error>>,
 }
 
 async fn start_collector() -> Collector {
@@ -58,10 +58,13 @@ impl Collector {
         FleetClient::new(self.channel().await)
     }
 
+    /// A snapshot with every node's latest values.
     async fn snapshot(&self) -> FleetSnapshot {
         self.fleet()
             .await
-            .snapshot(SnapshotRequest::default())
+            .snapshot(SnapshotRequest {
+                include_latest: true,
+            })
             .await
             .unwrap()
             .into_inner()
@@ -128,6 +131,20 @@ async fn open(collector: &Collector, first: agent_frame::Frame) -> Result<TestAg
 
 async fn connect(collector: &Collector, hello: Hello) -> Result<TestAgent, Status> {
     open(collector, agent_frame::Frame::Hello(hello)).await
+}
+
+/// The fleet-wide numbers of a snapshot or delta.
+fn totals(totals: &Option<FleetTotals>) -> &FleetTotals {
+    totals.as_ref().expect("no totals")
+}
+
+/// The summary a node change carries, whole or partial.
+fn change_summary(change: &NodeChange) -> Option<NodeSummary> {
+    match (&change.full, &change.status) {
+        (Some(full), _) => full.summary,
+        (None, Some(status)) => status.summary,
+        (None, None) => None,
+    }
 }
 
 async fn next(
@@ -206,6 +223,7 @@ async fn agent_data_reaches_snapshot_and_history() {
             latency_seconds: 0.003,
             message: "200 OK".into(),
             timestamp_ms: now_unix_ms(),
+            ..Default::default()
         }],
         ..batch(
             1,
@@ -261,7 +279,10 @@ async fn agent_data_reaches_snapshot_and_history() {
     assert_eq!(agent.send(cpu_batch(2, 0.99)).await, 3);
 
     let snap = c.snapshot().await;
-    assert_eq!(snap.collector_version, stacktop_proto::VERSION);
+    assert_eq!(
+        totals(&snap.totals).collector_version,
+        stacktop_proto::VERSION
+    );
     let node = &snap.nodes[0];
     assert_eq!(node.name, "web1");
     assert_eq!(node.instance_id, "i-1");
@@ -279,11 +300,12 @@ async fn agent_data_reaches_snapshot_and_history() {
     assert_eq!(node.cpu_recent.len(), 3);
     assert_eq!(node.latest.len(), 8);
     assert_eq!(node.checks.len(), 1);
-    assert_eq!(snap.tiers.len(), 1);
-    assert_eq!(snap.tiers[0].role(), Role::Web);
-    assert_eq!((snap.tiers[0].healthy, snap.tiers[0].total), (1, 1));
-    assert!(snap.tiers[0].spof);
-    assert_eq!(snap.site(), Health::Ok);
+    let t = totals(&snap.totals);
+    assert_eq!(t.tiers.len(), 1);
+    assert_eq!(t.tiers[0].role(), Role::Web);
+    assert_eq!((t.tiers[0].healthy, t.tiers[0].total), (1, 1));
+    assert!(t.tiers[0].spof);
+    assert_eq!(t.site(), Health::Ok);
 
     let mut fleet = c.fleet().await;
     let history = fleet
@@ -407,8 +429,8 @@ async fn a_silent_agent_goes_down_and_comes_back() {
     let node = c.node("lb1").await;
     assert!(node.connected, "the stream is still open");
     let snap = c.snapshot().await;
-    assert_eq!(snap.site(), Health::Down);
-    assert_eq!(snap.tiers[0].healthy, 0);
+    assert_eq!(totals(&snap.totals).site(), Health::Down);
+    assert_eq!(totals(&snap.totals).tiers[0].healthy, 0);
 
     // Speaking again brings it back by itself.
     let mut seq = 2;
@@ -467,12 +489,12 @@ async fn watch_sends_a_snapshot_then_deltas() {
         loop {
             match next_update(&mut watch).await {
                 fleet_update::Update::Delta(d) => {
-                    assert!(!d.tiers.is_empty());
-                    assert!(d.upserted.iter().all(|n| n.name != "web1"));
-                    if let Some(n) = d.upserted.iter().find(|n| n.name == "web2")
-                        && n.summary.unwrap().cpu_usage_ratio == Some(0.5)
+                    assert!(!totals(&d.totals).tiers.is_empty());
+                    assert!(d.changed.iter().all(|n| n.name != "web1"));
+                    if let Some(n) = d.changed.iter().find(|n| n.name == "web2")
+                        && change_summary(n).unwrap().cpu_usage_ratio == Some(0.5)
                     {
-                        assert_eq!(d.tiers[0].total, 2);
+                        assert_eq!(totals(&d.totals).tiers[0].total, 2);
                         return;
                     }
                 }

@@ -9,6 +9,8 @@
 //! - [`metrics`]: every metric name as a constant, and the derivations all
 //!   sides must agree on (loopback devices, the memory ratio, the role a
 //!   check speaks for, HAProxy's status words).
+//! - [`delta`]: what a fleet delta means: applying one to the nodes a
+//!   reader holds, and folding two into one.
 //! - [`transport`]: the one client builder (address rules, timeouts,
 //!   keep-alive, message sizes) agents and dashboards dial collectors with.
 //! - Small conversions that every side needs: role and health names as
@@ -29,6 +31,7 @@ pub mod v1 {
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/stacktop_descriptor.bin"));
 
+pub mod delta;
 pub mod metrics;
 pub mod transport;
 

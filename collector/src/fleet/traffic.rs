@@ -1,0 +1,312 @@
+//! Request rates from access logs, per node and across tiers.
+//!
+//! # The web/LB cross-check
+//!
+//! Every request the LB logs should reach a web server that logs it too, so
+//! over the same seconds the web tier's count should equal the LB tier's:
+//! a ratio below 1 means requests are lost, above 1 that traffic reaches the
+//! web tier around the LB. The check compares **the same complete seconds
+//! on both sides**: the window ends at the newest second every fresh source
+//! has reported and spans [`WINDOW_SECONDS`] (fewer while a source is new).
+//! Comparing each side's own latest seconds instead would make the ratio
+//! swing at low traffic (one request on the wrong side of a boundary is 10 %
+//! at 1 req/s). HAProxy stamps a request when it accepted it and Nginx when
+//! it finished, so a request can still straddle the window's edges; with
+//! millisecond latencies that is a fraction of a percent. LB health checks
+//! that reach the web servers' logs are not in `http_requests_per_second`
+//! (the agent counts them apart, see `health-check-paths`), so an honest
+//! stack reads 1.00 at 1 req/s as at 1,000.
+//!
+//! # Per node
+//!
+//! [`source_traffic`] turns a node's fresh latest values into one row per
+//! access-log source for the detail screen: rates by class, total,
+//! latency quantiles and recognised health checks.
+
+use std::collections::BTreeMap;
+
+use stacktop_proto::metrics;
+use stacktop_proto::v1::{SourceTraffic, Traffic};
+
+use super::copy::{LatestValue, RecentPoints};
+
+/// Seconds the web/LB cross-check compares.
+pub const WINDOW_SECONDS: u32 = 10;
+
+/// One access-log source's recent complete seconds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceSeconds {
+    /// The `source` label.
+    pub source: String,
+    /// `(second start, requests in it)`, oldest first.
+    pub seconds: Vec<(i64, f64)>,
+}
+
+/// Groups a node's request-rate series by source, summing the classes of
+/// each second, keeping the series `fresh` accepts.
+pub fn source_seconds(
+    requests: &[RecentPoints],
+    fresh: impl Fn(&RecentPoints) -> bool,
+) -> Vec<SourceSeconds> {
+    let mut by_source: BTreeMap<&str, BTreeMap<i64, f64>> = BTreeMap::new();
+    for series in requests.iter().filter(|s| fresh(s)) {
+        let source = series.key.label(metrics::label::SOURCE).unwrap_or("");
+        let seconds = by_source.entry(source).or_default();
+        for &(ts, value) in &series.points {
+            *seconds.entry(ts).or_default() += value;
+        }
+    }
+    by_source
+        .into_iter()
+        .filter(|(_, seconds)| !seconds.is_empty())
+        .map(|(source, seconds)| SourceSeconds {
+            source: source.to_string(),
+            seconds: seconds.into_iter().collect(),
+        })
+        .collect()
+}
+
+/// The web/LB cross-check over the LB tier's and the web tier's fresh
+/// sources (see the module docs).
+pub fn cross_check<'a>(
+    lb: impl IntoIterator<Item = &'a SourceSeconds> + Clone,
+    web: impl IntoIterator<Item = &'a SourceSeconds> + Clone,
+) -> Traffic {
+    let all = || lb.clone().into_iter().chain(web.clone());
+    let Some(newest_common) = all().filter_map(|s| s.seconds.last()).map(|s| s.0).min() else {
+        return Traffic::default();
+    };
+    let end = newest_common + 1_000;
+    let oldest_common = all()
+        .filter_map(|s| s.seconds.first())
+        .map(|s| s.0)
+        .max()
+        .unwrap_or(newest_common);
+    let start = (end - i64::from(WINDOW_SECONDS) * 1_000).max(oldest_common);
+    let seconds = ((end - start) / 1_000).max(0);
+    if seconds == 0 {
+        return Traffic::default();
+    }
+    let rate = |side: &mut dyn Iterator<Item = &'a SourceSeconds>| -> Option<f64> {
+        let mut any = false;
+        let mut sum = 0.0;
+        for source in side {
+            any = true;
+            sum += source
+                .seconds
+                .iter()
+                .filter(|(ts, _)| (start..end).contains(ts))
+                .map(|(_, v)| v)
+                .sum::<f64>();
+        }
+        any.then_some(sum / seconds as f64)
+    };
+    let lb_rate = rate(&mut lb.into_iter());
+    let web_rate = rate(&mut web.into_iter());
+    Traffic {
+        web_lb_request_ratio: match (web_rate, lb_rate) {
+            (Some(web), Some(lb)) if lb > 0.0 => Some(web / lb),
+            _ => None,
+        },
+        lb_requests_per_second: lb_rate,
+        web_requests_per_second: web_rate,
+        window_end_ms: end,
+        window_seconds: u32::try_from(seconds).unwrap_or(WINDOW_SECONDS),
+    }
+}
+
+/// One row per access-log source from a node's `fresh` latest values.
+pub fn source_traffic<'a>(fresh: impl IntoIterator<Item = &'a LatestValue>) -> Vec<SourceTraffic> {
+    let mut by_source: BTreeMap<&str, SourceTraffic> = BTreeMap::new();
+    for v in fresh {
+        let name = v.key.name.as_str();
+        if name != metrics::HTTP_REQUESTS
+            && name != metrics::HTTP_DURATION
+            && name != metrics::HTTP_HEALTH_CHECKS
+        {
+            continue;
+        }
+        let source = v.key.label(metrics::label::SOURCE).unwrap_or("");
+        let row = by_source.entry(source).or_insert_with(|| SourceTraffic {
+            source: source.to_string(),
+            ..Default::default()
+        });
+        if name == metrics::HTTP_REQUESTS {
+            row.timestamp_ms = row.timestamp_ms.max(v.timestamp_ms);
+            *row.total.get_or_insert(0.0) += v.value;
+            let slot = match v.key.label(metrics::label::CLASS) {
+                Some("2xx") => &mut row.class_2xx,
+                Some("3xx") => &mut row.class_3xx,
+                Some("4xx") => &mut row.class_4xx,
+                Some("5xx") => &mut row.class_5xx,
+                _ => continue,
+            };
+            *slot.get_or_insert(0.0) += v.value;
+        } else if name == metrics::HTTP_HEALTH_CHECKS {
+            *row.health_checks.get_or_insert(0.0) += v.value;
+        } else {
+            let quantile = v
+                .key
+                .label(metrics::label::QUANTILE)
+                .and_then(|q| q.parse::<f64>().ok());
+            let slot = match quantile {
+                Some(q) if (q - 0.5).abs() < 1e-9 => &mut row.p50_seconds,
+                Some(q) if (q - 0.95).abs() < 1e-9 => &mut row.p95_seconds,
+                Some(q) if (q - 0.99).abs() < 1e-9 => &mut row.p99_seconds,
+                _ => continue,
+            };
+            *slot = Some(v.value);
+        }
+    }
+    by_source.into_values().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::store::SeriesKey;
+    use stacktop_proto::v1::Label;
+
+    const NOW: i64 = 1_700_000_000_000;
+
+    fn source(name: &str, seconds: &[(i64, f64)]) -> SourceSeconds {
+        SourceSeconds {
+            source: name.into(),
+            seconds: seconds.to_vec(),
+        }
+    }
+
+    #[test]
+    fn the_check_compares_the_same_seconds_on_both_sides() {
+        // The LB has reported one second more than the web servers: that
+        // second is not compared yet.
+        let lb = [source(
+            "haproxy",
+            &[(NOW - 3_000, 10.0), (NOW - 2_000, 12.0), (NOW - 1_000, 9.0)],
+        )];
+        let web = [
+            source("nginx", &[(NOW - 3_000, 6.0), (NOW - 2_000, 6.0)]),
+            source("nginx", &[(NOW - 3_000, 4.0), (NOW - 2_000, 6.0)]),
+        ];
+        let t = cross_check(&lb, &web);
+        assert_eq!(t.window_end_ms, NOW - 1_000);
+        assert_eq!(t.window_seconds, 2);
+        assert_eq!(t.lb_requests_per_second, Some(11.0));
+        assert_eq!(t.web_requests_per_second, Some(11.0));
+        assert_eq!(t.web_lb_request_ratio, Some(1.0));
+    }
+
+    #[test]
+    fn one_request_a_second_reads_one() {
+        // 1 req/s for 30 s, each side reporting with its own lag.
+        let seconds = |from: i64, to: i64| -> Vec<(i64, f64)> {
+            (from..to).map(|s| (NOW + s * 1_000, 1.0)).collect()
+        };
+        let lb = [source("haproxy", &seconds(0, 30))];
+        let web = [
+            source("nginx", &seconds(0, 28)),
+            source("other", &seconds(5, 29)),
+        ];
+        // Two web sources that each see every other request would be 1.0
+        // too; here both logs see all of them: web is 2 per second.
+        let t = cross_check(&lb, &web);
+        assert_eq!(t.window_seconds, WINDOW_SECONDS);
+        assert_eq!(t.window_end_ms, NOW + 28_000);
+        assert_eq!(t.web_lb_request_ratio, Some(2.0));
+        let t = cross_check(&lb, &web[..1]);
+        assert_eq!(t.web_lb_request_ratio, Some(1.0));
+        assert_eq!(t.lb_requests_per_second, Some(1.0));
+    }
+
+    #[test]
+    fn a_side_without_sources_is_unknown_and_an_idle_lb_gives_no_ratio() {
+        let lb = [source("haproxy", &[(NOW - 2_000, 100.0)])];
+        let t = cross_check(&lb, &[]);
+        assert_eq!(t.lb_requests_per_second, Some(100.0));
+        assert_eq!(t.web_requests_per_second, None);
+        assert_eq!(t.web_lb_request_ratio, None);
+        let idle = [source("haproxy", &[(NOW, 0.0)])];
+        let web = [source("nginx", &[(NOW, 0.0)])];
+        let t = cross_check(&idle, &web);
+        assert_eq!(t.lb_requests_per_second, Some(0.0));
+        assert_eq!(t.web_requests_per_second, Some(0.0));
+        assert_eq!(t.web_lb_request_ratio, None);
+        assert_eq!(cross_check(&[], &[]), Traffic::default());
+    }
+
+    fn value(name: &str, labels: &[(&str, &str)], v: f64) -> LatestValue {
+        let labels: Vec<Label> = labels.iter().map(|(k, v)| Label::new(*k, *v)).collect();
+        LatestValue {
+            key: Arc::new(SeriesKey::new(name, &labels)),
+            timestamp_ms: NOW,
+            value: v,
+            updated_ms: NOW,
+        }
+    }
+
+    #[test]
+    fn sources_group_classes_quantiles_and_health_checks() {
+        let values = [
+            value(
+                metrics::HTTP_REQUESTS,
+                &[("source", "nginx"), ("class", "2xx")],
+                90.0,
+            ),
+            value(
+                metrics::HTTP_REQUESTS,
+                &[("source", "nginx"), ("class", "5xx")],
+                2.0,
+            ),
+            value(
+                metrics::HTTP_REQUESTS,
+                &[("source", "nginx"), ("class", "other")],
+                1.0,
+            ),
+            value(
+                metrics::HTTP_DURATION,
+                &[("source", "nginx"), ("quantile", "0.95")],
+                0.2,
+            ),
+            value(metrics::HTTP_HEALTH_CHECKS, &[("source", "nginx")], 3.0),
+            value(
+                metrics::HTTP_REQUESTS,
+                &[("source", "api"), ("class", "2xx")],
+                5.0,
+            ),
+            value("node_load1", &[], 1.0),
+        ];
+        let t = source_traffic(&values);
+        assert_eq!(t.len(), 2);
+        assert_eq!(t[0].source, "api");
+        let nginx = &t[1];
+        assert_eq!(
+            (nginx.class_2xx, nginx.class_3xx, nginx.class_5xx),
+            (Some(90.0), None, Some(2.0))
+        );
+        assert_eq!(nginx.total, Some(93.0));
+        assert_eq!(nginx.p95_seconds, Some(0.2));
+        assert_eq!(nginx.p50_seconds, None);
+        assert_eq!(nginx.health_checks, Some(3.0));
+    }
+
+    #[test]
+    fn seconds_sum_the_classes_of_fresh_series() {
+        let series = |class: &str, points: &[(i64, f64)], updated_ms: i64| RecentPoints {
+            key: Arc::new(SeriesKey::new(
+                metrics::HTTP_REQUESTS,
+                &[Label::new("source", "nginx"), Label::new("class", class)],
+            )),
+            points: points.to_vec(),
+            updated_ms,
+        };
+        let requests = [
+            series("2xx", &[(NOW, 8.0), (NOW + 1_000, 9.0)], NOW),
+            series("5xx", &[(NOW, 1.0), (NOW + 1_000, 0.0)], NOW),
+            series("4xx", &[(NOW, 50.0)], 0),
+        ];
+        let got = source_seconds(&requests, |s| s.updated_ms > 0);
+        assert_eq!(got, [source("nginx", &[(NOW, 9.0), (NOW + 1_000, 9.0)])]);
+    }
+}

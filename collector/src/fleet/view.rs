@@ -1,0 +1,673 @@
+//! The evaluated fleet: every node's served state, its health as each of
+//! its roles, the tiers, the site, the node counts and the web/LB traffic
+//! cross-check, decided once per change and shared behind an `Arc` by every
+//! reader (Snapshot, every Watch stream, and later alerts and `/metrics`).
+//!
+//! # How a view is built
+//!
+//! [`Views::refresh`] brings the view up to date at an instant:
+//!
+//! 1. **Copy what changed.** Each store entry carries the global version of
+//!    its last change, readable without its lock; only nodes stamped after
+//!    their last copy are locked, and only to copy them ([`NodeCopy`]).
+//! 2. **Evaluate what may differ**: the nodes just copied, and the nodes
+//!    whose predicted next change (a value or check going stale, silence
+//!    turning into `down`) has come. Everything else keeps its state.
+//! 3. **Diff and publish.** Each re-evaluated node is compared with what
+//!    readers hold; the differences ([`NodeChange`]s, nothing for an
+//!    unchanged node) and the totals make one [`FleetDelta`] with the next
+//!    generation number, broadcast to every watcher, and the new view
+//!    replaces the current one.
+//!
+//! A background task refreshes every [`BUILD_INTERVAL`]; Snapshot and
+//! Fleet.Node refresh before they answer, so they are never older than the
+//! batches acknowledged before the call. Refreshes are serialized by one
+//! mutex (CPU work only, never held across an `.await`); the cost of a
+//! refresh is the number of changed nodes, and one more watcher adds no
+//! evaluation at all, only the sending.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use stacktop_proto::v1::{
+    FleetDelta, FleetSnapshot, FleetTotals, NodeState, SeriesValue, TierState, Traffic,
+};
+use stacktop_proto::{Health, Role, VERSION};
+use tokio::sync::{broadcast, watch};
+
+use super::copy::NodeCopy;
+use super::diff::{self, Served};
+use super::eval::{self, CpuRing};
+use super::traffic::{self, SourceSeconds};
+use crate::health;
+use crate::store::{NodeEntry, Store};
+
+/// How often the background task brings the view up to date; also the
+/// shortest gap between two updates of a Watch stream (4 per second).
+pub const BUILD_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Deltas a watcher may fall behind by before it is sent a fresh snapshot.
+pub const DELTA_BACKLOG: usize = 64;
+
+/// One node as readers get it.
+#[derive(Debug)]
+pub struct NodeView {
+    /// The served state (without `latest` and `traffic`).
+    pub state: NodeState,
+    /// Number of the newest CPU sample in `state.cpu_recent`.
+    pub cpu_seq: u64,
+    /// What the state was decided from (the latest values, for readers that
+    /// want them: Fleet.Node, Snapshot with `include_latest`).
+    pub copy: Arc<NodeCopy>,
+}
+
+impl NodeView {
+    /// The latest value of every series, as `SeriesValue`s.
+    pub fn latest(&self) -> Vec<SeriesValue> {
+        self.copy
+            .latest
+            .iter()
+            .map(|v| SeriesValue {
+                name: v.key.name.clone(),
+                labels: v.key.proto_labels(),
+                value: v.value,
+                timestamp_ms: v.timestamp_ms,
+            })
+            .collect()
+    }
+}
+
+/// The whole fleet, decided.
+#[derive(Debug, Default)]
+pub struct FleetView {
+    /// Numbers the published evaluations: the delta leading to this view
+    /// carries the same number.
+    pub generation: u64,
+    /// The store version this view covers.
+    pub store_version: u64,
+    /// Every node by name.
+    pub nodes: BTreeMap<Arc<str>, Arc<NodeView>>,
+    /// Tiers, site, counts and traffic.
+    pub totals: FleetTotals,
+}
+
+impl FleetView {
+    /// The whole fleet as a snapshot; with every node's latest values when
+    /// `include_latest`.
+    pub fn snapshot(&self, include_latest: bool) -> FleetSnapshot {
+        FleetSnapshot {
+            nodes: self
+                .nodes
+                .values()
+                .map(|n| {
+                    let mut state = n.state.clone();
+                    if include_latest {
+                        state.latest = n.latest();
+                    }
+                    state
+                })
+                .collect(),
+            totals: Some(self.totals.clone()),
+            generation: self.generation,
+            ..Default::default()
+        }
+    }
+
+    /// The named node.
+    pub fn node(&self, name: &str) -> Option<&Arc<NodeView>> {
+        self.nodes.get(name)
+    }
+}
+
+/// What the builder keeps about one node between refreshes.
+#[derive(Debug)]
+struct Tracked {
+    entry: Arc<NodeEntry>,
+    /// The entry's change stamp when it was last copied.
+    copied_at: u64,
+    copy: Arc<NodeCopy>,
+    cpu: CpuRing,
+    /// Copied since it was last evaluated.
+    dirty: bool,
+    next_change_ms: i64,
+    sources: Vec<SourceSeconds>,
+}
+
+/// The builder's state: the nodes as last copied and evaluated.
+#[derive(Debug, Default)]
+struct Builder {
+    tracked: BTreeMap<Arc<str>, Tracked>,
+    /// The soonest predicted change over all nodes.
+    next_change_ms: i64,
+}
+
+/// The current view, its builder, and the channels readers follow.
+#[derive(Debug)]
+pub struct Views {
+    store: Arc<Store>,
+    builder: Mutex<Builder>,
+    /// The newest view (readers take an `Arc` and let go of the lock).
+    current: watch::Sender<Arc<FleetView>>,
+    /// Every published delta, in generation order.
+    deltas: broadcast::Sender<Arc<FleetDelta>>,
+}
+
+impl Views {
+    /// Views of `store`, empty until the first refresh.
+    pub fn new(store: Arc<Store>) -> Self {
+        let empty = FleetView {
+            totals: totals(&BTreeMap::new(), Traffic::default(), 0),
+            ..Default::default()
+        };
+        Self {
+            store,
+            builder: Mutex::new(Builder::default()),
+            current: watch::channel(Arc::new(empty)).0,
+            deltas: broadcast::channel(DELTA_BACKLOG).0,
+        }
+    }
+
+    /// The newest view.
+    pub fn current(&self) -> Arc<FleetView> {
+        self.current.borrow().clone()
+    }
+
+    /// Every delta published from now on, in order.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<FleetDelta>> {
+        self.deltas.subscribe()
+    }
+
+    /// A receiver that sees each new view (only ever the newest).
+    pub fn watch(&self) -> watch::Receiver<Arc<FleetView>> {
+        self.current.subscribe()
+    }
+
+    /// Brings the view up to date at `now_ms` (see the module docs) and
+    /// returns it. Cheap when nothing changed.
+    pub fn refresh(&self, now_ms: i64) -> Arc<FleetView> {
+        let mut builder = self.builder.lock().unwrap_or_else(PoisonError::into_inner);
+        let version = self.store.version();
+        let previous = self.current();
+        if version == previous.store_version && now_ms < builder.next_change_ms {
+            return previous;
+        }
+        let removed = self.copy_changed(&mut builder);
+        let mut nodes = previous.nodes.clone();
+        let mut changed = Vec::new();
+        let mut next_change_ms = i64::MAX;
+        for (name, t) in builder.tracked.iter_mut() {
+            if t.dirty || now_ms >= t.next_change_ms {
+                let e = eval::evaluate(&t.copy, &t.cpu, now_ms);
+                if e.state.health() == Health::Down {
+                    t.cpu.clear();
+                }
+                t.dirty = false;
+                t.next_change_ms = e.next_change_ms;
+                t.sources = e.sources;
+                let old = nodes.get(name).map(|n| Served {
+                    state: &n.state,
+                    cpu_seq: n.cpu_seq,
+                });
+                let new = Served {
+                    state: &e.state,
+                    cpu_seq: e.cpu_seq,
+                };
+                let change = diff::change(old, new);
+                let copy_changed = nodes
+                    .get(name)
+                    .is_none_or(|n| !Arc::ptr_eq(&n.copy, &t.copy));
+                if change.is_some() || copy_changed {
+                    nodes.insert(
+                        name.clone(),
+                        Arc::new(NodeView {
+                            state: e.state,
+                            cpu_seq: e.cpu_seq,
+                            copy: t.copy.clone(),
+                        }),
+                    );
+                }
+                changed.extend(change);
+            }
+            next_change_ms = next_change_ms.min(t.next_change_ms);
+        }
+        for name in &removed {
+            nodes.remove(name.as_str());
+        }
+        builder.next_change_ms = next_change_ms;
+
+        let traffic = cross_check(&builder.tracked);
+        let mut totals = totals(&nodes, traffic, now_ms);
+        let totals_changed = {
+            let mut old = previous.totals.clone();
+            old.timestamp_ms = totals.timestamp_ms;
+            old != totals
+        };
+        if changed.is_empty() && removed.is_empty() && !totals_changed {
+            // Nothing a reader would see; keep the published generation
+            // (but remember the store version it covers).
+            totals.timestamp_ms = previous.totals.timestamp_ms;
+            let view = Arc::new(FleetView {
+                generation: previous.generation,
+                store_version: version,
+                nodes,
+                totals,
+            });
+            self.current.send_replace(view.clone());
+            return view;
+        }
+        let generation = previous.generation + 1;
+        let view = Arc::new(FleetView {
+            generation,
+            store_version: version,
+            nodes,
+            totals: totals.clone(),
+        });
+        // The view first: a watcher that sees the delta and then asks for
+        // the current view (to resync) must find at least this generation.
+        self.current.send_replace(view.clone());
+        let delta = FleetDelta {
+            removed,
+            changed,
+            totals: Some(totals),
+            generation,
+            ..Default::default()
+        };
+        // No receiver is fine: nobody is watching.
+        let _ = self.deltas.send(Arc::new(delta));
+        view
+    }
+
+    /// Copies every node stamped after its last copy; returns the names of
+    /// nodes the store no longer has.
+    fn copy_changed(&self, builder: &mut Builder) -> Vec<String> {
+        let entries = self.store.entries();
+        for (name, entry) in entries.iter() {
+            let stamp = entry.changed_at();
+            match builder.tracked.get_mut(name.as_str()) {
+                Some(t) if stamp <= t.copied_at && Arc::ptr_eq(&t.entry, entry) => {}
+                Some(t) => {
+                    let node = entry.lock();
+                    t.copied_at = entry.changed_at();
+                    let copy = NodeCopy::of(&node, t.cpu.last_ms());
+                    drop(node);
+                    t.cpu.extend(&copy.cpu);
+                    t.copy = Arc::new(copy);
+                    t.entry = entry.clone();
+                    t.dirty = true;
+                }
+                None => {
+                    let node = entry.lock();
+                    let copied_at = entry.changed_at();
+                    let copy = NodeCopy::of(&node, 0);
+                    drop(node);
+                    let mut cpu = CpuRing::default();
+                    cpu.extend(&copy.cpu);
+                    builder.tracked.insert(
+                        Arc::from(name.as_str()),
+                        Tracked {
+                            entry: entry.clone(),
+                            copied_at,
+                            copy: Arc::new(copy),
+                            cpu,
+                            dirty: true,
+                            next_change_ms: i64::MIN,
+                            sources: Vec::new(),
+                        },
+                    );
+                }
+            }
+        }
+        let gone: Vec<String> = builder
+            .tracked
+            .keys()
+            .filter(|name| !entries.contains_key(&***name))
+            .map(|name| name.to_string())
+            .collect();
+        drop(entries);
+        for name in &gone {
+            builder.tracked.remove(name.as_str());
+        }
+        gone
+    }
+}
+
+/// The web/LB cross-check over every live LB and web node's fresh sources.
+fn cross_check(tracked: &BTreeMap<Arc<str>, Tracked>) -> Traffic {
+    let side = |role: Role| {
+        tracked
+            .values()
+            .filter(move |t| t.copy.identity.roles.contains(&role))
+            .flat_map(|t| t.sources.iter())
+    };
+    traffic::cross_check(side(Role::Lb), side(Role::Web))
+}
+
+/// Tiers, site and node counts from every node's served state.
+fn totals(nodes: &BTreeMap<Arc<str>, Arc<NodeView>>, traffic: Traffic, now_ms: i64) -> FleetTotals {
+    let mut t = FleetTotals {
+        timestamp_ms: now_ms,
+        collector_version: VERSION.to_string(),
+        traffic: Some(traffic),
+        ..Default::default()
+    };
+    for node in nodes.values() {
+        t.nodes_total += 1;
+        match node.state.health() {
+            Health::Ok => t.nodes_ok += 1,
+            Health::Warn => t.nodes_warn += 1,
+            Health::Crit => t.nodes_crit += 1,
+            Health::Down => t.nodes_down += 1,
+            Health::Unknown | Health::Unspecified => t.nodes_unknown += 1,
+        }
+    }
+    let tiers = health::tiers_by_role(
+        nodes
+            .values()
+            .flat_map(|n| n.state.role_health.iter().map(|r| (r.role(), r.health()))),
+    );
+    t.site = health::site(&tiers) as i32;
+    t.tiers = tiers
+        .into_iter()
+        .map(|tier| TierState {
+            role: tier.role as i32,
+            healthy: tier.healthy,
+            total: tier.total,
+            spof: tier.spof,
+            health: tier.health as i32,
+        })
+        .collect();
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Identity, NodeHandle, Reported, ResolvedPoint, SeriesKey};
+    use stacktop_proto::delta;
+    use stacktop_proto::metrics;
+    use stacktop_proto::v1::{BackendServer, CheckResult, Label};
+    use tokio_util::sync::CancellationToken;
+
+    const NOW: i64 = 1_700_000_000_000;
+
+    fn setup() -> (Arc<Store>, Views) {
+        let store = Arc::new(Store::new(Duration::from_secs(60)));
+        let views = Views::new(store.clone());
+        (store, views)
+    }
+
+    fn add(store: &Store, name: &str, roles: Vec<Role>) -> NodeHandle {
+        let identity = Identity {
+            name: name.into(),
+            instance_id: format!("{name}-i"),
+            roles,
+            interval_ms: 1_000,
+            ..Identity::default()
+        };
+        store
+            .attach(identity, CancellationToken::new(), NOW)
+            .unwrap()
+            .handle
+    }
+
+    fn check(name: &str, kind: &str, status: Health) -> CheckResult {
+        CheckResult {
+            name: name.into(),
+            kind: kind.into(),
+            status: status as i32,
+            interval_ms: 1_000,
+            ..Default::default()
+        }
+    }
+
+    fn tier(view: &FleetView, role: Role) -> (u32, u32, bool) {
+        let t = view.totals.tiers.iter().find(|t| t.role() == role).unwrap();
+        (t.healthy, t.total, t.spof)
+    }
+
+    #[test]
+    fn snapshot_sorts_nodes_and_lists_tiers_in_role_order() {
+        let (store, views) = setup();
+        add(&store, "web2", vec![Role::Web]);
+        add(&store, "db1", vec![Role::Db]);
+        add(&store, "web1", vec![Role::Web]);
+        add(&store, "misc", vec![]);
+        let snap = views.refresh(NOW + 10).snapshot(false);
+        let names: Vec<_> = snap.nodes.iter().map(|n| n.name.as_str()).collect();
+        assert_eq!(names, ["db1", "misc", "web1", "web2"]);
+        let totals = snap.totals.unwrap();
+        let tiers: Vec<_> = totals
+            .tiers
+            .iter()
+            .map(|t| (t.role(), t.healthy, t.spof))
+            .collect();
+        assert_eq!(tiers, [(Role::Web, 2, false), (Role::Db, 1, true)]);
+        assert_eq!(totals.site(), Health::Ok);
+        assert_eq!((totals.nodes_total, totals.nodes_ok), (4, 4));
+        // Silence: everything is down three intervals later.
+        let snap = views.refresh(NOW + 3_001).snapshot(false);
+        assert!(snap.nodes.iter().all(|n| n.health() == Health::Down));
+        let totals = snap.totals.unwrap();
+        assert_eq!(totals.site(), Health::Down);
+        assert_eq!(totals.nodes_down, 4);
+    }
+
+    #[test]
+    fn silence_is_noticed_without_any_frame() {
+        let (store, views) = setup();
+        add(&store, "n", vec![Role::Web]);
+        let mut deltas = views.subscribe();
+        let first = views.refresh(NOW);
+        assert_eq!(first.generation, 1);
+        // Nothing changes before the liveness window ends.
+        let same = views.refresh(NOW + 1_000);
+        assert!(Arc::ptr_eq(&first, &same));
+        let down = views.refresh(NOW + 3_001);
+        assert_eq!(down.generation, 2);
+        assert_eq!(down.nodes["n"].state.health(), Health::Down);
+        let d1 = deltas.try_recv().unwrap();
+        let d2 = deltas.try_recv().unwrap();
+        assert_eq!((d1.generation, d2.generation), (1, 2));
+        assert_eq!(
+            d2.changed[0].status.as_ref().unwrap().health(),
+            Health::Down
+        );
+    }
+
+    #[test]
+    fn deltas_carry_only_changed_nodes_and_apply_to_the_snapshot() {
+        let (store, views) = setup();
+        let a = add(&store, "a", vec![Role::Web]);
+        add(&store, "b", vec![Role::Web]);
+        let first = views.refresh(NOW);
+        let mut reader = first.snapshot(false).nodes;
+        let mut deltas = views.subscribe();
+        assert_eq!(views.refresh(NOW).generation, first.generation);
+        assert!(deltas.try_recv().is_err(), "nothing changed, nothing sent");
+
+        // Several batches of one node between two refreshes: one change
+        // with the newest state.
+        let key = SeriesKey::new(metrics::CPU_USAGE, &[]);
+        for seq in 1..=5 {
+            let p = ResolvedPoint {
+                key: &key,
+                timestamp_ms: NOW + seq as i64,
+                value: seq as f64 / 10.0,
+            };
+            store
+                .apply(&a, seq, &[p], Reported::default(), NOW + 10)
+                .unwrap();
+        }
+        let view = views.refresh(NOW + 20);
+        let d = deltas.try_recv().unwrap();
+        assert_eq!(d.changed.len(), 1);
+        let change = &d.changed[0];
+        assert_eq!(change.name, "a");
+        assert_eq!(
+            change
+                .status
+                .as_ref()
+                .unwrap()
+                .summary
+                .unwrap()
+                .cpu_usage_ratio,
+            Some(0.5)
+        );
+        assert_eq!(change.cpu_appended.len(), 5);
+        assert_eq!(d.totals.as_ref().unwrap().tiers.len(), 1);
+        delta::apply_delta(&mut reader, (*d).clone());
+        assert_eq!(reader, view.snapshot(false).nodes);
+
+        // A new node appears whole in the next delta.
+        add(&store, "c", vec![]);
+        views.refresh(NOW + 30);
+        let d = deltas.try_recv().unwrap();
+        assert_eq!(d.changed.len(), 1);
+        assert!(d.changed[0].full.is_some());
+    }
+
+    #[test]
+    fn the_app_tier_stays_healthy_when_only_a_dual_role_nodes_nginx_fails() {
+        let (store, views) = setup();
+        for (i, name) in ["web1", "web2", "web3"].iter().enumerate() {
+            let h = add(&store, name, vec![Role::Web, Role::App]);
+            let nginx = if i == 0 { Health::Crit } else { Health::Ok };
+            let reported = Reported {
+                checks: vec![
+                    check("nginx", "nginx", nginx),
+                    check("app:health", "app", Health::Ok),
+                ],
+                ..Default::default()
+            };
+            store.apply(&h, 1, &[], reported, NOW).unwrap();
+        }
+        let view = views.refresh(NOW + 10);
+        assert_eq!(tier(&view, Role::Web), (2, 3, false));
+        assert_eq!(tier(&view, Role::App), (3, 3, false));
+        assert_eq!(view.nodes["web1"].state.health(), Health::Crit);
+    }
+
+    #[test]
+    fn a_dead_haproxys_backends_are_unknown() {
+        let (store, views) = setup();
+        let lb = add(&store, "lb1", vec![Role::Lb]);
+        let server = |name: &str| BackendServer {
+            backend: "web".into(),
+            server: name.into(),
+            status: "UP".into(),
+            ..Default::default()
+        };
+        let sample = Reported {
+            checks: vec![check("haproxy", "haproxy", Health::Ok)],
+            backends: vec![server("web1"), server("web2"), server("web3")],
+            ..Default::default()
+        };
+        store.apply(&lb, 1, &[], sample, NOW).unwrap();
+        let view = views.refresh(NOW + 10);
+        let state = &view.nodes["lb1"].state;
+        assert_eq!(state.backends_up, Some(3));
+        assert!(!state.backends_stale);
+
+        let failed = Reported {
+            checks: vec![check("haproxy", "haproxy", Health::Crit)],
+            backends_error: Some("haproxy.sock: connection refused".into()),
+            ..Default::default()
+        };
+        let mut deltas = views.subscribe();
+        store.apply(&lb, 2, &[], failed, NOW + 1_000).unwrap();
+        let view = views.refresh(NOW + 1_010);
+        let state = &view.nodes["lb1"].state;
+        assert!(state.backends_stale);
+        assert_eq!(state.backends_up, None);
+        assert_eq!(state.backends_error, "haproxy.sock: connection refused");
+        let d = deltas.try_recv().unwrap();
+        let b = d.changed[0].backends.as_ref().unwrap();
+        assert!(b.stale && b.up.is_none());
+    }
+
+    #[test]
+    fn traffic_compares_the_web_tier_with_the_lb_tier() {
+        let (store, views) = setup();
+        let lb = add(&store, "lb1", vec![Role::Lb]);
+        let web1 = add(&store, "web1", vec![Role::Web, Role::App]);
+        let web2 = add(&store, "web2", vec![Role::Web]);
+        add(&store, "db1", vec![Role::Db]);
+        let traffic = |view: &FleetView| view.totals.traffic.unwrap();
+        let t = traffic(&views.refresh(NOW));
+        assert_eq!(t.web_lb_request_ratio, None);
+        assert_eq!(t.lb_requests_per_second, None);
+
+        let rate = |source: &str, class: &str| {
+            SeriesKey::new(
+                metrics::HTTP_REQUESTS,
+                &[Label::new("source", source), Label::new("class", class)],
+            )
+        };
+        let point = |key, ts, value| ResolvedPoint {
+            key,
+            timestamp_ms: ts,
+            value,
+        };
+        let (ok, err) = (rate("haproxy", "2xx"), rate("haproxy", "5xx"));
+        let points = [point(&ok, NOW - 2_000, 95.0), point(&err, NOW - 2_000, 5.0)];
+        store
+            .apply(&lb, 1, &points, Reported::default(), NOW)
+            .unwrap();
+        let t = traffic(&views.refresh(NOW));
+        assert_eq!(t.lb_requests_per_second, Some(100.0));
+        assert_eq!(t.web_requests_per_second, None);
+        assert_eq!(t.web_lb_request_ratio, None);
+
+        let nginx = rate("nginx", "2xx");
+        store
+            .apply(
+                &web1,
+                1,
+                &[point(&nginx, NOW - 2_000, 48.0)],
+                Reported::default(),
+                NOW,
+            )
+            .unwrap();
+        store
+            .apply(
+                &web2,
+                1,
+                &[point(&nginx, NOW - 2_000, 50.0)],
+                Reported::default(),
+                NOW,
+            )
+            .unwrap();
+        let t = traffic(&views.refresh(NOW));
+        assert_eq!(t.web_requests_per_second, Some(98.0));
+        assert_eq!(t.web_lb_request_ratio, Some(0.98));
+
+        // A down web node's last rate no longer counts (web2 stays alive).
+        store
+            .apply(&web2, 2, &[], Reported::default(), NOW + 3_500)
+            .unwrap();
+        let t = traffic(&views.refresh(NOW + 3_500));
+        assert_eq!(t.web_requests_per_second, Some(50.0));
+    }
+
+    #[test]
+    fn snapshots_carry_latest_values_only_on_request() {
+        let (store, views) = setup();
+        let h = add(&store, "n", vec![]);
+        let key = SeriesKey::new(metrics::LOAD1, &[]);
+        let p = ResolvedPoint {
+            key: &key,
+            timestamp_ms: NOW,
+            value: 1.5,
+        };
+        store.apply(&h, 1, &[p], Reported::default(), NOW).unwrap();
+        let view = views.refresh(NOW);
+        assert!(view.snapshot(false).nodes[0].latest.is_empty());
+        let latest = &view.snapshot(true).nodes[0].latest;
+        assert_eq!(latest.len(), 1);
+        assert_eq!(
+            (latest[0].name.as_str(), latest[0].value),
+            (metrics::LOAD1, 1.5)
+        );
+    }
+}
