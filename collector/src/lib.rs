@@ -12,12 +12,16 @@
 //!   Watch, Node, History).
 //! - [`server`]: wires it all into one tonic server with grpc.health.v1 and
 //!   reflection, plus the task that keeps the fleet view up to date.
+//! - [`bench`]: `stacktop-collector bench`, a fleet load generator that
+//!   measures a collector (ingest rate, CPU, memory, sample -> Watch
+//!   latency).
 //!
 //! Data moves one way: agents -> [`ingest`] -> [`store`] -> [`fleet`] ->
 //! dashboards. Nothing here knows about terminals.
 
 #![deny(missing_docs)]
 
+pub mod bench;
 pub mod config;
 pub mod fleet;
 pub mod health;

@@ -9,14 +9,21 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use stacktop_collector::{CancellationToken, Config, FileConfig};
+use stacktop_collector::{CancellationToken, Config, FileConfig, bench};
 use tracing::{error, info};
 
 /// Collects agent streams, decides node, tier and site health, and serves
 /// the fleet to stacktop dashboards over gRPC.
 #[derive(Debug, Parser)]
-#[command(name = "stacktop-collector", version)]
+#[command(
+    name = "stacktop-collector",
+    version,
+    args_conflicts_with_subcommands = true
+)]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
+
     /// Address to listen on. Anything but loopback needs --insecure until TLS
     /// is supported. [default: 127.0.0.1:7411]
     #[arg(long, value_name = "ADDR")]
@@ -43,6 +50,72 @@ struct Args {
     insecure: bool,
 }
 
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Load a collector with simulated agents and Watch subscribers and
+    /// report samples/s, its CPU and memory, and sample -> Watch latency.
+    ///
+    /// By default it starts this binary as a separate collector process on
+    /// 127.0.0.1 (so the figures are the collector's alone) and stops it at
+    /// the end.
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct BenchArgs {
+    /// Simulated agents, each on its own connection. [default: 1000]
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    agents: usize,
+
+    /// Series per agent (the standard set of 25-33 is always sent).
+    /// [default: 50]
+    #[arg(long, value_name = "N", default_value_t = 50)]
+    series: usize,
+
+    /// Every agent's sampling interval. [default: 1s]
+    #[arg(long, value_name = "DURATION", default_value = "1s")]
+    interval: humantime::Duration,
+
+    /// Watch subscriber counts to measure in turn, e.g. 1,10,100.
+    /// [default: 1]
+    #[arg(long, value_name = "N,...", value_delimiter = ',', default_value = "1")]
+    watchers: Vec<usize>,
+
+    /// Of each set of subscribers, how many decode updates and measure
+    /// latency; the others only receive the bytes. [default: 2]
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    measuring_watchers: usize,
+
+    /// Warm-up before each measurement. [default: 10s]
+    #[arg(long, value_name = "DURATION", default_value = "10s")]
+    warmup: humantime::Duration,
+
+    /// Length of each measurement. [default: 30s]
+    #[arg(long, value_name = "DURATION", default_value = "30s")]
+    duration: humantime::Duration,
+
+    /// Load a collector that is already running instead of starting one.
+    #[arg(long, value_name = "URL", conflicts_with = "in_process")]
+    collector: Option<String>,
+
+    /// With --collector: its process id, to report its CPU and memory.
+    #[arg(long, value_name = "PID", requires = "collector")]
+    collector_pid: Option<u32>,
+
+    /// Run the collector inside the benchmark process (its CPU figures then
+    /// include the load generator's).
+    #[arg(long)]
+    in_process: bool,
+
+    /// Where the started collector's log goes. [default: nowhere]
+    #[arg(long, value_name = "PATH")]
+    collector_log: Option<PathBuf>,
+
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
 /// Exit code for configuration and usage errors.
 const EXIT_CONFIG: u8 = 2;
 
@@ -66,7 +139,10 @@ fn resolve(args: Args) -> anyhow::Result<Config> {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let mut args = Args::parse();
+    if let Some(Command::Bench(bench_args)) = args.command.take() {
+        return bench(bench_args);
+    }
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         // A failed log write (stderr a closed pipe) must not panic the task
@@ -123,4 +199,75 @@ async fn wait_for_signal(shutdown: CancellationToken) -> anyhow::Result<()> {
     shutdown.cancel();
     info!("shutting down");
     Ok(())
+}
+
+#[tokio::main]
+async fn bench(args: BenchArgs) -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .log_internal_errors(false)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    let target = if args.in_process {
+        bench::Target::InProcess
+    } else if let Some(url) = args.collector {
+        bench::Target::Existing {
+            url,
+            pid: args.collector_pid,
+        }
+    } else {
+        match std::env::current_exe() {
+            Ok(exe) => bench::Target::Spawn {
+                exe,
+                log: args.collector_log,
+            },
+            Err(err) => {
+                eprintln!("stacktop-collector bench: cannot find this binary to start it: {err}");
+                return ExitCode::from(EXIT_CONFIG);
+            }
+        }
+    };
+    let config = bench::BenchConfig {
+        agents: args.agents,
+        series: args.series,
+        interval: args.interval.into(),
+        watchers: args.watchers,
+        measuring_watchers: args.measuring_watchers,
+        warmup: args.warmup.into(),
+        duration: args.duration.into(),
+        target,
+    };
+    let stop = CancellationToken::new();
+    let signals = tokio::spawn(wait_for_signal(stop.clone()));
+    eprintln!(
+        "bench: {} agents x {} series every {:?}, watchers {:?}, {:?} warm-up + {:?} each",
+        config.agents,
+        config.series,
+        config.interval,
+        config.watchers,
+        config.warmup,
+        config.duration
+    );
+    let result = bench::run(config, stop).await;
+    signals.abort();
+    match result {
+        Ok(report) if args.json => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&report).unwrap_or_else(|e| e.to_string())
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(report) => {
+            print!("{}", report.to_table());
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("stacktop-collector bench: {err}");
+            ExitCode::FAILURE
+        }
+    }
 }
