@@ -3,7 +3,8 @@
 //!
 //! - `Snapshot`: every node (sorted by name) and the totals, from a view
 //!   brought up to date for the call.
-//! - `Watch`: a snapshot, then deltas at most 4 times a second ([`watch`]).
+//! - `Watch`: a snapshot, then deltas as the fleet changes, 4 a second
+//!   ([`watch`]).
 //! - `Node`: one node in full, with its latest values and its request rates
 //!   per access-log source (the detail screen).
 //! - `History`: the points of one node's series matching a name and labels,

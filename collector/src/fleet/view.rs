@@ -44,7 +44,7 @@ use crate::health;
 use crate::store::{NodeEntry, Store};
 
 /// How often the background task brings the view up to date; also the
-/// shortest gap between two updates of a Watch stream (4 per second).
+/// pace of Watch updates (4 per second while the fleet changes).
 pub const BUILD_INTERVAL: Duration = Duration::from_millis(250);
 
 /// Deltas a watcher may fall behind by before it is sent a fresh snapshot.

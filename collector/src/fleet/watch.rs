@@ -1,6 +1,12 @@
 //! One `Fleet.Watch` stream: a snapshot of the current view, then every
 //! published delta, folded so that the client gets at most one update per
-//! [`BUILD_INTERVAL`].
+//! [`MIN_UPDATE_GAP`].
+//!
+//! The gap is a little shorter than the view's [`BUILD_INTERVAL`] on
+//! purpose: deltas arrive every build, and a stream held to exactly the
+//! same period would lock onto a phase behind the builds (every small delay
+//! in sending carried into the next update, up to a whole interval of
+//! latency). With a shorter gap a late update is followed by an early one.
 //!
 //! The task follows the views' broadcast of deltas. Deltas are numbered by
 //! generation; the stream applies them in order on top of its snapshot.
@@ -19,7 +25,13 @@ use tokio_util::sync::CancellationToken;
 use tonic::Status;
 use tracing::{debug, instrument};
 
-use super::view::{BUILD_INTERVAL, FleetView, Views};
+use std::time::Duration;
+
+use super::view::{FleetView, Views};
+
+/// Shortest time between two updates of one stream: at most 5 a second,
+/// and in practice one per view build (4 a second) while the fleet changes.
+pub const MIN_UPDATE_GAP: Duration = Duration::from_millis(200);
 
 /// Where a stream stands against the deltas it receives.
 enum Next {
@@ -84,7 +96,7 @@ pub async fn run(
         while pending.is_some() {
             let more = tokio::select! {
                 _ = shutdown.cancelled() => break 'stream,
-                _ = tokio::time::sleep_until(last_sent + BUILD_INTERVAL) => break,
+                _ = tokio::time::sleep_until(last_sent + MIN_UPDATE_GAP) => break,
                 r = deltas.recv() => r,
             };
             match next(more, &mut sent) {
