@@ -1,79 +1,37 @@
-//! The dashboard's state and the only place it changes.
+//! The dashboard's screen state and the only place it changes.
 //!
 //! # Layout
 //!
-//! - [`App`] holds the fleet as last reported by the collector (a
-//!   [`FleetSnapshot`] with every later delta applied), the connection state,
-//!   the open screen, the selection and `now`.
+//! - [`App`] holds what the user sees of the fleet: the open screen, the
+//!   selection, scrolling, the key help, the clock and the terminal size;
+//!   and a [`Model`], the fleet as reported, which it changes only through
+//!   the model's own methods.
 //! - [`Action`] is everything that can happen to it; [`App::update`] applies
 //!   one. Keys become actions in [`App::action_for_key`], one small `match`
 //!   per screen.
-//! - [`tier_groups`] orders nodes by tier (LB, Web, App, DB, Unassigned) for
-//!   both the dashboard and `stacktop status`.
 //!
 //! Nothing here computes health: node, tier and site health are shown as the
 //! collector decided them.
 
-use std::collections::HashMap;
-
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
-use stacktop_proto::v1::{FleetSnapshot, FleetUpdate, NodeState, TierState, fleet_update};
-use stacktop_proto::{Health, ROLES, Role};
+use stacktop_proto::Role;
+use stacktop_proto::v1::{FleetUpdate, NodeState, TierState};
 
 use crate::event::Event;
+use crate::history::{History, HistoryState};
+use crate::model::{ConnState, Model, NodeKey, SourceId};
 
 /// Rows the screen chrome takes around the node list (two header lines,
 /// the column heading, the footer).
 const LIST_CHROME_ROWS: u16 = 4;
-
-/// Where the dashboard stands with its collector.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ConnState {
-    /// Dialing, or waiting for the Watch stream to open.
-    Connecting,
-    /// The Watch stream is open.
-    Connected,
-    /// The last attempt failed; the next one starts at `retry_at_ms`.
-    Disconnected {
-        /// When the next attempt starts (Unix ms).
-        retry_at_ms: i64,
-        /// Why the last attempt failed, for the banner.
-        error: String,
-    },
-}
-
-/// Chart data for the detail screen: `(timestamp_ms, value)` pairs, oldest
-/// first, as fetched with Fleet.History.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct History {
-    /// Total CPU usage ratio (0..1).
-    pub cpu: Vec<(i64, f64)>,
-    /// Memory used / total (0..1).
-    pub memory: Vec<(i64, f64)>,
-    /// Received bytes per second, summed over non-loopback devices.
-    pub receive: Vec<(i64, f64)>,
-    /// Transmitted bytes per second, summed over non-loopback devices.
-    pub transmit: Vec<(i64, f64)>,
-}
-
-/// The detail screen's charts: waiting, drawn, or failed.
-#[derive(Debug, Clone, PartialEq)]
-pub enum HistoryState {
-    /// Nothing has arrived yet for this node.
-    Loading,
-    /// The latest fetched history.
-    Loaded(History),
-    /// The first fetch failed; the message says why.
-    Failed(String),
-}
 
 /// Which screen is in front.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Screen {
     /// All nodes by tier.
     Fleet,
-    /// One node, by name.
-    Detail(String),
+    /// One node.
+    Detail(NodeKey),
 }
 
 /// One row of the fleet list: a node under one of its tiers. A node with
@@ -82,10 +40,21 @@ pub enum Screen {
 pub struct Entry {
     /// The tier heading the row sits under (`Role::Unspecified`: Unassigned).
     pub tier: Role,
+    /// The collector that reported the node.
+    pub source: SourceId,
     /// The node's name.
     pub name: String,
-    /// Index of the node in the snapshot's `nodes`.
-    pub node: usize,
+}
+
+impl Entry {
+    /// The node's key in the model.
+    pub fn key(&self) -> NodeKey {
+        NodeKey::new(self.source, self.name.as_str())
+    }
+
+    fn is(&self, tier: Role, key: &NodeKey) -> bool {
+        self.tier == tier && self.source == key.source && self.name == key.name
+    }
 }
 
 /// Everything that can change the dashboard.
@@ -122,35 +91,74 @@ pub enum Action {
         /// Rows.
         height: u16,
     },
-    /// The collector sent a snapshot or a delta.
-    Update(Box<FleetUpdate>),
-    /// The connection to the collector changed.
-    Connection(ConnState),
+    /// A collector sent a snapshot or a delta.
+    Update {
+        /// The collector.
+        source: SourceId,
+        /// What it sent.
+        update: Box<FleetUpdate>,
+    },
+    /// The connection to a collector changed.
+    Connection {
+        /// The collector.
+        source: SourceId,
+        /// Where it stands now.
+        state: ConnState,
+    },
+    /// A node's full state (Fleet.Node) arrived for its detail screen (or
+    /// failed).
+    Node {
+        /// The node.
+        node: NodeKey,
+        /// Its state, or why fetching failed.
+        result: Result<Box<NodeState>, String>,
+    },
     /// History for a node's charts arrived (or failed).
     History {
         /// The node the history belongs to.
-        node: String,
+        node: NodeKey,
         /// The charts' data, or why fetching failed.
         result: Result<History, String>,
     },
+    /// The embedded collector or agent stopped.
+    Failed {
+        /// Which part: `collector` or `agent`.
+        what: &'static str,
+        /// Why.
+        error: String,
+    },
+}
+
+impl Action {
+    /// An update from the primary collector.
+    pub fn update(update: FleetUpdate) -> Self {
+        Action::Update {
+            source: SourceId::PRIMARY,
+            update: Box::new(update),
+        }
+    }
+
+    /// The primary collector's connection changed.
+    pub fn connection(state: ConnState) -> Self {
+        Action::Connection {
+            source: SourceId::PRIMARY,
+            state,
+        }
+    }
 }
 
 /// The dashboard's whole state. Rendering reads it and never changes it.
 #[derive(Debug, Clone)]
 pub struct App {
-    /// The collector's address, as shown in the header.
-    pub collector_url: String,
-    /// The connection to the collector.
-    pub connection: ConnState,
-    /// The fleet with every delta applied; `None` before the first snapshot.
-    pub fleet: Option<FleetSnapshot>,
+    /// The fleet as reported, with the connections and the detail data.
+    pub model: Model,
     /// The fleet list's rows, rebuilt whenever the fleet changes.
     pub entries: Vec<Entry>,
     /// Index into `entries` of the highlighted row.
     pub selected: usize,
-    /// The row the user last chose (tier, node name): the selection returns
-    /// to it when a node vanishes and comes back (e.g. a collector restart).
-    pub chosen: Option<(Role, String)>,
+    /// The row the user last chose (tier, node): the selection returns to
+    /// it when a node vanishes and comes back (e.g. a collector restart).
+    pub chosen: Option<(Role, NodeKey)>,
     /// First list line shown (the list scrolls when it is taller than the
     /// screen).
     pub scroll: usize,
@@ -158,13 +166,9 @@ pub struct App {
     pub screen: Screen,
     /// Whether the key help is shown over the screen.
     pub help: bool,
-    /// History for the open detail screen.
-    pub history: HistoryState,
     /// The current time (Unix ms), moved on by ticks so rendering never
     /// reads a clock.
     pub now_ms: i64,
-    /// When the last update arrived (Unix ms at the last tick); 0: never.
-    pub last_update_ms: i64,
     /// Terminal size, for paging and scrolling.
     pub size: (u16, u16),
     /// Set by [`Action::Quit`]; the event loop ends.
@@ -175,45 +179,41 @@ impl App {
     /// An empty dashboard for `collector_url` at time `now_ms`.
     pub fn new(collector_url: impl Into<String>, now_ms: i64) -> Self {
         Self {
-            collector_url: collector_url.into(),
-            connection: ConnState::Connecting,
-            fleet: None,
+            model: Model::new(collector_url),
             entries: Vec::new(),
             selected: 0,
             chosen: None,
             scroll: 0,
             screen: Screen::Fleet,
             help: false,
-            history: HistoryState::Loading,
             now_ms,
-            last_update_ms: 0,
             size: (80, 24),
             should_quit: false,
         }
     }
 
     /// The node the detail screen shows, if it is open.
-    pub fn detail_node(&self) -> Option<&str> {
+    pub fn detail_node(&self) -> Option<&NodeKey> {
         match &self.screen {
-            Screen::Detail(name) => Some(name),
+            Screen::Detail(key) => Some(key),
             Screen::Fleet => None,
         }
     }
 
-    /// The node named `name` in the current fleet.
-    pub fn node(&self, name: &str) -> Option<&NodeState> {
-        let fleet = self.fleet.as_ref()?;
-        fleet
-            .nodes
-            .binary_search_by(|n| n.name.as_str().cmp(name))
-            .ok()
-            .map(|i| &fleet.nodes[i])
-            .or_else(|| fleet.nodes.iter().find(|n| n.name == name))
+    /// Node `key` in the current fleet.
+    pub fn node(&self, key: &NodeKey) -> Option<&NodeState> {
+        self.model.node(key)
     }
 
-    /// The collector's view of tier `role`, if it reported one.
+    /// The primary collector's view of tier `role`, if it reported one.
     pub fn tier(&self, role: Role) -> Option<&TierState> {
-        self.fleet.as_ref()?.tiers.iter().find(|t| t.role() == role)
+        self.model.tier(SourceId::PRIMARY, role)
+    }
+
+    /// The open detail screen's charts (loading while none is open).
+    pub fn history(&self) -> &HistoryState {
+        const LOADING: &HistoryState = &HistoryState::Loading;
+        self.model.detail().map_or(LOADING, |d| &d.history)
     }
 
     /// The highlighted entry, if the list is not empty.
@@ -221,9 +221,14 @@ impl App {
         self.entries.get(self.selected)
     }
 
-    /// Whether the collector is currently connected.
+    /// The primary collector's connection.
+    pub fn connection(&self) -> &ConnState {
+        &self.model.primary().connection
+    }
+
+    /// Whether the primary collector is currently connected.
     pub fn is_connected(&self) -> bool {
-        self.connection == ConnState::Connected
+        *self.connection() == ConnState::Connected
     }
 
     /// How many list lines fit on screen at the current size.
@@ -253,9 +258,11 @@ impl App {
             Event::Key(key) => self.action_for_key(key),
             Event::Resize(width, height) => Some(Action::Resize { width, height }),
             Event::Tick(now) => Some(Action::Tick(now)),
-            Event::Update(update) => Some(Action::Update(update)),
-            Event::Connection(state) => Some(Action::Connection(state)),
+            Event::Update { source, update } => Some(Action::Update { source, update }),
+            Event::Connection { source, state } => Some(Action::Connection { source, state }),
+            Event::Node { node, result } => Some(Action::Node { node, result }),
             Event::History { node, result } => Some(Action::History { node, result }),
+            Event::Failed { what, error } => Some(Action::Failed { what, error }),
         }
     }
 
@@ -314,7 +321,10 @@ impl App {
             Action::Home => self.choose(0),
             Action::End => self.choose(usize::MAX),
             Action::Open => self.open_selected(),
-            Action::Back => self.screen = Screen::Fleet,
+            Action::Back => {
+                self.screen = Screen::Fleet;
+                self.model.close_detail();
+            }
             Action::ShowHelp => self.help = true,
             Action::CloseHelp => self.help = false,
             Action::Tick(now) => self.now_ms = now,
@@ -322,9 +332,11 @@ impl App {
                 self.size = (width, height);
                 self.select(self.selected);
             }
-            Action::Update(update) => self.apply(*update),
-            Action::Connection(state) => self.connection = state,
-            Action::History { node, result } => self.history_arrived(node, result),
+            Action::Update { source, update } => self.apply(source, *update),
+            Action::Connection { source, state } => self.model.set_connection(source, state),
+            Action::Node { node, result } => self.model.node_arrived(&node, result.map(|n| *n)),
+            Action::History { node, result } => self.model.history_arrived(&node, result),
+            Action::Failed { what, error } => self.model.failed(what, &error),
         }
     }
 
@@ -335,7 +347,7 @@ impl App {
     /// Selects entry `index` on the user's behalf and remembers it.
     fn choose(&mut self, index: usize) {
         self.select(index);
-        self.chosen = self.selected_entry().map(|e| (e.tier, e.name.clone()));
+        self.chosen = self.selected_entry().map(|e| (e.tier, e.key()));
     }
 
     /// Selects entry `index` (clamped to the list) and scrolls so that it
@@ -357,126 +369,50 @@ impl App {
     }
 
     fn open_selected(&mut self) {
-        if let Some(entry) = self.selected_entry() {
-            self.screen = Screen::Detail(entry.name.clone());
-            self.history = HistoryState::Loading;
+        if let Some(key) = self.selected_entry().map(Entry::key) {
+            self.model.open_detail(key.clone());
+            self.screen = Screen::Detail(key);
         }
     }
 
-    fn history_arrived(&mut self, node: String, result: Result<History, String>) {
-        if self.detail_node() != Some(node.as_str()) {
-            return;
-        }
-        match result {
-            Ok(history) => self.history = HistoryState::Loaded(history),
-            // Keep charts already drawn; a failed refresh is not worth blanking them.
-            Err(_) if matches!(self.history, HistoryState::Loaded(_)) => {}
-            Err(err) => self.history = HistoryState::Failed(err),
-        }
-    }
-
-    /// Applies a snapshot (replaces everything) or a delta (upserts nodes by
-    /// name, drops removed ones, replaces tiers and site).
-    fn apply(&mut self, update: FleetUpdate) {
+    /// Hands an update to the model, then rebuilds the rows and keeps the
+    /// selection on the node it was on.
+    fn apply(&mut self, source: SourceId, update: FleetUpdate) {
         let previous = self
             .chosen
             .clone()
-            .or_else(|| self.selected_entry().map(|e| (e.tier, e.name.clone())));
-        match update.update {
-            Some(fleet_update::Update::Snapshot(mut snapshot)) => {
-                snapshot.nodes.sort_by(|a, b| a.name.cmp(&b.name));
-                self.fleet = Some(snapshot);
-            }
-            Some(fleet_update::Update::Delta(delta)) => {
-                let Some(fleet) = self.fleet.as_mut() else {
-                    tracing::warn!("delta before any snapshot; ignored");
-                    return;
-                };
-                for node in delta.upserted {
-                    match fleet.nodes.binary_search_by(|n| n.name.cmp(&node.name)) {
-                        Ok(i) => fleet.nodes[i] = node,
-                        Err(i) => fleet.nodes.insert(i, node),
-                    }
-                }
-                fleet.nodes.retain(|n| !delta.removed.contains(&n.name));
-                fleet.tiers = delta.tiers;
-                fleet.site = delta.site;
-                fleet.timestamp_ms = delta.timestamp_ms;
-                // Sent whole with every delta.
-                fleet.web_lb_request_ratio = delta.web_lb_request_ratio;
-                fleet.lb_requests_per_second = delta.lb_requests_per_second;
-                fleet.web_requests_per_second = delta.web_requests_per_second;
-            }
-            None => return,
+            .or_else(|| self.selected_entry().map(|e| (e.tier, e.key())));
+        if let Err(err) = self.model.apply(source, update, self.now_ms) {
+            tracing::warn!(cause = %err, ?source, "fleet update not fully applied");
         }
-        self.last_update_ms = self.now_ms;
-        self.entries = self.fleet.as_ref().map(entries).unwrap_or_default();
+        self.entries = entries(&self.model);
         let index = previous
-            .and_then(|(tier, name)| {
-                self.entries
-                    .iter()
-                    .position(|e| e.tier == tier && e.name == name)
-            })
+            .and_then(|(tier, key)| self.entries.iter().position(|e| e.is(tier, &key)))
             .unwrap_or(self.selected);
         self.select(index);
     }
 }
 
-/// The tiers to show, in request-path order (LB, Web, App, DB), then
-/// Unassigned (`Role::Unspecified`) for nodes without roles; each with the
-/// indexes of its nodes in `snapshot.nodes` (a node with two roles appears
-/// under both). Empty tiers are left out.
-pub fn tier_groups(snapshot: &FleetSnapshot) -> Vec<(Role, Vec<usize>)> {
-    let mut groups: HashMap<Role, Vec<usize>> = HashMap::new();
-    for (i, node) in snapshot.nodes.iter().enumerate() {
-        let mut any = false;
-        for role in node.roles().filter(|r| ROLES.contains(r)) {
-            let group = groups.entry(role).or_default();
-            if !group.contains(&i) {
-                group.push(i);
-            }
-            any = true;
-        }
-        if !any {
-            groups.entry(Role::Unspecified).or_default().push(i);
-        }
-    }
-    ROLES
-        .iter()
-        .chain([Role::Unspecified].iter())
-        .filter_map(|role| groups.remove(role).map(|g| (*role, g)))
-        .collect()
-}
-
-fn entries(snapshot: &FleetSnapshot) -> Vec<Entry> {
-    tier_groups(snapshot)
+/// The fleet list's rows: the model's tier groups, flattened.
+fn entries(model: &Model) -> Vec<Entry> {
+    model
+        .tier_groups()
         .into_iter()
-        .flat_map(|(tier, nodes)| {
-            nodes.into_iter().map(move |node| Entry {
+        .flat_map(|(tier, keys)| {
+            keys.into_iter().map(move |key| Entry {
                 tier,
-                name: snapshot.nodes[node].name.clone(),
-                node,
+                source: key.source,
+                name: key.name.clone(),
             })
         })
         .collect()
 }
 
-/// Counts of nodes in `fleet`: (up, down, total), where down means the
-/// collector reported the node as [`Health::Down`].
-pub fn node_counts(fleet: &FleetSnapshot) -> (usize, usize, usize) {
-    let total = fleet.nodes.len();
-    let down = fleet
-        .nodes
-        .iter()
-        .filter(|n| n.health() == Health::Down)
-        .count();
-    (total - down, down, total)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use stacktop_proto::v1::{FleetDelta, TierState};
+    use stacktop_proto::Health;
+    use stacktop_proto::v1::{FleetDelta, FleetSnapshot, FleetTotals, NodeChange, fleet_update};
 
     fn node(name: &str, roles: &[Role]) -> NodeState {
         NodeState {
@@ -489,13 +425,13 @@ mod tests {
 
     fn app_with(nodes: Vec<NodeState>) -> App {
         let mut app = App::new("http://test", 1_000);
-        app.update(Action::Connection(ConnState::Connected));
-        app.update(Action::Update(Box::new(FleetUpdate {
+        app.update(Action::connection(ConnState::Connected));
+        app.update(Action::update(FleetUpdate {
             update: Some(fleet_update::Update::Snapshot(FleetSnapshot {
                 nodes,
                 ..Default::default()
             })),
-        })));
+        }));
         app
     }
 
@@ -586,7 +522,7 @@ mod tests {
         app.update(Action::Down);
         app.update(Action::Open);
         assert_eq!(app.screen, Screen::Detail("web1".into()));
-        assert_eq!(app.history, HistoryState::Loading);
+        assert_eq!(*app.history(), HistoryState::Loading);
         assert_eq!(app.action_for_key(key(KeyCode::Esc)), Some(Action::Back));
         assert_eq!(
             app.action_for_key(key(KeyCode::Backspace)),
@@ -598,6 +534,38 @@ mod tests {
     }
 
     #[test]
+    fn the_detail_data_follows_the_open_screen() {
+        let mut app = three();
+        app.update(Action::Open); // lb1
+        app.update(Action::Node {
+            node: "lb1".into(),
+            result: Ok(Box::new(node("lb1", &[Role::Lb]))),
+        });
+        let detail = app.model.detail().unwrap();
+        assert_eq!(detail.key, NodeKey::from("lb1"));
+        assert_eq!(detail.node.as_ref().unwrap().name, "lb1");
+        app.update(Action::Back);
+        assert!(
+            app.model.detail().is_none(),
+            "nothing kept for a closed screen"
+        );
+        assert_eq!(*app.history(), HistoryState::Loading);
+    }
+
+    #[test]
+    fn an_embedded_failure_is_kept_for_the_screen() {
+        let mut app = three();
+        app.update(Action::Failed {
+            what: "collector",
+            error: "address in use".into(),
+        });
+        assert_eq!(
+            app.model.failures(),
+            ["the embedded collector stopped: address in use"]
+        );
+    }
+
+    #[test]
     fn history_for_another_node_is_ignored() {
         let mut app = three();
         app.update(Action::Open);
@@ -605,17 +573,17 @@ mod tests {
             node: "db1".into(),
             result: Ok(History::default()),
         });
-        assert_eq!(app.history, HistoryState::Loading);
+        assert_eq!(*app.history(), HistoryState::Loading);
         app.update(Action::History {
             node: "lb1".into(),
             result: Ok(History::default()),
         });
-        assert_eq!(app.history, HistoryState::Loaded(History::default()));
+        assert_eq!(*app.history(), HistoryState::Loaded(History::default()));
         app.update(Action::History {
             node: "lb1".into(),
             result: Err("boom".into()),
         });
-        assert!(matches!(app.history, HistoryState::Loaded(_)));
+        assert!(matches!(app.history(), HistoryState::Loaded(_)));
     }
 
     #[test]
@@ -624,28 +592,35 @@ mod tests {
         app.update(Action::End); // db1
         let mut changed = node("lb1", &[Role::Lb]);
         changed.health = Health::Crit as i32;
-        let delta = FleetDelta {
-            upserted: vec![changed, node("app2", &[Role::App])],
-            removed: vec!["web1".into()],
-            tiers: vec![TierState {
-                role: Role::Lb as i32,
-                healthy: 0,
-                total: 1,
-                spof: true,
-                health: Health::Down as i32,
-            }],
-            site: Health::Down as i32,
-            timestamp_ms: 42,
+        let full = |node: NodeState| NodeChange {
+            name: node.name.clone(),
+            full: Some(node),
             ..Default::default()
         };
-        app.update(Action::Update(Box::new(FleetUpdate {
+        let delta = FleetDelta {
+            changed: vec![full(changed), full(node("app2", &[Role::App]))],
+            removed: vec!["web1".into()],
+            totals: Some(FleetTotals {
+                tiers: vec![TierState {
+                    role: Role::Lb as i32,
+                    healthy: 0,
+                    total: 1,
+                    spof: true,
+                    health: Health::Down as i32,
+                }],
+                site: Health::Down as i32,
+                timestamp_ms: 42,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        app.update(Action::update(FleetUpdate {
             update: Some(fleet_update::Update::Delta(delta)),
-        })));
-        let fleet = app.fleet.as_ref().unwrap();
-        let names: Vec<_> = fleet.nodes.iter().map(|n| n.name.as_str()).collect();
+        }));
+        let names: Vec<_> = app.model.nodes().map(|(k, _)| k.name.as_str()).collect();
         assert_eq!(names, ["app2", "db1", "lb1"]);
-        assert_eq!(app.node("lb1").unwrap().health(), Health::Crit);
-        assert_eq!(fleet.site(), Health::Down);
+        assert_eq!(app.node(&"lb1".into()).unwrap().health(), Health::Crit);
+        assert_eq!(app.model.totals().unwrap().site(), Health::Down);
         assert!(app.tier(Role::Lb).unwrap().spof);
         // The selection follows its node through the reshuffle.
         assert_eq!(app.selected_entry().unwrap().name, "db1");
@@ -656,12 +631,12 @@ mod tests {
         let mut app = three();
         app.update(Action::End); // db1
         let only = |nodes| {
-            Action::Update(Box::new(FleetUpdate {
+            Action::update(FleetUpdate {
                 update: Some(fleet_update::Update::Snapshot(FleetSnapshot {
                     nodes,
                     ..Default::default()
                 })),
-            }))
+            })
         };
         app.update(only(vec![node("lb1", &[Role::Lb])]));
         assert_eq!(app.selected_entry().unwrap().name, "lb1");
@@ -675,12 +650,12 @@ mod tests {
     #[test]
     fn a_fresh_snapshot_replaces_everything() {
         let mut app = three();
-        app.update(Action::Update(Box::new(FleetUpdate {
+        app.update(Action::update(FleetUpdate {
             update: Some(fleet_update::Update::Snapshot(FleetSnapshot {
                 nodes: vec![node("solo", &[])],
                 ..Default::default()
             })),
-        })));
+        }));
         assert_eq!(app.entries.len(), 1);
         assert_eq!(app.selected, 0);
     }

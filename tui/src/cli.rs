@@ -5,13 +5,16 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::status::FailOn;
+
 /// The collector address `stacktop status` asks when given none.
 pub const DEFAULT_STATUS_COLLECTOR: &str = "http://127.0.0.1:7411";
 
 /// stacktop: your web stack (load balancer, web, app, database) by tier, live.
 ///
 /// Without --collector, stacktop starts a collector and an agent inside
-/// itself and shows this machine.
+/// itself and shows this machine (unless built without the `embedded`
+/// feature: then --collector is required).
 #[derive(Debug, Parser)]
 #[command(name = "stacktop", version)]
 pub struct Cli {
@@ -33,8 +36,9 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Print the fleet once and exit: 0 if no node is down, 1 if any node is
-    /// down, 2 if the collector cannot be reached or answers with an error
+    /// Print the fleet once and exit: 0 if all is well, 1 if a node is down
+    /// or the site is crit or down (see --fail-on), 2 if the collector
+    /// cannot be reached or answers with an error
     Status(StatusArgs),
 }
 
@@ -48,6 +52,11 @@ pub struct StatusArgs {
     /// Print JSON for scripts instead of a table
     #[arg(long)]
     pub json: bool,
+
+    /// When to exit 1: `down` (a node or the site is down), `crit` (also
+    /// when the site is crit), `warn` (also when it is warn), `never`
+    #[arg(long, value_name = "LEVEL", value_enum, default_value_t = FailOn::Crit)]
+    pub fail_on: FailOn,
 }
 
 #[cfg(test)]

@@ -3,19 +3,16 @@
 
 use std::io;
 
+use stacktop_proto::transport::TransportError;
+
 /// Why talking to a collector or running the dashboard failed.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The collector address does not parse as a URL.
-    #[error("invalid collector address {url:?}: {source}")]
-    InvalidUrl {
-        /// The address as given.
-        url: String,
-        /// What is wrong with it.
-        #[source]
-        source: tonic::transport::Error,
-    },
-    /// Nothing answered at the collector address.
+    /// The collector address is not one a client can dial, or nothing
+    /// answered there (the shared client builder's error).
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    /// The collector went away (gRPC `UNAVAILABLE`).
     #[error("cannot reach collector at {url}: {reason}")]
     Unreachable {
         /// The address dialled.
@@ -36,6 +33,13 @@ pub enum Error {
     /// The terminal could not be set up or drawn on.
     #[error("terminal: {0}")]
     Terminal(#[source] io::Error),
+    /// No `--collector` was given, and this build has no embedded collector
+    /// and agent to start instead.
+    #[error(
+        "no --collector given, and this stacktop was built without the embedded collector \
+         and agent (cargo feature `embedded`): pass --collector http://HOST:PORT"
+    )]
+    NoCollector,
     /// The embedded collector could not bind its loopback port.
     #[error("embedded collector: cannot bind 127.0.0.1:0: {0}")]
     Bind(#[source] io::Error),
@@ -46,7 +50,7 @@ impl Error {
     /// (as opposed to answering with an error).
     pub fn is_unreachable(&self) -> bool {
         match self {
-            Error::Unreachable { .. } | Error::InvalidUrl { .. } => true,
+            Error::Unreachable { .. } | Error::Transport(_) => true,
             Error::Rpc { code, .. } => *code == tonic::Code::Unavailable,
             _ => false,
         }
@@ -70,18 +74,3 @@ impl Error {
 
 /// Results of the dashboard library.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-/// `err` with all its causes, joined by ": ".
-pub(crate) fn chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
-}

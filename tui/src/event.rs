@@ -2,19 +2,25 @@
 //! local ones (keys, resizes, the clock tick).
 //!
 //! Network events ([`Event::Update`], [`Event::Connection`],
-//! [`Event::History`]) come from [`crate::client`] over the same bounded
-//! channel, so the loop has one place to wait.
+//! [`Event::Node`], [`Event::History`]) come from [`crate::client`], and
+//! [`Event::Failed`] from the embedded collector and agent, over the same
+//! bounded channel, so the loop has one place to wait.
+//!
+//! The payloads are the model's types ([`crate::model`],
+//! [`crate::history`]); this module knows nothing of the app that turns
+//! events into actions, so the two never import each other both ways.
 
 use std::time::Duration;
 
 use crossterm::event::{Event as TermEvent, EventStream, KeyEvent};
 use futures_util::StreamExt;
-use stacktop_proto::v1::FleetUpdate;
+use stacktop_proto::v1::{FleetUpdate, NodeState};
 use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
-use crate::app::{ConnState, History};
+use crate::history::History;
+use crate::model::{ConnState, NodeKey, SourceId};
 
 /// How often the clock moves on by itself, for "3s ago" texts and the
 /// retry countdown. Nothing else redraws an idle screen.
@@ -29,16 +35,42 @@ pub enum Event {
     Resize(u16, u16),
     /// The clock, in Unix ms.
     Tick(i64),
-    /// A snapshot or delta from the collector's Watch stream.
-    Update(Box<FleetUpdate>),
-    /// The connection to the collector changed.
-    Connection(ConnState),
+    /// A snapshot or delta from a collector's Watch stream.
+    Update {
+        /// The collector.
+        source: SourceId,
+        /// What it sent.
+        update: Box<FleetUpdate>,
+    },
+    /// The connection to a collector changed.
+    Connection {
+        /// The collector.
+        source: SourceId,
+        /// Where the connection stands now.
+        state: ConnState,
+    },
+    /// A node in full (Fleet.Node), for its detail screen (or why it could
+    /// not be fetched).
+    Node {
+        /// The node.
+        node: NodeKey,
+        /// Its state, or the error as text.
+        result: Result<Box<NodeState>, String>,
+    },
     /// History for a node's detail charts (or why it could not be fetched).
     History {
         /// The node.
-        node: String,
+        node: NodeKey,
         /// The data, or the error as text.
         result: Result<History, String>,
+    },
+    /// A part running inside this process (the embedded collector or
+    /// agent) stopped.
+    Failed {
+        /// Which part: `collector` or `agent`.
+        what: &'static str,
+        /// Why, as text.
+        error: String,
     },
 }
 

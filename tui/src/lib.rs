@@ -3,16 +3,27 @@
 //! # Layout
 //!
 //! - [`cli`]: the command line (clap derive).
-//! - [`app`]: the state and its only mutator, `App::update(Action)`.
+//! - [`model`]: the fleet as reported (nodes by collector and name,
+//!   totals, connections, the detail screen's data); the only place
+//!   collector updates are applied.
+//! - [`history`]: the detail charts' data, from Fleet.History answers.
+//! - [`app`]: the screen state and its only mutator, `App::update(Action)`.
 //! - [`event`]: the loop's events, and the key/resize/tick tasks.
-//! - [`client`]: the network tasks (Fleet.Watch with reconnects,
-//!   Fleet.History for the detail charts, a one-shot snapshot).
+//! - [`client`]: the network tasks (Fleet.Watch with reconnects, the
+//!   detail poller with Fleet.Node and Fleet.History, a one-shot snapshot).
+//! - `embedded` (with the default `embedded` feature): the in-process
+//!   collector and agent of the embedded default.
 //! - [`ui`]: pure rendering, one file per screen region.
 //! - [`status`]: `stacktop status`, the fleet once as a table or JSON.
 //! - [`format`]: human-readable numbers.
-//! - [`view`]: what the screens read out of one node (DB role, lag,
-//!   traffic by class, a checks summary, backends UP).
+//! - [`view`]: what the screens read out of one node (DB role, lag, the
+//!   values to show, a checks summary, backends UP).
 //! - [`error`]: typed errors.
+//!
+//! The modules depend on each other in one direction (`tests/module_graph.rs`
+//! keeps it so): `model` and `history` know no other module of the crate,
+//! `event` carries their types, `app` turns events into actions, `ui`
+//! reads `app`.
 //!
 //! [`run`] wires them: a collector (given, or embedded: collector + agent
 //! in-process on 127.0.0.1), the tasks feeding one bounded channel, and one
@@ -24,15 +35,20 @@
 pub mod app;
 pub mod cli;
 pub mod client;
+#[cfg(feature = "embedded")]
+pub mod embedded;
 pub mod error;
 pub mod event;
 pub mod format;
+pub mod history;
+pub mod model;
 pub mod status;
 pub mod ui;
 pub mod view;
 
 use std::time::Duration;
 
+use stacktop_proto::transport::{ClientConfig, validate_url};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -40,6 +56,7 @@ use tokio_util::task::TaskTracker;
 pub use app::{Action, App};
 pub use error::{Error, Result};
 pub use event::Event;
+use model::{NodeKey, SourceId};
 
 /// Capacity of the event channel into the loop. Network tasks wait when it
 /// is full; ticks are dropped.
@@ -58,35 +75,7 @@ pub struct Options {
 /// every task it started and restores the terminal.
 pub async fn run(options: Options, shutdown: CancellationToken) -> Result<()> {
     let tracker = TaskTracker::new();
-    let url = match options.collector {
-        Some(url) => url,
-        None => start_embedded(&tracker, &shutdown).await?,
-    };
-    let (tx, rx) = mpsc::channel(EVENT_QUEUE);
-    let (detail_tx, detail_rx) = watch::channel(None);
-    tracker.spawn(client::watch_fleet(
-        url.clone(),
-        tx.clone(),
-        shutdown.clone(),
-    ));
-    tracker.spawn(client::poll_history(
-        url.clone(),
-        detail_rx,
-        tx.clone(),
-        shutdown.clone(),
-    ));
-    tracker.spawn(event::forward_terminal(tx.clone(), shutdown.clone()));
-    tracker.spawn(event::tick(tx, shutdown.clone()));
-
-    let app = App::new(url, stacktop_proto::now_unix_ms());
-    let result = match ratatui::try_init() {
-        Ok(mut terminal) => {
-            let result = event_loop(&mut terminal, app, rx, detail_tx, &shutdown).await;
-            ratatui::restore();
-            result
-        }
-        Err(err) => Err(Error::Terminal(err)),
-    };
+    let result = dashboard(options, &tracker, &shutdown).await;
     shutdown.cancel();
     tracker.close();
     if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait())
@@ -98,32 +87,62 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> Result<()> {
     result
 }
 
-/// Binds the embedded collector on 127.0.0.1:0, starts it and an agent
-/// reporting to it, and returns the collector's URL.
-async fn start_embedded(tracker: &TaskTracker, shutdown: &CancellationToken) -> Result<String> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .map_err(Error::Bind)?;
-    let addr = listener.local_addr().map_err(Error::Bind)?;
-    let url = format!("http://{addr}");
-    tracing::info!(%url, "starting the embedded collector and agent");
-    let token = shutdown.clone();
-    tracker.spawn(async move {
-        if let Err(err) = stacktop_collector::serve(listener, Default::default(), token).await {
-            tracing::error!(cause = %err, "embedded collector stopped");
-        }
-    });
-    let config = stacktop_agent::Config {
-        collectors: vec![url.clone()],
-        ..Default::default()
+/// Starts the tasks on `tracker` and runs the loop in the terminal.
+async fn dashboard(
+    options: Options,
+    tracker: &TaskTracker,
+    shutdown: &CancellationToken,
+) -> Result<()> {
+    let (tx, rx) = mpsc::channel(EVENT_QUEUE);
+    let url = match options.collector {
+        Some(url) => validate_url(&url)?,
+        None => start_embedded(tracker, shutdown, &tx).await?,
     };
-    let token = shutdown.clone();
-    tracker.spawn(async move {
-        if let Err(err) = stacktop_agent::run(config, token).await {
-            tracing::error!(cause = %err, "embedded agent stopped");
-        }
-    });
-    Ok(url)
+    let config = ClientConfig::new(url.clone());
+    let (detail_tx, detail_rx) = watch::channel(None);
+    tracker.spawn(client::watch_fleet(
+        SourceId::PRIMARY,
+        config.clone(),
+        tx.clone(),
+        shutdown.clone(),
+    ));
+    tracker.spawn(client::poll_detail(
+        vec![config],
+        detail_rx,
+        tx.clone(),
+        shutdown.clone(),
+    ));
+    tracker.spawn(event::forward_terminal(tx.clone(), shutdown.clone()));
+    tracker.spawn(event::tick(tx, shutdown.clone()));
+
+    let app = App::new(url, stacktop_proto::now_unix_ms());
+    // try_init installs a panic hook that restores the terminal too.
+    let mut terminal = ratatui::try_init().map_err(Error::Terminal)?;
+    let result = event_loop(&mut terminal, app, rx, detail_tx, shutdown).await;
+    ratatui::restore();
+    result
+}
+
+/// The embedded collector and agent, started on `tracker`; their failures
+/// go to `events`.
+#[cfg(feature = "embedded")]
+async fn start_embedded(
+    tracker: &TaskTracker,
+    shutdown: &CancellationToken,
+    events: &mpsc::Sender<Event>,
+) -> Result<String> {
+    embedded::start(tracker, shutdown, events).await
+}
+
+/// Without the `embedded` feature there is nothing to start: a collector
+/// must be given.
+#[cfg(not(feature = "embedded"))]
+async fn start_embedded(
+    _tracker: &TaskTracker,
+    _shutdown: &CancellationToken,
+    _events: &mpsc::Sender<Event>,
+) -> Result<String> {
+    Err(Error::NoCollector)
 }
 
 /// The loop: wait for an event, turn it into an action, update, draw.
@@ -132,7 +151,7 @@ async fn event_loop(
     terminal: &mut ratatui::DefaultTerminal,
     mut app: App,
     mut rx: mpsc::Receiver<Event>,
-    detail: watch::Sender<Option<String>>,
+    detail: watch::Sender<Option<NodeKey>>,
     shutdown: &CancellationToken,
 ) -> Result<()> {
     if let Ok(size) = terminal.size() {
@@ -160,7 +179,7 @@ async fn event_loop(
         if app.should_quit {
             return Ok(());
         }
-        let want = app.detail_node().map(str::to_string);
+        let want = app.detail_node().cloned();
         detail.send_if_modified(|current| {
             let changed = *current != want;
             if changed {

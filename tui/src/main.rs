@@ -7,7 +7,9 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::Parser as _;
 use stacktop::cli::{Cli, Command, StatusArgs};
+use stacktop::model::Model;
 use stacktop::status;
+use stacktop_proto::transport::ClientConfig;
 use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
@@ -43,8 +45,9 @@ async fn status_command(args: StatusArgs) -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
         .init();
-    let fleet = match stacktop::client::snapshot(&args.collector).await {
-        Ok(fleet) => fleet,
+    let config = ClientConfig::new(&args.collector);
+    let fleet = match stacktop::client::snapshot(&config).await {
+        Ok(snapshot) => Model::from_snapshot(&args.collector, snapshot),
         Err(err) => {
             eprintln!("stacktop status: {err}");
             return ExitCode::from(status::EXIT_UNREACHABLE);
@@ -58,7 +61,7 @@ async fn status_command(args: StatusArgs) -> ExitCode {
             status::to_table(&fleet, stacktop_proto::now_unix_ms())
         );
     }
-    ExitCode::from(status::exit_code(&fleet))
+    ExitCode::from(status::exit_code(&fleet, args.fail_on))
 }
 
 /// `$XDG_STATE_HOME/stacktop.log`, else `/tmp/stacktop-$USER.log`.

@@ -1,28 +1,13 @@
 //! What the screens and `stacktop status` read out of one [`NodeState`]:
-//! its DB role and replication lag, request rates by status class and
-//! latency quantiles per log source, a one-word summary of its checks, and
-//! how many of its HAProxy backend servers are UP.
+//! its DB role, its replication lag, the values to show as current, a
+//! one-phrase summary of its checks, and its HAProxy backends UP.
 //!
-//! These are lookups and counts over what the collector sent, nothing more:
-//! health is never decided here.
+//! These are lookups over what the collector sent, nothing more: health,
+//! staleness, the UP count and every ratio are decided by the collector,
+//! and a value it did not send is shown as unknown, never re-derived here.
 
-use std::collections::BTreeMap;
-
-use stacktop_proto::Health;
-use stacktop_proto::v1::{BackendServer, CheckResult, NodeState, SeriesValue};
-
-/// The fact naming a DB node's role (`primary` or `replica`).
-pub const DB_ROLE: &str = "db_role";
-/// Seconds the replica is behind its primary.
-pub const REPLICATION_LAG: &str = "mysql_replication_lag_seconds";
-/// Request rates by `source` and `class`.
-pub const HTTP_REQUESTS: &str = "http_requests_per_second";
-/// Latency quantiles by `source` and `quantile`.
-pub const HTTP_DURATION: &str = "http_request_duration_seconds";
-/// The status classes shown, in order.
-pub const CLASSES: [&str; 4] = ["2xx", "3xx", "4xx", "5xx"];
-/// The latency quantiles shown, in order, as the agent labels them.
-pub const QUANTILES: [&str; 3] = ["0.5", "0.95", "0.99"];
+use stacktop_proto::v1::{CheckResult, NodeState, NodeSummary};
+use stacktop_proto::{Health, metrics};
 
 /// The value of fact `key`, if the node reported it.
 pub fn fact<'a>(node: &'a NodeState, key: &str) -> Option<&'a str> {
@@ -35,83 +20,40 @@ pub fn fact<'a>(node: &'a NodeState, key: &str) -> Option<&'a str> {
 
 /// The node's DB role (`primary`, `replica`) from its facts.
 pub fn db_role(node: &NodeState) -> Option<&str> {
-    fact(node, DB_ROLE)
+    fact(node, metrics::FACT_DB_ROLE)
 }
 
-fn label<'a>(value: &'a SeriesValue, key: &str) -> Option<&'a str> {
-    value
-        .labels
-        .iter()
-        .find(|l| l.key == key)
-        .map(|l| l.value.as_str())
-}
-
-/// The replication lag in seconds, from the latest values.
-pub fn replication_lag(node: &NodeState) -> Option<f64> {
-    node.latest
-        .iter()
-        .filter(|v| v.name == REPLICATION_LAG)
-        .max_by_key(|v| v.timestamp_ms)
-        .map(|v| v.value)
-        .filter(|v| v.is_finite())
-}
-
-/// One access-log source's latest second.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct SourceTraffic {
-    /// The `source` label (the log's name in the agent's config).
-    pub source: String,
-    /// Requests per second for 2xx, 3xx, 4xx, 5xx ([`CLASSES`]).
-    pub classes: [Option<f64>; 4],
-    /// Every class together, including `other`.
-    pub total: Option<f64>,
-    /// p50, p95, p99 latency in seconds ([`QUANTILES`]).
-    pub latency: [Option<f64>; 3],
-}
-
-/// Request rates and latency per log source, sorted by source.
-pub fn traffic(node: &NodeState) -> Vec<SourceTraffic> {
-    let mut by_source: BTreeMap<&str, SourceTraffic> = BTreeMap::new();
-    for v in &node.latest {
-        let is_rate = v.name == HTTP_REQUESTS;
-        if !is_rate && v.name != HTTP_DURATION {
-            continue;
-        }
-        let source = label(v, "source").unwrap_or("");
-        let entry = by_source.entry(source).or_insert_with(|| SourceTraffic {
-            source: source.to_string(),
-            ..Default::default()
-        });
-        if is_rate {
-            *entry.total.get_or_insert(0.0) += v.value;
-            let class = label(v, "class").unwrap_or("");
-            if let Some(i) = CLASSES.iter().position(|c| *c == class) {
-                *entry.classes[i].get_or_insert(0.0) += v.value;
-            }
-        } else if let Some(i) = label(v, "quantile").and_then(quantile_index) {
-            entry.latency[i] = Some(v.value);
-        }
+/// The values to show as the node's current ones: the collector's fresh
+/// summary, and none at all for a down node (whatever was sent, a silent
+/// node has no current values).
+pub fn summary(node: &NodeState) -> NodeSummary {
+    if node.health() == Health::Down {
+        NodeSummary::default()
+    } else {
+        node.summary.unwrap_or_default()
     }
-    by_source.into_values().collect()
 }
 
-fn quantile_index(q: &str) -> Option<usize> {
-    let q: f64 = q.parse().ok()?;
-    QUANTILES
-        .iter()
-        .position(|w| w.parse::<f64>().is_ok_and(|w| (w - q).abs() < 1e-9))
+/// The replica's lag behind its primary, as the collector summarised it.
+pub fn replication_lag(node: &NodeState) -> Option<f64> {
+    summary(node)
+        .replication_lag_seconds
+        .filter(|v| v.is_finite())
 }
 
 /// The node's checks in one short phrase: `3/3 ok`, or the name of the
 /// worst failing check (`+N` when more than one fails), with the worst
-/// status. `None` when the node has no checks.
+/// status; `N stale` when nothing fails but some results are stale (a
+/// stale check is not ok). `None` when the node has no checks.
 pub fn checks_summary(checks: &[CheckResult]) -> Option<(String, Health)> {
     if checks.is_empty() {
         return None;
     }
     let failing = failing_checks(checks);
-    let ok = checks.len() - failing.len();
+    let stale = checks.iter().filter(|c| c.stale).count();
+    let ok = checks.len() - failing.len() - stale;
     match failing.first() {
+        None if stale > 0 => Some((format!("{stale} stale"), Health::Unknown)),
         None => Some((format!("{ok}/{} ok", checks.len()), Health::Ok)),
         Some(worst) if failing.len() == 1 => Some((worst.name.clone(), worst.status())),
         Some(worst) => Some((
@@ -121,112 +63,78 @@ pub fn checks_summary(checks: &[CheckResult]) -> Option<(String, Health)> {
     }
 }
 
-/// How bad a status is, for ordering: crit > warn > unknown > ok.
-pub fn severity(h: Health) -> u8 {
-    match h {
-        Health::Ok => 0,
-        Health::Unknown | Health::Unspecified => 1,
-        Health::Warn => 2,
-        Health::Crit => 3,
-        Health::Down => 4,
-    }
-}
-
-/// The checks that are not ok, worst first.
+/// The fresh checks that are not ok, worst first (stale ones are listed
+/// apart: they say nothing about now).
 pub fn failing_checks(checks: &[CheckResult]) -> Vec<&CheckResult> {
-    let mut failing: Vec<&CheckResult> =
-        checks.iter().filter(|c| c.status() != Health::Ok).collect();
-    failing.sort_by_key(|c| std::cmp::Reverse(severity(c.status())));
+    let mut failing: Vec<&CheckResult> = checks
+        .iter()
+        .filter(|c| !c.stale && c.status() != Health::Ok)
+        .collect();
+    failing.sort_by_key(|c| std::cmp::Reverse(c.status().severity()));
     failing
 }
 
-/// What a backend server's HAProxy status word means for the screen.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ServerState {
-    /// UP (including "UP 1/3" while going down).
-    Up,
-    /// DOWN (including "DOWN 1/2" while coming up) or no check.
-    Down,
-    /// MAINT, DRAIN, NOLB: taken out on purpose.
-    Out,
-    /// Anything else.
-    Other,
+/// The checks whose results are stale.
+pub fn stale_checks(checks: &[CheckResult]) -> Vec<&CheckResult> {
+    checks.iter().filter(|c| c.stale).collect()
 }
 
-/// Classifies HAProxy's status word.
-pub fn server_state(status: &str) -> ServerState {
-    let word = status
-        .split_whitespace()
-        .next()
-        .unwrap_or("")
-        .to_ascii_uppercase();
-    match word.as_str() {
-        "UP" | "OPEN" => ServerState::Up,
-        "DOWN" => ServerState::Down,
-        "DRAIN" | "NOLB" => ServerState::Out,
-        w if w.starts_with("MAINT") => ServerState::Out,
-        _ => ServerState::Other,
+/// An LB's backend servers as the collector counted them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backends {
+    /// Servers UP; `None` while their states are unknown (stale).
+    pub up: Option<u32>,
+    /// Servers in the last sample.
+    pub total: usize,
+    /// The sample is the last known one, not the current state.
+    pub stale: bool,
+}
+
+impl Backends {
+    /// `3/4 UP`, or `?/4 UP` while unknown.
+    pub fn text(&self) -> String {
+        match self.up {
+            Some(up) => format!("{up}/{} UP", self.total),
+            None => format!("?/{} UP", self.total),
+        }
+    }
+
+    /// Whether every server is UP (only when known).
+    pub fn all_up(&self) -> bool {
+        self.up.is_some_and(|up| up as usize == self.total)
+    }
+
+    /// Whether no server is UP (only when known).
+    pub fn none_up(&self) -> bool {
+        self.up == Some(0)
     }
 }
 
-/// `(up, total)` over the node's backend servers; `None` without any.
-pub fn backends_up(backends: &[BackendServer]) -> Option<(usize, usize)> {
-    if backends.is_empty() {
+/// The node's backend servers, `None` without any. A down node's, or
+/// stale ones, have no UP count: never the last one as if current.
+pub fn backends(node: &NodeState) -> Option<Backends> {
+    if node.backends.is_empty() {
         return None;
     }
-    let up = backends
-        .iter()
-        .filter(|b| server_state(&b.status) == ServerState::Up)
-        .count();
-    Some((up, backends.len()))
+    let stale = node.backends_stale || node.health() == Health::Down;
+    Some(Backends {
+        up: if stale { None } else { node.backends_up },
+        total: node.backends.len(),
+        stale,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use stacktop_proto::v1::Label;
+    use stacktop_proto::v1::BackendServer;
 
-    fn value(name: &str, labels: &[(&str, &str)], v: f64) -> SeriesValue {
-        SeriesValue {
+    fn check(name: &str, h: Health) -> CheckResult {
+        CheckResult {
             name: name.into(),
-            labels: labels.iter().map(|(k, v)| Label::new(*k, *v)).collect(),
-            value: v,
-            timestamp_ms: 1,
-        }
-    }
-
-    #[test]
-    fn traffic_groups_classes_and_quantiles_by_source() {
-        let node = NodeState {
-            latest: vec![
-                value(
-                    HTTP_REQUESTS,
-                    &[("source", "nginx"), ("class", "2xx")],
-                    90.0,
-                ),
-                value(HTTP_REQUESTS, &[("source", "nginx"), ("class", "5xx")], 2.0),
-                value(
-                    HTTP_REQUESTS,
-                    &[("source", "nginx"), ("class", "other")],
-                    1.0,
-                ),
-                value(
-                    HTTP_DURATION,
-                    &[("source", "nginx"), ("quantile", "0.95")],
-                    0.2,
-                ),
-                value(HTTP_REQUESTS, &[("source", "api"), ("class", "2xx")], 5.0),
-                value("node_load1", &[], 1.0),
-            ],
+            status: h as i32,
             ..Default::default()
-        };
-        let t = traffic(&node);
-        assert_eq!(t.len(), 2);
-        assert_eq!(t[0].source, "api");
-        let nginx = &t[1];
-        assert_eq!(nginx.classes, [Some(90.0), None, None, Some(2.0)]);
-        assert_eq!(nginx.total, Some(93.0));
-        assert_eq!(nginx.latency, [None, Some(0.2), None]);
+        }
     }
 
     #[test]
@@ -249,15 +157,65 @@ mod tests {
     }
 
     #[test]
-    fn haproxy_status_words_are_classified() {
-        assert_eq!(server_state("UP"), ServerState::Up);
-        assert_eq!(server_state("UP 1/3"), ServerState::Up);
-        assert_eq!(server_state("DOWN"), ServerState::Down);
-        assert_eq!(server_state("DOWN 1/2"), ServerState::Down);
-        assert_eq!(server_state("MAINT"), ServerState::Out);
-        assert_eq!(server_state("MAINT (via web/web1)"), ServerState::Out);
-        assert_eq!(server_state("DRAIN"), ServerState::Out);
-        assert_eq!(server_state("NOLB"), ServerState::Out);
-        assert_eq!(server_state("no check"), ServerState::Other);
+    fn stale_checks_are_never_ok() {
+        let mut stale = check("mysql", Health::Unknown);
+        stale.stale = true;
+        stale.last_status = Health::Ok as i32;
+        let checks = vec![check("tcp", Health::Ok), stale];
+        assert_eq!(
+            checks_summary(&checks),
+            Some(("1 stale".into(), Health::Unknown))
+        );
+        assert!(failing_checks(&checks).is_empty());
+        assert_eq!(stale_checks(&checks).len(), 1);
+        let mut failing = checks.clone();
+        failing.push(check("disk", Health::Warn));
+        assert_eq!(
+            checks_summary(&failing),
+            Some(("disk".into(), Health::Warn))
+        );
+    }
+
+    #[test]
+    fn backends_up_is_the_collectors_and_unknown_while_stale() {
+        let mut node = NodeState {
+            health: Health::Ok as i32,
+            backends: vec![BackendServer::default(); 3],
+            backends_up: Some(3),
+            ..Default::default()
+        };
+        let b = backends(&node).unwrap();
+        assert_eq!(b.text(), "3/3 UP");
+        assert!(b.all_up());
+        node.backends_stale = true;
+        node.backends_up = None;
+        assert_eq!(backends(&node).unwrap().text(), "?/3 UP");
+        // A down node's last sample is not current either.
+        node.backends_stale = false;
+        node.backends_up = Some(3);
+        node.health = Health::Down as i32;
+        let b = backends(&node).unwrap();
+        assert_eq!(b.text(), "?/3 UP");
+        assert!(b.stale && !b.all_up());
+        node.backends.clear();
+        assert_eq!(backends(&node), None);
+    }
+
+    #[test]
+    fn a_down_nodes_values_are_all_unknown() {
+        let mut node = NodeState {
+            health: Health::Down as i32,
+            summary: Some(NodeSummary {
+                cpu_usage_ratio: Some(0.5),
+                replication_lag_seconds: Some(3.0),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert_eq!(summary(&node), NodeSummary::default());
+        assert_eq!(replication_lag(&node), None);
+        node.health = Health::Ok as i32;
+        assert_eq!(summary(&node).cpu_usage_ratio, Some(0.5));
+        assert_eq!(replication_lag(&node), Some(3.0));
     }
 }

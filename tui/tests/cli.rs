@@ -39,3 +39,34 @@ fn status_exits_2_naming_an_unreachable_collector() {
     assert!(stderr.contains(&url), "{stderr}");
     assert!(out.stdout.is_empty());
 }
+
+/// `stacktop` with `args`, logging into a temporary directory.
+fn dashboard(args: &[&str]) -> std::process::Output {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("stacktop.log");
+    stacktop()
+        .args(args)
+        .arg("--log-file")
+        .arg(&log)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_bad_collector_address_is_refused_before_the_screen() {
+    let out = dashboard(&["--collector", "ftp://nowhere"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("\"ftp://nowhere\""), "{stderr}");
+    assert!(stderr.contains("http://"), "{stderr}");
+}
+
+#[cfg(not(feature = "embedded"))]
+#[test]
+fn without_the_embedded_feature_a_collector_is_required() {
+    let out = dashboard(&[]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no --collector given"), "{stderr}");
+    assert!(stderr.contains("embedded"), "{stderr}");
+}

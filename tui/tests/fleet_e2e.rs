@@ -3,13 +3,18 @@
 //!
 //! Agents run in-process (the same library the `stacktop-agent` binary
 //! runs), each with its own cancellation token, so "stopping an agent" is
-//! exactly its shutdown path and nothing outlives the test.
+//! exactly its shutdown path and nothing outlives the test. They come
+//! through the dashboard's optional `embedded` dependencies, so this test
+//! only exists with that feature (a `--no-default-features` build carries
+//! no agent or collector, not even for tests).
+
+#![cfg(feature = "embedded")]
 
 use std::net::SocketAddr;
 use std::process::Output;
 use std::time::Duration;
 
-use stacktop_proto::v1::fleet_client::FleetClient;
+use stacktop_proto::transport::ClientConfig;
 use stacktop_proto::v1::{FleetSnapshot, NodeState, SnapshotRequest};
 use stacktop_proto::{Health, Role};
 use tokio::net::TcpListener;
@@ -111,13 +116,10 @@ impl Drop for Agent {
 }
 
 async fn snapshot(url: &str) -> Option<FleetSnapshot> {
-    let channel = tonic::transport::Endpoint::from_shared(url.to_string())
-        .ok()?
-        .connect_timeout(Duration::from_secs(1))
-        .connect()
-        .await
-        .ok()?;
-    let reply = FleetClient::new(channel)
+    let config = ClientConfig::new(url).with_connect_timeout(Duration::from_secs(1));
+    let channel = config.connect().await.ok()?;
+    let reply = config
+        .fleet(channel)
         .snapshot(SnapshotRequest::default())
         .await
         .ok()?;
@@ -201,12 +203,12 @@ async fn three_agents_go_down_come_back_and_survive_a_collector_restart() {
         node(&snap, "db1").unwrap().roles().collect::<Vec<_>>(),
         [Role::Db]
     );
+    let tiers = &snap.totals.as_ref().expect("snapshot carries totals").tiers;
     for role in [Role::Lb, Role::Web, Role::App, Role::Db] {
-        let tier = snap
-            .tiers
+        let tier = tiers
             .iter()
             .find(|t| t.role() == role)
-            .unwrap_or_else(|| panic!("tier {role} missing: {:#?}", snap.tiers));
+            .unwrap_or_else(|| panic!("tier {role} missing: {tiers:#?}"));
         assert_eq!((tier.healthy, tier.total), (1, 1), "tier {role}");
         assert!(tier.spof, "a one-node tier is a SPOF");
     }
@@ -248,6 +250,10 @@ async fn three_agents_go_down_come_back_and_survive_a_collector_restart() {
         .find(|n| n["name"] == "db1")
         .expect("db1 still listed while down");
     assert_eq!(db1["health"], "down");
+    // A down node has no current values: null, never its last ones.
+    assert!(db1["cpu_usage_ratio"].is_null(), "{db1:#}");
+    assert!(db1["memory_used_ratio"].is_null(), "{db1:#}");
+    assert_eq!(json["nodes_down"], 1, "{json:#}");
 
     // Restarting it brings it back.
     let db = Agent::start(&url, "db1", &[Role::Db]);
@@ -274,6 +280,75 @@ async fn three_agents_go_down_come_back_and_survive_a_collector_restart() {
     lb.stop().await;
     web.stop().await;
     db.stop().await;
+    collector.stop().await;
+}
+
+/// The dashboard's own path: Fleet.Watch through `client::watch_fleet`
+/// into a `Model`, snapshot then compact deltas, follows agents coming up
+/// and going down with the collector's numbers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_model_follows_the_watch_stream() {
+    use stacktop::event::Event;
+    use stacktop::model::{Model, SourceId};
+
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let collector = Collector::start(listener).await;
+    let url = collector.url();
+    let web = Agent::start(&url, "web1", &[Role::Web]);
+    let db = Agent::start(&url, "db1", &[Role::Db]);
+
+    let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+    let token = CancellationToken::new();
+    let watch = tokio::spawn(stacktop::client::watch_fleet(
+        SourceId::PRIMARY,
+        ClientConfig::new(&url),
+        tx,
+        token.clone(),
+    ));
+    let mut model = Model::new(&url);
+    let mut follow = async |what: &str, ready: &dyn Fn(&Model) -> bool| {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        while !ready(&model) {
+            let event = tokio::time::timeout_at(deadline, rx.recv())
+                .await
+                .unwrap_or_else(|_| panic!("timed out waiting for {what}: {model:#?}"))
+                .expect("the watch task runs");
+            match event {
+                Event::Update { source, update } => {
+                    model
+                        .apply(source, *update, stacktop_proto::now_unix_ms())
+                        .unwrap_or_else(|e| panic!("{e}: {model:#?}"));
+                }
+                Event::Connection { source, state } => model.set_connection(source, state),
+                _ => {}
+            }
+        }
+    };
+    let node = |m: &Model, name: &str| m.node(&name.into()).cloned();
+    follow("both nodes ok with CPU readings", &|m: &Model| {
+        m.totals().is_some_and(|t| t.nodes_ok == 2)
+            && ["web1", "db1"].iter().all(|n| {
+                node(m, n).is_some_and(|n| has_live_values(&n) && !n.cpu_recent.is_empty())
+            })
+    })
+    .await;
+
+    db.stop().await;
+    follow("db1 down", &|m: &Model| {
+        m.totals().is_some_and(|t| t.nodes_down == 1)
+            && node(m, "db1").is_some_and(|n| n.health() == Health::Down)
+    })
+    .await;
+    let db1 = node(&model, "db1").unwrap();
+    let summary = db1.summary.unwrap_or_default();
+    assert_eq!(summary.cpu_usage_ratio, None, "{db1:#?}");
+    assert!(db1.cpu_recent.is_empty(), "{db1:#?}");
+    assert!(db1.checks.iter().all(|c| c.stale), "{db1:#?}");
+    assert!(node(&model, "web1").is_some_and(|n| n.health() == Health::Ok));
+
+    token.cancel();
+    watch.await.unwrap();
+    web.stop().await;
     collector.stop().await;
 }
 

@@ -1,13 +1,17 @@
 //! Snapshot tests of every screen, rendered with `TestBackend` from
-//! hand-made fleets at a fixed `now`.
+//! hand-made fleets at a fixed `now`: a snapshot with the collector's
+//! totals, as Fleet.Watch sends it, and Fleet.Node answers for the detail
+//! screens.
 
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
-use stacktop::app::{Action, App, ConnState, History};
+use stacktop::app::{Action, App};
+use stacktop::history::History;
+use stacktop::model::ConnState;
 use stacktop::ui;
 use stacktop_proto::v1::{
-    BackendServer, CheckResult, FleetSnapshot, FleetUpdate, Label, NodeState, NodeSummary,
-    SeriesValue, TierState, fleet_update,
+    BackendServer, CheckResult, FleetSnapshot, FleetTotals, FleetUpdate, Label, NodeState,
+    NodeSummary, SourceTraffic, TierState, Traffic, fleet_update,
 };
 use stacktop_proto::{Health, Role};
 
@@ -32,6 +36,8 @@ fn summary(cpu: f64, mem: f64, load: f64, rx: f64, tx: f64, qps: Option<f64>) ->
         swap_total_bytes: Some(2e9),
         disk_read_bytes_per_second: Some(12_000.0),
         disk_written_bytes_per_second: Some(340_000.0),
+        timestamp_ms: NOW - 2_000,
+        qps_timestamp_ms: qps.map_or(0, |_| NOW - 3_000),
         ..Default::default()
     }
 }
@@ -61,7 +67,6 @@ fn node(name: &str, roles: &[Role], health: Health, s: Option<NodeSummary>) -> N
         },
         summary: s,
         checks: vec![],
-        latest: vec![],
         peer: "127.0.0.2:50412".into(),
         ..Default::default()
     }
@@ -79,40 +84,24 @@ fn check(name: &str, kind: &str, status: Health, latency: f64, message: &str) ->
     }
 }
 
-fn latest(name: &str, labels: &[(&str, &str)], value: f64) -> SeriesValue {
-    SeriesValue {
-        name: name.into(),
-        labels: labels.iter().map(|(k, v)| Label::new(*k, *v)).collect(),
-        value,
-        timestamp_ms: NOW - 2_000,
+/// The latest second of one access log as the collector summarises it:
+/// rates for 2xx..5xx and other (all in the total), and p50/p95/p99 in
+/// seconds when the format has a request time.
+fn log_second(source: &str, rates: [f64; 5], quantiles: Option<[f64; 3]>) -> SourceTraffic {
+    let [p50, p95, p99] = quantiles.map_or([None; 3], |q| q.map(Some));
+    SourceTraffic {
+        source: source.into(),
+        class_2xx: Some(rates[0]),
+        class_3xx: Some(rates[1]),
+        class_4xx: Some(rates[2]),
+        class_5xx: Some(rates[3]),
+        total: Some(rates.iter().sum()),
+        p50_seconds: p50,
+        p95_seconds: p95,
+        p99_seconds: p99,
+        timestamp_ms: NOW - 3_000,
+        health_checks: None,
     }
-}
-
-/// The latest second of one access log: rates for 2xx..5xx and other, and
-/// p50/p95/p99 in seconds when the format has a request time.
-fn log_second(source: &str, rates: [f64; 5], quantiles: Option<[f64; 3]>) -> Vec<SeriesValue> {
-    let mut out: Vec<SeriesValue> = ["2xx", "3xx", "4xx", "5xx", "other"]
-        .iter()
-        .zip(rates)
-        .map(|(class, v)| {
-            latest(
-                "http_requests_per_second",
-                &[("source", source), ("class", class)],
-                v,
-            )
-        })
-        .collect();
-    for (q, v) in ["0.5", "0.95", "0.99"]
-        .iter()
-        .zip(quantiles.into_iter().flatten())
-    {
-        out.push(latest(
-            "http_request_duration_seconds",
-            &[("source", source), ("quantile", q)],
-            v,
-        ));
-    }
-    out
 }
 
 fn server(
@@ -165,6 +154,8 @@ fn fleet() -> FleetSnapshot {
         server("web3", "DOWN", false, 0.0, 0.0, "L4CON"),
         server("sorry", "UP", true, 0.0, 0.0, "L7OK"),
     ];
+    lb.backends_up = Some(3);
+    lb.backends_timestamp_ms = NOW - 1_000;
     lb.checks = vec![
         check(
             "haproxy:web",
@@ -176,11 +167,6 @@ fn fleet() -> FleetSnapshot {
         check("tcp:80", "tcp", Health::Ok, 0.0003, "connected"),
         check("dns:www", "dns", Health::Ok, 0.0021, "www -> 127.0.0.10"),
     ];
-    lb.latest = log_second(
-        "haproxy",
-        [790.1, 12.0, 9.3, 1.0, 0.0],
-        Some([0.004, 0.021, 0.120]),
-    );
     let mut web1 = node(
         "web1",
         &[Role::Web, Role::App],
@@ -199,11 +185,6 @@ fn fleet() -> FleetSnapshot {
         ),
     ];
     web1.labels.push(Label::new("env", "prod"));
-    web1.latest = log_second(
-        "nginx",
-        [380.2, 6.0, 18.4, 1.5, 0.0],
-        Some([0.003, 0.018, 0.095]),
-    );
     let web2 = node(
         "web2",
         &[Role::Web, Role::App],
@@ -224,24 +205,38 @@ fn fleet() -> FleetSnapshot {
         0.0008,
         "SELECT 1 in 0.8 ms",
     )];
+    // Down: no current values, its last ones apart, its check stale.
     let mut db2 = node("db2-replica", &[Role::Db], Health::Down, None);
     db2.last_seen_ms = NOW - 47_000;
     db2.facts = vec![Label::new("db_role", "replica")];
-    db2.checks = vec![check(
+    db2.last_summary = Some(NodeSummary {
+        cpu_usage_ratio: Some(0.187),
+        memory_used_ratio: Some(0.62),
+        load1: Some(0.35),
+        timestamp_ms: NOW - 47_000,
+        ..Default::default()
+    });
+    let mut replication = check(
         "mysql:replication",
         "mysql",
-        Health::Crit,
+        Health::Unknown,
         0.0,
         "SQL thread stopped: Error 1062 on table app.sessions",
-    )];
+    );
+    replication.stale = true;
+    replication.last_status = Health::Crit as i32;
+    replication.timestamp_ms = NOW - 48_000;
+    db2.checks = vec![replication];
     let mut db3 = node(
         "db3-replica",
         &[Role::Db],
         Health::Ok,
-        Some(summary(0.12, 0.64, 0.4, 3.1e5, 1.2e5, None)),
+        Some(NodeSummary {
+            replication_lag_seconds: Some(2.0),
+            ..summary(0.12, 0.64, 0.4, 3.1e5, 1.2e5, None)
+        }),
     );
     db3.facts = vec![Label::new("db_role", "replica")];
-    db3.latest = vec![latest("mysql_replication_lag_seconds", &[], 2.0)];
     db3.checks = vec![
         check("mysql", "mysql", Health::Ok, 0.0009, "SELECT 1 in 0.9 ms"),
         check(
@@ -266,30 +261,71 @@ fn fleet() -> FleetSnapshot {
     nodes.sort_by(|a, b| a.name.cmp(&b.name));
     FleetSnapshot {
         nodes,
-        tiers: vec![
-            tier(Role::Lb, 1, 1, Health::Ok),
-            tier(Role::Web, 2, 2, Health::Warn),
-            tier(Role::App, 2, 2, Health::Warn),
-            tier(Role::Db, 2, 3, Health::Ok),
-        ],
-        site: Health::Warn as i32,
-        timestamp_ms: NOW - 500,
-        collector_version: "0.1.0".into(),
-        web_lb_request_ratio: Some(1.0),
-        lb_requests_per_second: Some(812.4),
-        web_requests_per_second: Some(812.4),
+        totals: Some(FleetTotals {
+            tiers: vec![
+                tier(Role::Lb, 1, 1, Health::Ok),
+                tier(Role::Web, 2, 2, Health::Warn),
+                tier(Role::App, 2, 2, Health::Warn),
+                tier(Role::Db, 2, 3, Health::Ok),
+            ],
+            site: Health::Warn as i32,
+            timestamp_ms: NOW - 500,
+            collector_version: "0.1.0".into(),
+            traffic: Some(Traffic {
+                web_lb_request_ratio: Some(1.0),
+                lb_requests_per_second: Some(812.4),
+                web_requests_per_second: Some(812.4),
+                window_end_ms: NOW - 1_000,
+                window_seconds: 10,
+            }),
+            nodes_total: 7,
+            nodes_ok: 4,
+            nodes_warn: 1,
+            nodes_crit: 0,
+            nodes_unknown: 1,
+            nodes_down: 1,
+        }),
+        generation: 1,
         ..Default::default()
     }
 }
 
-fn app() -> App {
+/// What Fleet.Node answers for `name`: its state in the fleet plus its
+/// request rates per access-log source.
+fn node_answer(name: &str) -> NodeState {
+    let mut node = fleet().nodes.into_iter().find(|n| n.name == name).unwrap();
+    node.traffic = match name {
+        "lb1" => vec![log_second(
+            "haproxy",
+            [790.1, 12.0, 9.3, 1.0, 0.0],
+            Some([0.004, 0.021, 0.120]),
+        )],
+        "web1" => vec![log_second(
+            "nginx",
+            [380.2, 6.0, 18.4, 1.5, 0.0],
+            Some([0.003, 0.018, 0.095]),
+        )],
+        _ => vec![],
+    };
+    node
+}
+
+fn snapshot(fleet: FleetSnapshot) -> Action {
+    Action::update(FleetUpdate {
+        update: Some(fleet_update::Update::Snapshot(fleet)),
+    })
+}
+
+fn app_of(fleet: FleetSnapshot) -> App {
     let mut app = App::new("http://127.0.0.1:7411", NOW - 1_000);
-    app.update(Action::Connection(ConnState::Connected));
-    app.update(Action::Update(Box::new(FleetUpdate {
-        update: Some(fleet_update::Update::Snapshot(fleet())),
-    })));
+    app.update(Action::connection(ConnState::Connected));
+    app.update(snapshot(fleet));
     app.update(Action::Tick(NOW));
     app
+}
+
+fn app() -> App {
+    app_of(fleet())
 }
 
 fn render(app: &mut App, width: u16, height: u16) -> Terminal<TestBackend> {
@@ -319,6 +355,11 @@ fn open(app: &mut App, name: &str) {
         app.update(Action::Down);
     }
     app.update(Action::Open);
+    // The detail poller asks Fleet.Node right away.
+    app.update(Action::Node {
+        node: name.into(),
+        result: Ok(Box::new(node_answer(name))),
+    });
 }
 
 #[test]
@@ -392,12 +433,11 @@ fn detail_of_a_replica_with_lag() {
 fn fleet_flags_traffic_that_does_not_add_up() {
     use ratatui::style::Color;
     let mut fleet = fleet();
-    fleet.web_lb_request_ratio = Some(0.74);
+    let traffic = fleet.totals.as_mut().unwrap().traffic.as_mut().unwrap();
+    traffic.web_lb_request_ratio = Some(0.74);
     let mut app = App::new("http://127.0.0.1:7411", NOW);
-    app.update(Action::Connection(ConnState::Connected));
-    app.update(Action::Update(Box::new(FleetUpdate {
-        update: Some(fleet_update::Update::Snapshot(fleet)),
-    })));
+    app.update(Action::connection(ConnState::Connected));
+    app.update(snapshot(fleet));
     let terminal = render(&mut app, 80, 24);
     let buffer = terminal.backend().buffer();
     let top: String = (0..80).map(|x| buffer[(x, 0)].symbol()).collect();
@@ -427,7 +467,7 @@ fn help_overlay() {
 #[test]
 fn disconnected_keeps_last_data_marked_stale() {
     let mut app = app();
-    app.update(Action::Connection(ConnState::Disconnected {
+    app.update(Action::connection(ConnState::Disconnected {
         retry_at_ms: NOW + 15_000,
         error: "cannot reach collector at http://127.0.0.1:7411: connection refused".into(),
     }));
@@ -438,7 +478,7 @@ fn disconnected_keeps_last_data_marked_stale() {
 #[test]
 fn disconnected_before_the_first_snapshot() {
     let mut app = App::new("http://10.0.0.5:7411", NOW);
-    app.update(Action::Connection(ConnState::Disconnected {
+    app.update(Action::connection(ConnState::Disconnected {
         retry_at_ms: NOW + 2_000,
         error: "cannot reach collector at http://10.0.0.5:7411: tcp connect error: Connection refused (os error 111)".into(),
     }));
@@ -480,4 +520,133 @@ fn health_words_carry_their_colours() {
             .modifier
             .contains(Modifier::DIM)
     );
+}
+
+/// The text of row `y`.
+fn row(terminal: &Terminal<TestBackend>, y: u16) -> String {
+    let buffer = terminal.backend().buffer();
+    (0..buffer.area.width)
+        .map(|x| buffer[(x, y)].symbol())
+        .collect()
+}
+
+/// The first row containing `text`.
+fn row_with(terminal: &Terminal<TestBackend>, text: &str) -> u16 {
+    let height = terminal.backend().buffer().area.height;
+    (0..height)
+        .find(|&y| row(terminal, y).contains(text))
+        .unwrap_or_else(|| panic!("no row with {text:?}: {:?}", terminal.backend()))
+}
+
+#[test]
+fn a_down_node_shows_dashes_whatever_was_sent() {
+    use ratatui::style::Color;
+    // A collector that still sent a silent node's last numbers and an ok
+    // check: the row must not show them as current.
+    let mut fleet = fleet();
+    let db2 = fleet
+        .nodes
+        .iter_mut()
+        .find(|n| n.name == "db2-replica")
+        .unwrap();
+    db2.summary = Some(summary(0.5, 0.5, 1.0, 1e6, 1e6, Some(3.0)));
+    db2.checks = vec![check("mysql", "mysql", Health::Ok, 0.001, "SELECT 1")];
+    let mut app = app_of(fleet);
+    let terminal = render(&mut app, 200, 50);
+    let y = row_with(&terminal, "db2-replica");
+    let text = row(&terminal, y);
+    let cells: Vec<&str> = text.split_whitespace().collect();
+    // status, symbol, name, role, then CPU MEM LOAD RX TX QPS CHECKS, SEEN.
+    assert_eq!(
+        &cells[4..],
+        ["—", "—", "—", "—", "—", "—", "—", "47s"],
+        "{text}"
+    );
+    assert!(!text.contains("ok"), "{text}");
+    let buffer = terminal.backend().buffer();
+    assert!(
+        (12..200).all(|x| buffer[(x, y)].fg != Color::Green),
+        "nothing green on a down row: {text}"
+    );
+}
+
+#[test]
+fn detail_of_an_lb_with_stale_backends() {
+    let mut fleet = fleet();
+    let lb = fleet.nodes.iter_mut().find(|n| n.name == "lb1").unwrap();
+    lb.backends_stale = true;
+    lb.backends_up = None;
+    lb.backends_error = "haproxy stats socket /run/haproxy/admin.sock: connection refused".into();
+    lb.backends_timestamp_ms = NOW - 14_000;
+    let mut app = app_of(fleet);
+    let terminal = render(&mut app, 80, 24);
+    let y = row_with(&terminal, "lb1");
+    assert!(
+        row(&terminal, y).contains("lb1 ?/4 UP"),
+        "never the last 3/4"
+    );
+    open(&mut app, "lb1");
+    insta::assert_snapshot!(render(&mut app, 80, 24).backend());
+}
+
+#[test]
+fn a_failed_embedded_agent_is_on_screen() {
+    use ratatui::style::Color;
+    let mut app = app();
+    app.update(Action::Failed {
+        what: "agent",
+        error: "the sampling interval must be greater than zero".into(),
+    });
+    let terminal = render(&mut app, 120, 24);
+    let line = row(&terminal, 1);
+    assert!(
+        line.contains(
+            "the embedded agent stopped: the sampling interval must be greater than zero"
+        ),
+        "{line}"
+    );
+    assert_eq!(terminal.backend().buffer()[(2, 1)].bg, Color::Red);
+}
+
+#[test]
+fn a_node_is_shown_under_each_tier_with_its_health_there() {
+    use stacktop_proto::v1::RoleHealth;
+    // web1's nginx failed: crit as a web server, still ok as an app server.
+    let mut fleet = fleet();
+    let web1 = fleet.nodes.iter_mut().find(|n| n.name == "web1").unwrap();
+    web1.health = Health::Crit as i32;
+    web1.role_health = vec![
+        RoleHealth {
+            role: Role::Web as i32,
+            health: Health::Crit as i32,
+        },
+        RoleHealth {
+            role: Role::App as i32,
+            health: Health::Ok as i32,
+        },
+    ];
+    let mut app = app_of(fleet);
+    let terminal = render(&mut app, 80, 24);
+    let web = row_with(&terminal, "Web ");
+    let app_tier = row_with(&terminal, "App ");
+    assert!(row(&terminal, web + 1).contains("✖ crit    web1"));
+    assert!(row(&terminal, app_tier + 1).contains("● ok      web1"));
+    open(&mut app, "web1");
+    let terminal = render(&mut app, 80, 24);
+    let roles = row(&terminal, row_with(&terminal, "roles"));
+    assert!(roles.contains("web crit, app ok"), "{roles}");
+}
+
+#[test]
+fn a_failed_node_call_says_why_instead_of_traffic() {
+    let mut app = app();
+    app.update(Action::Home);
+    app.update(Action::Open);
+    app.update(Action::Node {
+        node: "lb1".into(),
+        result: Err("collector at http://127.0.0.1:7411 answered Unimplemented".into()),
+    });
+    let terminal = render(&mut app, 80, 30);
+    let y = row_with(&terminal, "Traffic unavailable");
+    assert!(row(&terminal, y + 1).contains("answered Unimplemented"));
 }

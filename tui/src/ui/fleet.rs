@@ -7,9 +7,15 @@
 //! sparkline, wider names and a "seen" column.
 //!
 //! The name cell carries what identifies a node within its tier: a DB
-//! node's role (`db1 (primary)`) and an LB's backend servers UP
-//! (`lb1 2/3 UP`, red when some are not). The CHECKS column says `3/3 ok`
+//! node's role (`db1 (primary)`) and an LB's backend servers UP as the
+//! collector counted them (`lb1 2/3 UP`, red when some are not; `?/3 UP`
+//! while their states are unknown). The CHECKS column says `3/3 ok`
 //! or names the worst failing check in its colour.
+//!
+//! Under a tier, a node's status is its health as that role when the
+//! collector reported one (a web+app node whose nginx fails is still a
+//! healthy app server). A down node shows `—` in every value column: the
+//! collector serves no current value for it, and neither does this screen.
 
 use ratatui::Frame;
 use ratatui::layout::{Alignment, Rect};
@@ -20,8 +26,9 @@ use stacktop_proto::v1::NodeState;
 use stacktop_proto::{Health, Role};
 
 use super::style;
-use crate::app::{App, ConnState};
+use crate::app::{App, Entry};
 use crate::format::{self, fit_left, fit_right};
+use crate::model::ConnState;
 use crate::view;
 
 const STATUS_W: usize = 9;
@@ -125,19 +132,19 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
     if area.height == 0 {
         return;
     }
-    let Some(fleet) = &app.fleet else {
+    if !app.model.has_data() {
         render_empty(frame, app, area);
         return;
-    };
-    if fleet.nodes.is_empty() {
+    }
+    if app.model.is_empty() {
         let text = "No nodes have reported to this collector yet.";
         render_message(frame, area, vec![Line::styled(text, style::muted())]);
         return;
     }
-    let longest = fleet
-        .nodes
-        .iter()
-        .map(|n| {
+    let longest = app
+        .model
+        .nodes()
+        .map(|(_, n)| {
             let (name, note) = name_cell(n);
             name.chars().count() + note.map_or(0, |(t, _)| 1 + t.chars().count())
         })
@@ -145,18 +152,6 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
         .unwrap_or(0);
     let cols = Columns::fit(area.width as usize, longest);
     let stale = !app.is_connected();
-    let mut lines = Vec::with_capacity(app.entries.len() + 8);
-    for (i, entry) in app.entries.iter().enumerate() {
-        if app.is_first_in_tier(i) {
-            lines.push(tier_heading(app, entry.tier));
-        }
-        let node = &fleet.nodes[entry.node];
-        let mut line = node_line(node, &cols, app.now_ms, i == app.selected);
-        if stale {
-            line = line.patch_style(style::stale());
-        }
-        lines.push(line);
-    }
     let rows = area.height.saturating_sub(1) as usize;
     let sel_line = app.entry_line(app.selected);
     // Trust the app's scroll, but never hide the selection.
@@ -164,14 +159,41 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
         .scroll
         .min(sel_line)
         .max((sel_line + 1).saturating_sub(rows));
+    // Only the lines on screen are built: a long fleet costs its visible
+    // rows, not all of them.
     let mut visible = vec![column_heading(&cols)];
-    visible.extend(lines.into_iter().skip(offset).take(rows));
+    let mut line_no = 0;
+    for (i, entry) in app.entries.iter().enumerate() {
+        if line_no >= offset + rows {
+            break;
+        }
+        if app.is_first_in_tier(i) {
+            if line_no >= offset {
+                visible.push(tier_heading(app, entry.tier));
+            }
+            line_no += 1;
+            if line_no >= offset + rows {
+                break;
+            }
+        }
+        if line_no >= offset
+            && let Some(node) = app.node(&entry.key())
+        {
+            let now = app.model.clock_ms(entry.source, app.now_ms);
+            let mut line = node_line(node, entry, &cols, now, i == app.selected);
+            if stale {
+                line = line.patch_style(style::stale());
+            }
+            visible.push(line);
+        }
+        line_no += 1;
+    }
     frame.render_widget(Paragraph::new(visible), area);
 }
 
 fn render_empty(frame: &mut Frame, app: &App, area: Rect) {
-    let url = &app.collector_url;
-    let lines = match &app.connection {
+    let url = &app.model.primary().url;
+    let lines = match app.connection() {
         ConnState::Disconnected { error, .. } => vec![
             Line::styled(
                 format!("Cannot reach the collector at {url}."),
@@ -264,12 +286,33 @@ fn tier_heading(app: &App, tier: Role) -> Line<'static> {
     Line::from(spans)
 }
 
-fn node_line(node: &NodeState, cols: &Columns, now_ms: i64, selected: bool) -> Line<'static> {
-    let s = node.summary.unwrap_or_default();
+/// The node's health under `tier`: its health as that role when the
+/// collector reported one, else its own (always `down` when it is down).
+fn health_under(node: &NodeState, tier: Role) -> Health {
+    let health = node.health();
+    if health == Health::Down {
+        return health;
+    }
+    node.role_health
+        .iter()
+        .find(|r| r.role() == tier)
+        .map_or(health, |r| r.health())
+}
+
+/// One node's row; `now_ms` is the collector's clock (for SEEN).
+fn node_line(
+    node: &NodeState,
+    entry: &Entry,
+    cols: &Columns,
+    now_ms: i64,
+    selected: bool,
+) -> Line<'static> {
+    let s = view::summary(node);
+    let down = node.health() == Health::Down;
     let marker = if selected { "› " } else { "  " };
     let mut spans = vec![
         Span::raw(marker),
-        style::health_span(node.health(), STATUS_W),
+        style::health_span(health_under(node, entry.tier), STATUS_W),
         Span::raw(" "),
     ];
     spans.extend(name_spans(node, cols.name));
@@ -299,7 +342,13 @@ fn node_line(node: &NodeState, cols: &Columns, now_ms: i64, selected: bool) -> L
     if cols.checks {
         spans.push(Span::raw(std::mem::take(&mut rest)));
         spans.push(Span::raw(" "));
-        spans.push(match view::checks_summary(&node.checks) {
+        // A down node's check results are not current: no verdict at all.
+        let summary = if down {
+            None
+        } else {
+            view::checks_summary(&node.checks)
+        };
+        spans.push(match summary {
             Some((text, status)) => Span::styled(fit_left(&text, CHECKS_W), style::health(status)),
             None => Span::styled(fit_left(format::UNKNOWN, CHECKS_W), style::muted()),
         });
@@ -313,16 +362,17 @@ fn node_line(node: &NodeState, cols: &Columns, now_ms: i64, selected: bool) -> L
         rest.push_str(&format!(" {}", fit_right(&seen, SEEN_W)));
     }
     spans.push(Span::raw(rest));
-    if cols.spark > 0 {
+    // A silent node has no recent CPU either.
+    if cols.spark > 0 && !down {
         spans.push(Span::raw("  "));
         spans.push(Span::styled(
             format::sparkline(&node.cpu_recent, cols.spark),
             Style::new().fg(ratatui::style::Color::Cyan),
         ));
     }
-    if node.health() == Health::Down {
-        // The collector keeps a silent node's last numbers; they are old.
-        // Their colours (checks, backends) say nothing about now either.
+    if down {
+        // Nothing on a silent node's row is about now: its name and notes
+        // are dimmed, its colours dropped.
         for span in spans.iter_mut().skip(2) {
             span.style.fg = None;
             span.style = span.style.add_modifier(Modifier::DIM);
@@ -342,15 +392,17 @@ fn name_cell(node: &NodeState) -> (&str, Option<(String, Style)>) {
     let note = if let Some(role) = view::db_role(node) {
         Some((format!("({role})"), style::muted()))
     } else {
-        view::backends_up(&node.backends).map(|(up, total)| {
-            let style = if up == total {
+        view::backends(node).map(|b| {
+            let style = if b.stale {
+                style::health(Health::Unknown)
+            } else if b.all_up() {
                 style::muted()
-            } else if up == 0 {
+            } else if b.none_up() {
                 style::health(Health::Crit)
             } else {
                 style::health(Health::Warn)
             };
-            (format!("{up}/{total} UP"), style)
+            (b.text(), style)
         })
     };
     (&node.name, note)

@@ -1,7 +1,8 @@
 //! The two header lines: title, site health, node counts, the web/LB
 //! traffic ratio (flagged when off by more than 10%) and collector
-//! version; then the connection line, which turns into a red banner when
-//! the collector is not connected.
+//! version, all as the collector's totals say; then the connection line,
+//! which turns into a red banner when the collector is not connected or
+//! the embedded collector or agent stopped.
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -10,8 +11,9 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
 use super::style;
-use crate::app::{App, ConnState, node_counts};
+use crate::app::App;
 use crate::format;
+use crate::model::ConnState;
 
 /// Draws the header into `area` (two lines).
 pub fn render(frame: &mut Frame, app: &App, area: Rect) {
@@ -26,15 +28,17 @@ fn render_title(frame: &mut Frame, app: &App, area: Rect) {
         "stacktop",
         Style::new().fg(Color::Cyan).add_modifier(Modifier::BOLD),
     )];
-    let version = match &app.fleet {
-        Some(fleet) => {
-            let site = fleet.site();
+    let version = match app.model.totals() {
+        Some(totals) => {
+            let site = totals.site();
             spans.push(Span::styled("  site ", style::muted()));
             spans.push(Span::styled(
                 site.name().to_uppercase(),
                 style::health(site).add_modifier(Modifier::BOLD),
             ));
-            let (up, down, total) = node_counts(fleet);
+            // Nodes that are not down are up, whatever their checks say.
+            let (down, total) = (totals.nodes_down, totals.nodes_total);
+            let up = total.saturating_sub(down);
             spans.push(Span::styled("  nodes ", style::muted()));
             spans.push(Span::raw(format!("{up} up")));
             spans.push(Span::styled(" · ", style::muted()));
@@ -46,11 +50,12 @@ fn render_title(frame: &mut Frame, app: &App, area: Rect) {
             spans.push(Span::styled(format!("{down} down"), down_style));
             spans.push(Span::styled(" · ", style::muted()));
             spans.push(Span::raw(format!("{total} total")));
-            if let Some(ratio) = fleet.web_lb_request_ratio.filter(|r| r.is_finite()) {
+            let ratio = totals.traffic.as_ref().and_then(|t| t.web_lb_request_ratio);
+            if let Some(ratio) = ratio.filter(|r| r.is_finite()) {
                 spans.push(Span::styled("  web/LB traffic ", style::muted()));
                 spans.push(Span::styled(format!("{ratio:.2}"), ratio_style(ratio)));
             }
-            fleet.collector_version.as_str()
+            totals.collector_version.as_str()
         }
         None => "",
     };
@@ -93,19 +98,20 @@ fn ratio_style(ratio: f64) -> Style {
 /// The connection line: what the dashboard is connected to, or a banner
 /// saying it is not.
 pub fn connection_text(app: &App) -> String {
-    let url = &app.collector_url;
-    match &app.connection {
+    let source = app.model.primary();
+    let url = &source.url;
+    let text = match &source.connection {
         ConnState::Connected => {
             let mut text = format!("● connected to {url}");
-            if app.last_update_ms > 0 {
+            if source.last_update_ms > 0 {
                 text.push_str(&format!(
                     " · updated {}",
-                    format::seen(app.last_update_ms, app.now_ms)
+                    format::seen(source.last_update_ms, app.now_ms)
                 ));
             }
             text
         }
-        ConnState::Connecting if app.fleet.is_some() => {
+        ConnState::Connecting if app.model.has_data() => {
             format!(
                 "◌ reconnecting to {url}… · stale: data {} old",
                 stale_age(app)
@@ -120,29 +126,37 @@ pub fn connection_text(app: &App) -> String {
                 "retrying now".to_string()
             };
             let mut text = format!("✖ disconnected, {retry} · {url}");
-            if app.fleet.is_some() {
+            if app.model.has_data() {
                 text.push_str(&format!(" · stale: data {} old", stale_age(app)));
             }
             text
         }
+    };
+    // What stopped inside this process explains everything after it.
+    match app.model.failures().last() {
+        Some(failure) => format!("✖ {failure} · {text}"),
+        None => text,
     }
 }
 
 fn stale_age(app: &App) -> String {
-    format::ago((app.now_ms - app.last_update_ms) / 1000)
+    format::ago((app.now_ms - app.model.primary().last_update_ms) / 1000)
 }
 
 fn render_connection(frame: &mut Frame, app: &App, area: Rect) {
     let text = connection_text(app);
-    let style = match app.connection {
+    let banner = Style::new()
+        .fg(Color::White)
+        .bg(Color::Red)
+        .add_modifier(Modifier::BOLD);
+    let failed = !app.model.failures().is_empty();
+    let style = match app.connection() {
+        _ if failed => banner,
         ConnState::Connected => style::muted(),
         ConnState::Connecting => Style::new().fg(Color::Yellow),
-        ConnState::Disconnected { .. } => Style::new()
-            .fg(Color::White)
-            .bg(Color::Red)
-            .add_modifier(Modifier::BOLD),
+        ConnState::Disconnected { .. } => banner,
     };
-    let line = if app.is_connected() {
+    let line = if app.is_connected() && !failed {
         Line::styled(text, style)
     } else {
         // A full-width bar: impossible to miss.

@@ -4,17 +4,20 @@
 //!
 //! One file per screen region, each with a `render(frame, &App, area)`:
 //! [`header`] (title, site, counts, connection line), [`fleet`] (nodes by
-//! tier), [`detail`] (one node with charts), [`help`] (the key overlay) and
-//! [`footer`] (key hints). [`draw`] splits the frame between them.
+//! tier), [`detail`] (one node: its [`panels`] and [`charts`]), [`help`]
+//! (the key overlay) and [`footer`] (key hints). [`draw`] splits the frame
+//! between them; [`style`] holds the shared colours.
 //!
 //! Nothing here reads a clock, does I/O or receives from a channel: every
 //! input is in [`App`], so snapshots are deterministic.
 
+pub mod charts;
 pub mod detail;
 pub mod fleet;
 pub mod footer;
 pub mod header;
 pub mod help;
+pub mod panels;
 pub mod style;
 
 use ratatui::Frame;

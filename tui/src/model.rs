@@ -1,0 +1,884 @@
+//! The fleet as the collectors reported it, apart from what the screen
+//! shows of it.
+//!
+//! The dashboard and `stacktop status` both read this, so it is the one
+//! place a [`FleetUpdate`] is applied: a snapshot replaces a source's
+//! nodes, a delta merges compact [`NodeChange`]s into them (the rules are
+//! in [`Model::apply`]). Screen state (selection, scrolling, the open
+//! screen) lives in [`crate::app`] and never here.
+//!
+//! # Layout
+//!
+//! - [`Model`]: every node under a [`NodeKey`] (the [`SourceId`] of the
+//!   collector that reported it, and its name), so that several collectors
+//!   can be merged into one view later; per source a [`Source`] with its
+//!   connection ([`ConnState`]), its [`FleetTotals`], the evaluation
+//!   generation and when it last sent anything.
+//! - [`Model::tier_groups`]: nodes by tier (LB, Web, App, DB, then
+//!   Unassigned), for the fleet screen and the status table alike.
+//! - [`Detail`]: what the open detail screen fetched for one node
+//!   (`Fleet.Node` and `Fleet.History`).
+//! - [`Model::failures`]: the embedded collector or agent stopped, and why.
+//!
+//! Nothing here computes health, totals or ratios: they are what the
+//! collector decided, kept as it sent them.
+
+use std::collections::{BTreeMap, HashMap};
+
+use stacktop_proto::v1::{
+    CheckResult, FleetDelta, FleetSnapshot, FleetTotals, FleetUpdate, NodeChange, NodeState,
+    TierState, fleet_update,
+};
+use stacktop_proto::{ROLES, Role};
+
+use crate::history::{History, HistoryState};
+
+/// The most CPU samples a node keeps for its sparkline (the contract's
+/// bound on `cpu_recent`).
+pub const CPU_RECENT_MAX: usize = 120;
+
+/// Which collector something came from: an index into [`Model::sources`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SourceId(pub u16);
+
+impl SourceId {
+    /// The first (today: the only) collector.
+    pub const PRIMARY: SourceId = SourceId(0);
+}
+
+/// A node as the model knows it: which collector reported it, and its name
+/// (unique per collector).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct NodeKey {
+    /// The collector that reported the node.
+    pub source: SourceId,
+    /// The node's name.
+    pub name: String,
+}
+
+impl NodeKey {
+    /// The key of node `name` from `source`.
+    pub fn new(source: SourceId, name: impl Into<String>) -> Self {
+        Self {
+            source,
+            name: name.into(),
+        }
+    }
+}
+
+impl From<&str> for NodeKey {
+    /// Node `name` of the [`SourceId::PRIMARY`] collector.
+    fn from(name: &str) -> Self {
+        Self::new(SourceId::PRIMARY, name)
+    }
+}
+
+/// Where the dashboard stands with one collector.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnState {
+    /// Dialing, or waiting for the Watch stream to open.
+    Connecting,
+    /// The Watch stream is open.
+    Connected,
+    /// The last attempt failed; the next one starts at `retry_at_ms`.
+    Disconnected {
+        /// When the next attempt starts (Unix ms).
+        retry_at_ms: i64,
+        /// Why the last attempt failed, for the banner.
+        error: String,
+    },
+}
+
+/// One collector and what it last said about the fleet as a whole.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Source {
+    /// The collector's address.
+    pub url: String,
+    /// The connection to it.
+    pub connection: ConnState,
+    /// Its fleet-wide numbers (tiers, site, traffic, node counts) from the
+    /// last snapshot or delta; `None` before the first, or when it sent
+    /// none.
+    pub totals: Option<FleetTotals>,
+    /// The evaluation the model shows (0: unknown).
+    pub generation: u64,
+    /// A snapshot has arrived, so deltas have something to apply to.
+    pub synced: bool,
+    /// When the last update arrived (the dashboard's clock, Unix ms; 0:
+    /// never).
+    pub last_update_ms: i64,
+}
+
+impl Source {
+    fn new(url: String) -> Self {
+        Self {
+            url,
+            connection: ConnState::Connecting,
+            totals: None,
+            generation: 0,
+            synced: false,
+            last_update_ms: 0,
+        }
+    }
+}
+
+/// What the detail screen fetched for the node it shows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Detail {
+    /// The node.
+    pub key: NodeKey,
+    /// Its latest `Fleet.Node` answer (with `traffic` and `latest`); `None`
+    /// until one arrives.
+    pub node: Option<NodeState>,
+    /// Why the last `Fleet.Node` call failed, if it did.
+    pub node_error: Option<String>,
+    /// Its chart data.
+    pub history: HistoryState,
+}
+
+/// Why an update could not be applied (whole or in part).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ModelError {
+    /// The update names a collector the model does not have.
+    #[error("update from unknown source {0:?}")]
+    UnknownSource(SourceId),
+    /// A delta arrived before any snapshot of its source; it was ignored.
+    #[error("a delta arrived before any snapshot; ignored")]
+    DeltaBeforeSnapshot,
+    /// Changes named nodes that were never sent whole; they were skipped
+    /// (the rest of the delta was applied).
+    #[error("changes for nodes never sent whole were skipped: {}", .0.join(", "))]
+    UnknownNodes(Vec<String>),
+}
+
+/// The fleet as reported, by source and node name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Model {
+    sources: Vec<Source>,
+    /// Ordered by source, then name: the order every list shows.
+    nodes: BTreeMap<NodeKey, NodeState>,
+    detail: Option<Detail>,
+    failures: Vec<String>,
+}
+
+impl Model {
+    /// An empty model watching the collector at `url` (its
+    /// [`SourceId::PRIMARY`]).
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            sources: vec![Source::new(url.into())],
+            nodes: BTreeMap::new(),
+            detail: None,
+            failures: Vec::new(),
+        }
+    }
+
+    /// A model holding one snapshot of the collector at `url`, as `stacktop
+    /// status` reads it.
+    pub fn from_snapshot(url: impl Into<String>, snapshot: FleetSnapshot) -> Self {
+        let mut model = Self::new(url);
+        model.apply_snapshot(SourceId::PRIMARY, snapshot, 0);
+        model
+    }
+
+    /// Every collector, indexed by [`SourceId`].
+    pub fn sources(&self) -> &[Source] {
+        &self.sources
+    }
+
+    /// Collector `id`.
+    pub fn source(&self, id: SourceId) -> Option<&Source> {
+        self.sources.get(usize::from(id.0))
+    }
+
+    /// The first collector (there is always one).
+    pub fn primary(&self) -> &Source {
+        &self.sources[0]
+    }
+
+    /// The primary collector's fleet-wide numbers.
+    pub fn totals(&self) -> Option<&FleetTotals> {
+        self.primary().totals.as_ref()
+    }
+
+    /// The collector's view of tier `role` for the node `key`'s source.
+    pub fn tier(&self, source: SourceId, role: Role) -> Option<&TierState> {
+        self.source(source)?
+            .totals
+            .as_ref()?
+            .tiers
+            .iter()
+            .find(|t| t.role() == role)
+    }
+
+    /// Whether any snapshot has arrived.
+    pub fn has_data(&self) -> bool {
+        self.sources.iter().any(|s| s.synced)
+    }
+
+    /// Every node, by source then name.
+    pub fn nodes(&self) -> impl Iterator<Item = (&NodeKey, &NodeState)> {
+        self.nodes.iter()
+    }
+
+    /// How many nodes the model holds.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Whether the model holds no node.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// Node `key`.
+    pub fn node(&self, key: &NodeKey) -> Option<&NodeState> {
+        self.nodes.get(key)
+    }
+
+    /// The collector's clock for `source` as of the dashboard's `now_ms`:
+    /// the time its last totals were evaluated plus what has passed here
+    /// since they arrived. Ages of values (`now - timestamp_ms`) use it, so
+    /// two machines' clocks never have to agree. `now_ms` itself while the
+    /// collector has not said.
+    pub fn clock_ms(&self, source: SourceId, now_ms: i64) -> i64 {
+        match self.source(source) {
+            Some(s) if s.last_update_ms > 0 => match &s.totals {
+                Some(t) if t.timestamp_ms > 0 => {
+                    t.timestamp_ms + (now_ms - s.last_update_ms).max(0)
+                }
+                _ => now_ms,
+            },
+            _ => now_ms,
+        }
+    }
+
+    /// The tiers to show, in request-path order (LB, Web, App, DB), then
+    /// Unassigned (`Role::Unspecified`) for nodes without roles; each with
+    /// its nodes (a node with two roles appears under both). Empty tiers
+    /// are left out.
+    pub fn tier_groups(&self) -> Vec<(Role, Vec<&NodeKey>)> {
+        let mut groups: HashMap<Role, Vec<&NodeKey>> = HashMap::new();
+        for (key, node) in &self.nodes {
+            let mut any = false;
+            for role in node.roles().filter(|r| ROLES.contains(r)) {
+                let group = groups.entry(role).or_default();
+                if group.last() != Some(&key) {
+                    group.push(key);
+                }
+                any = true;
+            }
+            if !any {
+                groups.entry(Role::Unspecified).or_default().push(key);
+            }
+        }
+        ROLES
+            .iter()
+            .chain([Role::Unspecified].iter())
+            .filter_map(|role| groups.remove(role).map(|g| (*role, g)))
+            .collect()
+    }
+
+    /// Records the connection state of `source`.
+    pub fn set_connection(&mut self, source: SourceId, state: ConnState) {
+        if let Some(s) = self.sources.get_mut(usize::from(source.0)) {
+            s.connection = state;
+        }
+    }
+
+    /// Applies one update from `source`, received at `now_ms`.
+    ///
+    /// A snapshot replaces every node of the source and its totals. A delta
+    /// removes the nodes it names in `removed`, then for each
+    /// [`NodeChange`]:
+    ///
+    /// - `full`: the node is new or its identity changed; it replaces the
+    ///   node whole;
+    /// - otherwise `status` replaces health, connection, last seen, the
+    ///   summaries and the per-role health; `cpu_appended` is appended to
+    ///   the sparkline (newest [`CPU_RECENT_MAX`] kept), or replaces it when
+    ///   `cpu_reset`; `checks` are replaced by name (new ones inserted in
+    ///   name order) and `checks_removed` dropped; facts are replaced when
+    ///   `facts_changed`; `backends`, when set, replaces the servers and
+    ///   their staleness, error, sample time and UP count.
+    ///
+    /// Totals are always sent whole and replace the old ones. A change for
+    /// a node never sent whole cannot be applied: it is skipped and
+    /// reported as [`ModelError::UnknownNodes`] after the rest is applied.
+    pub fn apply(
+        &mut self,
+        source: SourceId,
+        update: FleetUpdate,
+        now_ms: i64,
+    ) -> Result<(), ModelError> {
+        if self.source(source).is_none() {
+            return Err(ModelError::UnknownSource(source));
+        }
+        match update.update {
+            Some(fleet_update::Update::Snapshot(snapshot)) => {
+                self.apply_snapshot(source, snapshot, now_ms);
+                Ok(())
+            }
+            Some(fleet_update::Update::Delta(delta)) => self.apply_delta(source, delta, now_ms),
+            None => Ok(()),
+        }
+    }
+
+    fn source_mut(&mut self, source: SourceId) -> &mut Source {
+        &mut self.sources[usize::from(source.0)]
+    }
+
+    fn apply_snapshot(&mut self, source: SourceId, snapshot: FleetSnapshot, now_ms: i64) {
+        self.nodes.retain(|key, _| key.source != source);
+        for node in snapshot.nodes {
+            self.nodes
+                .insert(NodeKey::new(source, node.name.clone()), node);
+        }
+        let s = self.source_mut(source);
+        s.totals = snapshot.totals;
+        s.generation = snapshot.generation;
+        s.synced = true;
+        s.last_update_ms = now_ms;
+    }
+
+    fn apply_delta(
+        &mut self,
+        source: SourceId,
+        delta: FleetDelta,
+        now_ms: i64,
+    ) -> Result<(), ModelError> {
+        if !self.source_mut(source).synced {
+            return Err(ModelError::DeltaBeforeSnapshot);
+        }
+        for name in &delta.removed {
+            self.nodes.remove(&NodeKey::new(source, name.as_str()));
+        }
+        let mut unknown = Vec::new();
+        for mut change in delta.changed {
+            if let Some(full) = change.full.take() {
+                let name = if change.name.is_empty() {
+                    full.name.clone()
+                } else {
+                    change.name
+                };
+                self.nodes.insert(NodeKey::new(source, name), full);
+                continue;
+            }
+            let key = NodeKey::new(source, std::mem::take(&mut change.name));
+            match self.nodes.get_mut(&key) {
+                Some(node) => merge(node, change),
+                None => unknown.push(key.name),
+            }
+        }
+        let s = self.source_mut(source);
+        if delta.totals.is_some() {
+            s.totals = delta.totals;
+        }
+        s.generation = delta.generation;
+        s.last_update_ms = now_ms;
+        if unknown.is_empty() {
+            Ok(())
+        } else {
+            Err(ModelError::UnknownNodes(unknown))
+        }
+    }
+
+    /// The open detail screen's data, if one is open.
+    pub fn detail(&self) -> Option<&Detail> {
+        self.detail.as_ref()
+    }
+
+    /// Starts collecting detail data for `key` (nothing fetched yet).
+    pub fn open_detail(&mut self, key: NodeKey) {
+        self.detail = Some(Detail {
+            key,
+            node: None,
+            node_error: None,
+            history: HistoryState::Loading,
+        });
+    }
+
+    /// Forgets the detail data.
+    pub fn close_detail(&mut self) {
+        self.detail = None;
+    }
+
+    /// A `Fleet.Node` answer for `key` arrived (or failed); ignored unless
+    /// `key` is the open detail. A failure keeps the last answer.
+    pub fn node_arrived(&mut self, key: &NodeKey, result: Result<NodeState, String>) {
+        let Some(detail) = self.detail.as_mut().filter(|d| &d.key == key) else {
+            return;
+        };
+        match result {
+            Ok(node) => {
+                detail.node = Some(node);
+                detail.node_error = None;
+            }
+            Err(err) => detail.node_error = Some(err),
+        }
+    }
+
+    /// History for `key` arrived (or failed); ignored unless `key` is the
+    /// open detail. A failed refresh keeps charts already drawn.
+    pub fn history_arrived(&mut self, key: &NodeKey, result: Result<History, String>) {
+        let Some(detail) = self.detail.as_mut().filter(|d| &d.key == key) else {
+            return;
+        };
+        match result {
+            Ok(history) => detail.history = HistoryState::Loaded(history),
+            Err(_) if matches!(detail.history, HistoryState::Loaded(_)) => {}
+            Err(err) => detail.history = HistoryState::Failed(err),
+        }
+    }
+
+    /// Records that a part running in this process (the embedded collector
+    /// or agent) stopped, with why.
+    pub fn failed(&mut self, what: &str, error: &str) {
+        self.failures
+            .push(format!("the embedded {what} stopped: {error}"));
+    }
+
+    /// What stopped in this process, oldest first.
+    pub fn failures(&self) -> &[String] {
+        &self.failures
+    }
+}
+
+/// Merges a compact change into the node it is about (see [`Model::apply`]).
+fn merge(node: &mut NodeState, change: NodeChange) {
+    if let Some(status) = change.status {
+        node.health = status.health;
+        node.connected = status.connected;
+        node.last_seen_ms = status.last_seen_ms;
+        node.summary = status.summary;
+        node.last_summary = status.last_summary;
+        node.role_health = status.role_health;
+    }
+    if change.cpu_reset {
+        node.cpu_recent = change.cpu_appended;
+    } else {
+        node.cpu_recent.extend(change.cpu_appended);
+    }
+    let excess = node.cpu_recent.len().saturating_sub(CPU_RECENT_MAX);
+    node.cpu_recent.drain(..excess);
+    if !change.checks_removed.is_empty() {
+        node.checks
+            .retain(|c| !change.checks_removed.contains(&c.name));
+    }
+    for check in change.checks {
+        upsert_check(&mut node.checks, check);
+    }
+    if change.facts_changed {
+        node.facts = change.facts;
+    }
+    if let Some(b) = change.backends {
+        node.backends = b.servers;
+        node.backends_stale = b.stale;
+        node.backends_timestamp_ms = b.timestamp_ms;
+        node.backends_error = b.error;
+        node.backends_up = b.up;
+    }
+}
+
+/// Replaces the check of the same name, or inserts it before the first
+/// check whose name sorts after it (a list in name order stays so).
+fn upsert_check(checks: &mut Vec<CheckResult>, check: CheckResult) {
+    if let Some(old) = checks.iter_mut().find(|c| c.name == check.name) {
+        *old = check;
+    } else {
+        let at = checks
+            .iter()
+            .position(|c| c.name > check.name)
+            .unwrap_or(checks.len());
+        checks.insert(at, check);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use stacktop_proto::Health;
+    use stacktop_proto::v1::{
+        BackendServer, BackendsUpdate, Label, NodeStatus, NodeSummary, RoleHealth,
+    };
+
+    fn node(name: &str, roles: &[Role]) -> NodeState {
+        NodeState {
+            name: name.into(),
+            roles: roles.iter().map(|r| *r as i32).collect(),
+            health: Health::Ok as i32,
+            connected: true,
+            cpu_recent: vec![0.1, 0.2],
+            checks: vec![check("a", Health::Ok), check("c", Health::Ok)],
+            ..Default::default()
+        }
+    }
+
+    fn check(name: &str, status: Health) -> CheckResult {
+        CheckResult {
+            name: name.into(),
+            status: status as i32,
+            ..Default::default()
+        }
+    }
+
+    fn totals(site: Health, down: u32) -> FleetTotals {
+        FleetTotals {
+            site: site as i32,
+            nodes_down: down,
+            timestamp_ms: 5_000,
+            ..Default::default()
+        }
+    }
+
+    fn snapshot(nodes: Vec<NodeState>) -> FleetUpdate {
+        FleetUpdate {
+            update: Some(fleet_update::Update::Snapshot(FleetSnapshot {
+                nodes,
+                totals: Some(totals(Health::Ok, 0)),
+                generation: 7,
+                ..Default::default()
+            })),
+        }
+    }
+
+    fn delta(changed: Vec<NodeChange>, removed: &[&str]) -> FleetUpdate {
+        FleetUpdate {
+            update: Some(fleet_update::Update::Delta(FleetDelta {
+                changed,
+                removed: removed.iter().map(|s| s.to_string()).collect(),
+                totals: Some(totals(Health::Crit, 1)),
+                generation: 8,
+                ..Default::default()
+            })),
+        }
+    }
+
+    fn model() -> Model {
+        let mut m = Model::new("http://test");
+        m.apply(
+            SourceId::PRIMARY,
+            snapshot(vec![node("web1", &[Role::Web]), node("lb1", &[Role::Lb])]),
+            1_000,
+        )
+        .unwrap();
+        m
+    }
+
+    fn get<'a>(m: &'a Model, name: &str) -> &'a NodeState {
+        m.node(&name.into()).unwrap()
+    }
+
+    #[test]
+    fn a_snapshot_replaces_the_source_and_keeps_its_totals() {
+        let m = model();
+        let names: Vec<_> = m.nodes().map(|(k, _)| k.name.as_str()).collect();
+        assert_eq!(names, ["lb1", "web1"]);
+        let s = m.primary();
+        assert!(s.synced);
+        assert_eq!(s.generation, 7);
+        assert_eq!(s.last_update_ms, 1_000);
+        assert_eq!(m.totals().unwrap().site(), Health::Ok);
+        let mut m = m;
+        m.apply(SourceId::PRIMARY, snapshot(vec![node("solo", &[])]), 2_000)
+            .unwrap();
+        assert_eq!(m.len(), 1);
+    }
+
+    #[test]
+    fn a_delta_before_any_snapshot_is_refused() {
+        let mut m = Model::new("http://test");
+        let err = m
+            .apply(SourceId::PRIMARY, delta(vec![], &[]), 1)
+            .unwrap_err();
+        assert_eq!(err, ModelError::DeltaBeforeSnapshot);
+        assert!(m.totals().is_none());
+        let err = m.apply(SourceId(3), snapshot(vec![]), 1).unwrap_err();
+        assert_eq!(err, ModelError::UnknownSource(SourceId(3)));
+    }
+
+    #[test]
+    fn full_changes_add_or_replace_and_removed_nodes_go() {
+        let mut m = model();
+        let mut lb = node("lb1", &[Role::Lb, Role::Web]);
+        lb.agent_version = "0.2.0".into();
+        let changes = vec![
+            NodeChange {
+                name: "app1".into(),
+                full: Some(node("app1", &[Role::App])),
+                ..Default::default()
+            },
+            NodeChange {
+                name: "lb1".into(),
+                full: Some(lb),
+                ..Default::default()
+            },
+        ];
+        m.apply(SourceId::PRIMARY, delta(changes, &["web1"]), 2_000)
+            .unwrap();
+        let names: Vec<_> = m.nodes().map(|(k, _)| k.name.as_str()).collect();
+        assert_eq!(names, ["app1", "lb1"]);
+        assert_eq!(get(&m, "lb1").agent_version, "0.2.0");
+        // Totals are replaced whole, with the generation.
+        let s = m.primary();
+        assert_eq!(s.totals.as_ref().unwrap().site(), Health::Crit);
+        assert_eq!(s.totals.as_ref().unwrap().nodes_down, 1);
+        assert_eq!((s.generation, s.last_update_ms), (8, 2_000));
+    }
+
+    #[test]
+    fn status_changes_replace_the_fast_state_only() {
+        let mut m = model();
+        let change = NodeChange {
+            name: "web1".into(),
+            status: Some(NodeStatus {
+                health: Health::Down as i32,
+                connected: false,
+                last_seen_ms: 900,
+                summary: Some(NodeSummary::default()),
+                last_summary: Some(NodeSummary {
+                    cpu_usage_ratio: Some(0.5),
+                    timestamp_ms: 900,
+                    ..Default::default()
+                }),
+                role_health: vec![RoleHealth {
+                    role: Role::Web as i32,
+                    health: Health::Down as i32,
+                }],
+            }),
+            ..Default::default()
+        };
+        m.apply(SourceId::PRIMARY, delta(vec![change], &[]), 2_000)
+            .unwrap();
+        let web = get(&m, "web1");
+        assert_eq!(web.health(), Health::Down);
+        assert!(!web.connected);
+        assert_eq!(web.last_seen_ms, 900);
+        assert_eq!(web.summary.unwrap().cpu_usage_ratio, None);
+        assert_eq!(web.last_summary.unwrap().cpu_usage_ratio, Some(0.5));
+        assert_eq!(web.role_health[0].health(), Health::Down);
+        // Identity, checks and sparkline untouched.
+        assert_eq!(web.roles().collect::<Vec<_>>(), [Role::Web]);
+        assert_eq!(web.checks.len(), 2);
+        assert_eq!(web.cpu_recent, [0.1, 0.2]);
+    }
+
+    #[test]
+    fn cpu_samples_append_up_to_the_bound_or_start_over() {
+        let mut m = model();
+        let append = |values: Vec<f64>, reset: bool| NodeChange {
+            name: "web1".into(),
+            cpu_appended: values,
+            cpu_reset: reset,
+            ..Default::default()
+        };
+        m.apply(
+            SourceId::PRIMARY,
+            delta(vec![append(vec![0.3], false)], &[]),
+            1,
+        )
+        .unwrap();
+        assert_eq!(get(&m, "web1").cpu_recent, [0.1, 0.2, 0.3]);
+        // 3 + 119 samples: the two oldest go.
+        let many: Vec<f64> = (1..CPU_RECENT_MAX).map(|i| i as f64).collect();
+        m.apply(SourceId::PRIMARY, delta(vec![append(many, false)], &[]), 2)
+            .unwrap();
+        let cpu = &get(&m, "web1").cpu_recent;
+        assert_eq!(cpu.len(), CPU_RECENT_MAX);
+        assert_eq!(cpu[..2], [0.3, 1.0], "the oldest samples go first");
+        assert_eq!(cpu[CPU_RECENT_MAX - 1], (CPU_RECENT_MAX - 1) as f64);
+        m.apply(SourceId::PRIMARY, delta(vec![append(vec![], true)], &[]), 3)
+            .unwrap();
+        assert!(get(&m, "web1").cpu_recent.is_empty());
+        m.apply(
+            SourceId::PRIMARY,
+            delta(vec![append(vec![0.9], true)], &[]),
+            4,
+        )
+        .unwrap();
+        assert_eq!(get(&m, "web1").cpu_recent, [0.9]);
+    }
+
+    #[test]
+    fn checks_change_by_name_and_removed_ones_go() {
+        let mut m = model();
+        let mut stale = check("c", Health::Unknown);
+        stale.stale = true;
+        stale.last_status = Health::Crit as i32;
+        let change = NodeChange {
+            name: "web1".into(),
+            checks: vec![stale, check("b", Health::Warn)],
+            checks_removed: vec!["a".into()],
+            ..Default::default()
+        };
+        m.apply(SourceId::PRIMARY, delta(vec![change], &[]), 1)
+            .unwrap();
+        let checks = &get(&m, "web1").checks;
+        let names: Vec<_> = checks.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["b", "c"]);
+        assert!(checks[1].stale);
+        assert_eq!(checks[1].status(), Health::Unknown);
+        assert_eq!(checks[1].last_status(), Health::Crit);
+    }
+
+    #[test]
+    fn facts_change_only_when_flagged() {
+        let mut m = model();
+        let change = |flag: bool, facts: Vec<Label>| NodeChange {
+            name: "web1".into(),
+            facts_changed: flag,
+            facts,
+            ..Default::default()
+        };
+        let primary = vec![Label::new("db_role", "primary")];
+        m.apply(
+            SourceId::PRIMARY,
+            delta(vec![change(true, primary)], &[]),
+            1,
+        )
+        .unwrap();
+        m.apply(
+            SourceId::PRIMARY,
+            delta(vec![change(false, vec![])], &[]),
+            2,
+        )
+        .unwrap();
+        assert_eq!(get(&m, "web1").facts.len(), 1);
+        m.apply(SourceId::PRIMARY, delta(vec![change(true, vec![])], &[]), 3)
+            .unwrap();
+        assert!(get(&m, "web1").facts.is_empty());
+    }
+
+    #[test]
+    fn backends_go_stale_with_their_error_and_no_up_count() {
+        let mut m = model();
+        let server = |status: &str| BackendServer {
+            backend: "web".into(),
+            server: "web1".into(),
+            status: status.into(),
+            ..Default::default()
+        };
+        let fresh = NodeChange {
+            name: "lb1".into(),
+            backends: Some(BackendsUpdate {
+                servers: vec![server("UP"), server("UP")],
+                stale: false,
+                timestamp_ms: 100,
+                error: String::new(),
+                up: Some(2),
+            }),
+            ..Default::default()
+        };
+        m.apply(SourceId::PRIMARY, delta(vec![fresh], &[]), 1)
+            .unwrap();
+        assert_eq!(get(&m, "lb1").backends_up, Some(2));
+        // A change without `backends` leaves them alone.
+        let quiet = NodeChange {
+            name: "lb1".into(),
+            ..Default::default()
+        };
+        m.apply(SourceId::PRIMARY, delta(vec![quiet], &[]), 2)
+            .unwrap();
+        assert_eq!(get(&m, "lb1").backends.len(), 2);
+        let stale = NodeChange {
+            name: "lb1".into(),
+            backends: Some(BackendsUpdate {
+                servers: vec![server("UP"), server("UP")],
+                stale: true,
+                timestamp_ms: 100,
+                error: "connect /run/haproxy.sock: no such file".into(),
+                up: None,
+            }),
+            ..Default::default()
+        };
+        m.apply(SourceId::PRIMARY, delta(vec![stale], &[]), 3)
+            .unwrap();
+        let lb = get(&m, "lb1");
+        assert!(lb.backends_stale);
+        assert_eq!(lb.backends_up, None);
+        assert_eq!(lb.backends_timestamp_ms, 100);
+        assert!(lb.backends_error.contains("no such file"));
+        assert_eq!(lb.backends.len(), 2, "the last sample stays, marked stale");
+    }
+
+    #[test]
+    fn changes_for_unknown_nodes_are_skipped_and_reported() {
+        let mut m = model();
+        let changes = vec![
+            NodeChange {
+                name: "ghost".into(),
+                cpu_appended: vec![0.5],
+                ..Default::default()
+            },
+            NodeChange {
+                name: "web1".into(),
+                cpu_appended: vec![0.5],
+                ..Default::default()
+            },
+        ];
+        let err = m
+            .apply(SourceId::PRIMARY, delta(changes, &[]), 1)
+            .unwrap_err();
+        assert_eq!(err, ModelError::UnknownNodes(vec!["ghost".into()]));
+        assert_eq!(get(&m, "web1").cpu_recent, [0.1, 0.2, 0.5]);
+        assert_eq!(m.len(), 2);
+        assert_eq!(m.totals().unwrap().site(), Health::Crit);
+    }
+
+    #[test]
+    fn nodes_group_by_tier_in_request_path_order() {
+        let mut m = Model::new("http://test");
+        m.apply(
+            SourceId::PRIMARY,
+            snapshot(vec![
+                node("box", &[]),
+                node("db1", &[Role::Db]),
+                node("web1", &[Role::App, Role::Web, Role::App]),
+                node("lb1", &[Role::Lb]),
+            ]),
+            1,
+        )
+        .unwrap();
+        let groups: Vec<(Role, Vec<&str>)> = m
+            .tier_groups()
+            .into_iter()
+            .map(|(r, keys)| (r, keys.iter().map(|k| k.name.as_str()).collect()))
+            .collect();
+        assert_eq!(
+            groups,
+            [
+                (Role::Lb, vec!["lb1"]),
+                (Role::Web, vec!["web1"]),
+                (Role::App, vec!["web1"]),
+                (Role::Db, vec!["db1"]),
+                (Role::Unspecified, vec!["box"]),
+            ]
+        );
+    }
+
+    #[test]
+    fn the_collector_clock_moves_on_with_the_dashboards() {
+        let m = model();
+        // Totals evaluated at 5_000 arrived at 1_000 here; 3 s later the
+        // collector's clock reads 8_000.
+        assert_eq!(m.clock_ms(SourceId::PRIMARY, 4_000), 8_000);
+        assert_eq!(Model::new("x").clock_ms(SourceId::PRIMARY, 42), 42);
+    }
+
+    #[test]
+    fn detail_data_is_kept_only_for_the_open_node() {
+        let mut m = model();
+        m.node_arrived(&"lb1".into(), Ok(node("lb1", &[])));
+        assert!(m.detail().is_none());
+        m.open_detail("lb1".into());
+        m.node_arrived(&"web1".into(), Ok(node("web1", &[])));
+        assert!(m.detail().unwrap().node.is_none());
+        m.node_arrived(&"lb1".into(), Ok(node("lb1", &[])));
+        m.node_arrived(&"lb1".into(), Err("boom".into()));
+        let d = m.detail().unwrap();
+        assert_eq!(d.node.as_ref().unwrap().name, "lb1");
+        assert_eq!(d.node_error.as_deref(), Some("boom"));
+        m.close_detail();
+        assert!(m.detail().is_none());
+    }
+}
