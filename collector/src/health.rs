@@ -136,7 +136,7 @@ pub fn role_health(
 /// A check's status as it counts for health: unspecified is unknown; a
 /// check never reports DOWN, so one that does counts as crit (a live node
 /// is never shown as a silent one).
-fn as_check_status(status: Health) -> Health {
+pub fn as_check_status(status: Health) -> Health {
     match status {
         Health::Unspecified => Health::Unknown,
         Health::Down => Health::Crit,

@@ -6,6 +6,8 @@
 //! - [`ingest`]: the `Ingest.Connect` service, one task per agent stream.
 //! - [`store`]: every known node, its latest values and checks as
 //!   reported; [`series`] holds one series' compact history ring buffer.
+//! - [`slot`]: what each series feeds in the evaluated fleet, decided once
+//!   per series.
 //! - [`health`]: the pure node / role / tier / site health rules.
 //! - [`fleet`]: the evaluated fleet ([`fleet::view`]: decided once per
 //!   change, shared by every reader) and the `Fleet` service (Snapshot,
@@ -28,6 +30,7 @@ pub mod health;
 pub mod ingest;
 pub mod series;
 pub mod server;
+pub mod slot;
 pub mod store;
 
 pub use config::{Config, ConfigError, DEFAULT_PORT, FileConfig};

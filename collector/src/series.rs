@@ -20,6 +20,8 @@
 
 use std::collections::VecDeque;
 
+use crate::slot::Slot;
+
 /// The recent points of one series plus its exact latest value.
 #[derive(Debug, Clone)]
 pub struct Series {
@@ -33,6 +35,8 @@ pub struct Series {
     /// is judged by it, so an agent whose clock is off does not make its
     /// values look old (or young).
     updated_ms: i64,
+    /// What the evaluated fleet uses the series for, decided once.
+    pub slot: Slot,
 }
 
 impl Default for Series {
@@ -49,6 +53,15 @@ impl Series {
             points: VecDeque::new(),
             latest: None,
             updated_ms: 0,
+            slot: Slot::Other,
+        }
+    }
+
+    /// An empty series feeding `slot`.
+    pub fn with_slot(slot: Slot) -> Self {
+        Self {
+            slot,
+            ..Self::new()
         }
     }
 

@@ -42,6 +42,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::health;
 use crate::series::Series;
+use crate::slot::Slot;
 
 /// Most distinct series one node may hold; further series are dropped.
 pub const MAX_SERIES_PER_NODE: usize = 4_096;
@@ -539,7 +540,10 @@ impl Store {
                     dropped += 1;
                     continue;
                 }
-                None => n.series.entry(Arc::new(p.key.clone())).or_default(),
+                None => n
+                    .series
+                    .entry(Arc::new(p.key.clone()))
+                    .or_insert_with_key(|key| Series::with_slot(Slot::of(key))),
             };
             series.push(p.timestamp_ms, p.value, self.window_ms, self.max_points);
             series.touch(now_ms);

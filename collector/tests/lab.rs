@@ -16,7 +16,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use stacktop_proto::v1::fleet_client::FleetClient;
-use stacktop_proto::v1::{FleetSnapshot, HistoryRequest, NodeState, SnapshotRequest};
+use stacktop_proto::v1::{FleetSnapshot, HistoryRequest, NodeState, SnapshotRequest, Traffic};
 use stacktop_proto::{Health, Role};
 
 /// Liveness bound for every wait. Faults are expected to show within 10 s;
@@ -177,10 +177,69 @@ async fn snapshot(url: &str) -> Option<FleetSnapshot> {
         .await
         .ok()?;
     let reply = FleetClient::new(channel)
-        .snapshot(SnapshotRequest::default())
+        .max_decoding_message_size(64 * 1024 * 1024)
+        .snapshot(SnapshotRequest {
+            include_latest: true,
+        })
         .await
         .ok()?;
     Some(reply.into_inner())
+}
+
+/// The collector's web/LB cross-check in `snap`.
+fn traffic(snap: &FleetSnapshot) -> Traffic {
+    snap.totals
+        .as_ref()
+        .and_then(|t| t.traffic)
+        .unwrap_or_default()
+}
+
+/// `(healthy, total)` of the tier of `role`.
+fn tier(snap: &FleetSnapshot, role: Role) -> Result<(u32, u32), String> {
+    snap.totals
+        .as_ref()
+        .and_then(|t| t.tiers.iter().find(|t| t.role() == role))
+        .map(|t| (t.healthy, t.total))
+        .ok_or_else(|| format!("no {role} tier"))
+}
+
+/// Runs `lab/traffic SECONDS RPS` in the background.
+fn traffic_for(
+    lab: &Lab,
+    seconds: u32,
+    rps: &str,
+) -> tokio::task::JoinHandle<std::process::Output> {
+    let state = lab.state.path().join("lab.state");
+    let rps = rps.to_string();
+    tokio::task::spawn_blocking(move || {
+        Command::new(repo_root().join("lab/traffic"))
+            .args([seconds.to_string(), rps])
+            .env("STACKTOP_LAB_STATE", state)
+            .output()
+            .expect("run lab/traffic")
+    })
+}
+
+/// Waits until the collector's cross-check window lies wholly inside the
+/// traffic that started at `start_ms`, then returns its ratio, checked to
+/// be within 2 % of 1.00.
+async fn ratio_during_traffic(url: &str, start_ms: i64, what: &str) {
+    wait_for(url, what, |s| {
+        let t = traffic(s);
+        let window_start = t.window_end_ms - i64::from(t.window_seconds) * 1_000;
+        if t.window_seconds < 10 || window_start < start_ms + 1_000 {
+            return Err(format!("window not inside the traffic yet: {t:?}"));
+        }
+        let ratio = t.web_lb_request_ratio.ok_or(format!("no ratio: {t:?}"))?;
+        if (ratio - 1.0).abs() > 0.02 {
+            return Err(format!(
+                "web/LB ratio {ratio:.3} is more than 2% from 1.00: {t:?}"
+            ));
+        }
+        eprintln!("{what}: {t:?}");
+        Ok(())
+    })
+    .await;
 }
 
 /// Polls until `check` returns `Ok` for a snapshot; panics with its last
@@ -358,16 +417,7 @@ async fn the_lab_stack_through_the_collector() {
     // Traffic through the LB: every web node serves some, and the web tier's
     // logged requests add up to the LB's within 10%.
     let start_ms = stacktop_proto::now_unix_ms();
-    let traffic = {
-        let state = lab.state.path().join("lab.state");
-        tokio::task::spawn_blocking(move || {
-            Command::new(repo_root().join("lab/traffic"))
-                .args(["12", "100"])
-                .env("STACKTOP_LAB_STATE", state)
-                .output()
-                .expect("run lab/traffic")
-        })
-    };
+    let load = traffic_for(&lab, 12, "100");
     wait_for(&url, "QPS on every web node", |s| {
         for web in ["web1", "web2", "web3"] {
             let qps = node(s, web)?.summary.as_ref().and_then(|x| x.qps);
@@ -378,7 +428,7 @@ async fn the_lab_stack_through_the_collector() {
         Ok(())
     })
     .await;
-    let out = traffic.await.unwrap();
+    let out = load.await.unwrap();
     assert!(out.status.success(), "lab/traffic: {out:?}");
     let end_ms = stacktop_proto::now_unix_ms();
     // Let the last seconds pass the agents' grace and reach the collector.
@@ -397,10 +447,21 @@ async fn the_lab_stack_through_the_collector() {
         "web tier {web} vs LB {lb}: more than 10% apart"
     );
     let snap = snapshot(&url).await.unwrap();
-    eprintln!(
-        "collector's web/LB ratio now: {:?} (lb {:?}/s, web {:?}/s)",
-        snap.web_lb_request_ratio, snap.lb_requests_per_second, snap.web_requests_per_second
-    );
+    eprintln!("collector's web/LB cross-check now: {:?}", traffic(&snap));
+
+    // The cross-check reads 1.00 on this honest stack at 200 req/s and at
+    // 0.5 req/s alike: HAProxy's own health checks (every second, to each
+    // web server, logged by nginx) are not web traffic.
+    let start_ms = stacktop_proto::now_unix_ms();
+    let busy = traffic_for(&lab, 16, "200");
+    ratio_during_traffic(&url, start_ms, "web/LB ratio at 200 req/s").await;
+    let out = busy.await.unwrap();
+    assert!(out.status.success(), "lab/traffic: {out:?}");
+    let start_ms = stacktop_proto::now_unix_ms();
+    let quiet = traffic_for(&lab, 30, "0.5");
+    ratio_during_traffic(&url, start_ms, "web/LB ratio at 0.5 req/s").await;
+    let out = quiet.await.unwrap();
+    assert!(out.status.success(), "lab/traffic: {out:?}");
 
     // Fault: one nginx dies.
     lab.fault("kill-web", Some("2"));
@@ -417,6 +478,11 @@ async fn the_lab_stack_through_the_collector() {
         },
     )
     .await;
+    // web2 still runs its app server: the App tier is whole, the Web tier
+    // lost one.
+    let snap = snapshot(&url).await.unwrap();
+    assert_eq!(tier(&snap, Role::Web), Ok((2, 3)), "{:?}", snap.totals);
+    assert_eq!(tier(&snap, Role::App), Ok((3, 3)), "{:?}", snap.totals);
     lab.fault("start-web", Some("2"));
     wait_for(&url, "all ok after start-web 2", all_ok).await;
 
@@ -438,6 +504,30 @@ async fn the_lab_stack_through_the_collector() {
     .await;
     lab.fault("start-replication", None);
     wait_for(&url, "all ok after start-replication", all_ok).await;
+
+    // Fault: HAProxy dies. Its backends are unknown (not its last "3/3
+    // UP") within one check interval.
+    lab.fault("kill-lb", None);
+    wait_for(&url, "lb1's backends unknown", |s| {
+        let lb = node(s, "lb1")?;
+        if !lb.backends_stale || lb.backends_up.is_some() {
+            return Err(format!(
+                "backends stale {} up {:?}",
+                lb.backends_stale, lb.backends_up
+            ));
+        }
+        expect_check(s, "lb1", "haproxy", Health::Crit)
+    })
+    .await;
+    lab.fault("start-lb", None);
+    wait_for(&url, "all ok after start-lb", |s| {
+        all_ok(s)?;
+        match node(s, "lb1")?.backends_up {
+            Some(3) => Ok(()),
+            other => Err(format!("lb1 backends up {other:?}")),
+        }
+    })
+    .await;
 
     // Fault: the primary dies; the apps' health checks fail with it.
     lab.fault("kill-primary", None);

@@ -16,6 +16,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use stacktop_proto::transport::chain;
+
 use crate::error::{Error, Result};
 use crate::event::Event;
 
@@ -35,7 +37,9 @@ pub async fn start(
     tracing::info!(%url, "starting the embedded collector and agent");
     let (token, tx) = (shutdown.clone(), events.clone());
     tracker.spawn(async move {
-        let result = stacktop_collector::serve(listener, Default::default(), token.clone()).await;
+        let result = stacktop_collector::serve(listener, Default::default(), token.clone())
+            .await
+            .map_err(|e| chain(&e));
         report("collector", result, &token, &tx).await;
     });
     let config = stacktop_agent::Config {
@@ -44,7 +48,9 @@ pub async fn start(
     };
     let (token, tx) = (shutdown.clone(), events.clone());
     tracker.spawn(async move {
-        let result = stacktop_agent::run(config, token.clone()).await;
+        let result = stacktop_agent::run(config, token.clone())
+            .await
+            .map_err(|e| format!("{e:#}"));
         report("agent", result, &token, &tx).await;
     });
     Ok(url)
@@ -54,14 +60,14 @@ pub async fn start(
 /// told to.
 async fn report(
     what: &'static str,
-    result: anyhow::Result<()>,
+    result: std::result::Result<(), String>,
     shutdown: &CancellationToken,
     events: &mpsc::Sender<Event>,
 ) {
     let error = match result {
         Ok(()) if shutdown.is_cancelled() => return,
         Ok(()) => "it ended by itself".to_string(),
-        Err(err) => format!("{err:#}"),
+        Err(err) => err,
     };
     tracing::error!(cause = %error, "embedded {what} stopped");
     // A closed channel means the loop is gone: nobody left to tell.
@@ -76,7 +82,7 @@ mod tests {
     async fn a_failed_part_is_reported_to_the_loop() {
         let (tx, mut rx) = mpsc::channel(4);
         let token = CancellationToken::new();
-        report("agent", Err(anyhow::anyhow!("bad interval")), &token, &tx).await;
+        report("agent", Err("bad interval".into()), &token, &tx).await;
         match rx.try_recv().unwrap() {
             Event::Failed { what, error } => {
                 assert_eq!(what, "agent");

@@ -152,6 +152,14 @@ pub struct NodeReport {
     pub qps_unix_ms: Option<i64>,
     /// Seconds since boot.
     pub uptime_seconds: Option<f64>,
+    /// Swap in use, bytes.
+    pub swap_used_bytes: Option<f64>,
+    /// Swap configured, bytes.
+    pub swap_total_bytes: Option<f64>,
+    /// Disk reads over all devices, bytes per second.
+    pub disk_read_bytes_per_second: Option<f64>,
+    /// Disk writes over all devices, bytes per second.
+    pub disk_written_bytes_per_second: Option<f64>,
     /// A replica's lag behind its primary, in seconds.
     pub replication_lag_seconds: Option<f64>,
     /// Latest check results.
@@ -281,6 +289,10 @@ impl From<&NodeState> for NodeReport {
             qps: s.qps,
             qps_unix_ms: known_ms(s.qps_timestamp_ms),
             uptime_seconds: s.uptime_seconds,
+            swap_used_bytes: s.swap_used_bytes,
+            swap_total_bytes: s.swap_total_bytes,
+            disk_read_bytes_per_second: s.disk_read_bytes_per_second,
+            disk_written_bytes_per_second: s.disk_written_bytes_per_second,
             replication_lag_seconds: view::replication_lag(node),
             checks: node
                 .checks

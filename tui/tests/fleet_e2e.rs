@@ -30,7 +30,7 @@ const PATIENCE: Duration = Duration::from_secs(20);
 struct Collector {
     addr: SocketAddr,
     token: CancellationToken,
-    task: Option<JoinHandle<anyhow::Result<()>>>,
+    task: Option<JoinHandle<Result<(), stacktop_collector::Error>>>,
 }
 
 impl Collector {

@@ -6,104 +6,82 @@
 //! watcher nothing; a node that sent one batch costs its status (summary,
 //! health, liveness) and one CPU sample, not its whole state.
 
-use stacktop_proto::delta;
-use stacktop_proto::v1::{BackendsUpdate, NodeChange, NodeState};
+use std::sync::Arc;
 
-/// A served state with the number of its newest CPU sample.
-#[derive(Debug, Clone, Copy)]
-pub struct Served<'a> {
-    /// The state readers hold.
-    pub state: &'a NodeState,
-    /// Number of the newest sample in `state.cpu_recent`.
-    pub cpu_seq: u64,
-}
+use stacktop_proto::v1::{BackendsUpdate, NodeChange};
 
-/// Whether two states describe the same node as announced (Hello): a
-/// difference means readers get the whole state.
-fn same_identity(a: &NodeState, b: &NodeState) -> bool {
-    a.name == b.name
-        && a.instance_id == b.instance_id
-        && a.roles == b.roles
-        && a.roles_detected == b.roles_detected
-        && a.labels == b.labels
-        && a.agent_version == b.agent_version
-        && a.interval_ms == b.interval_ms
-        && a.peer == b.peer
-}
+use super::eval::NodeView;
 
 /// What changed from `old` (`None`: readers do not know the node) to
 /// `new`; `None` when nothing did.
-pub fn change(old: Option<Served<'_>>, new: Served<'_>) -> Option<NodeChange> {
+pub fn change(old: Option<&NodeView>, new: &NodeView) -> Option<NodeChange> {
     let full = || NodeChange {
-        name: new.state.name.clone(),
-        full: Some(new.state.clone()),
+        name: new.identity.name.clone(),
+        full: Some(new.state()),
         ..Default::default()
     };
     let Some(old) = old else {
         return Some(full());
     };
-    if !same_identity(old.state, new.state) {
+    if !Arc::ptr_eq(&old.identity, &new.identity) && old.identity != new.identity {
         return Some(full());
     }
-    let (o, n) = (old.state, new.state);
+    let mut changed = old.status != new.status;
     let mut c = NodeChange {
-        name: n.name.clone(),
+        name: new.identity.name.clone(),
+        status: Some(new.status.clone()),
         ..Default::default()
     };
-    let mut changed = false;
 
-    let status = delta::status_of(n);
-    if status != delta::status_of(o) {
-        changed = true;
-    }
-    c.status = Some(status);
-
-    let appended = new.cpu_seq.saturating_sub(old.cpu_seq);
-    if n.cpu_recent.is_empty() {
-        if !o.cpu_recent.is_empty() {
-            c.cpu_reset = true;
-        }
-    } else if o.cpu_recent.is_empty()
-        || new.cpu_seq < old.cpu_seq
-        || appended as usize > n.cpu_recent.len()
-    {
+    let appended = new.cpu_seq.saturating_sub(old.cpu_seq) as usize;
+    if new.cpu.is_empty() {
+        c.cpu_reset = !old.cpu.is_empty();
+    } else if old.cpu.is_empty() || new.cpu_seq < old.cpu_seq || appended > new.cpu.len() {
         c.cpu_reset = true;
-        c.cpu_appended = n.cpu_recent.clone();
+        c.cpu_appended = new.cpu.to_vec();
     } else if appended > 0 {
-        c.cpu_appended = n.cpu_recent[n.cpu_recent.len() - appended as usize..].to_vec();
+        c.cpu_appended = new.cpu[new.cpu.len() - appended..].to_vec();
     }
     changed |= c.cpu_reset || !c.cpu_appended.is_empty();
 
-    for check in &n.checks {
-        if o.checks.iter().find(|x| x.name == check.name) != Some(check) {
-            c.checks.push(check.clone());
+    if !Arc::ptr_eq(&old.checks, &new.checks) {
+        for check in new.checks.iter() {
+            let same = old
+                .checks
+                .iter()
+                .find(|o| o.result.name == check.result.name)
+                .is_some_and(|o| {
+                    o.same(check)
+                        || (o.result == check.result
+                            && o.stale == check.stale
+                            && o.role == check.role)
+                });
+            if !same {
+                c.checks.push(check.to_proto());
+            }
         }
+        c.checks_removed = old
+            .checks
+            .iter()
+            .filter(|o| !new.checks.iter().any(|n| n.result.name == o.result.name))
+            .map(|o| o.result.name.clone())
+            .collect();
+        changed |= !c.checks.is_empty() || !c.checks_removed.is_empty();
     }
-    c.checks_removed = o
-        .checks
-        .iter()
-        .filter(|x| !n.checks.iter().any(|y| y.name == x.name))
-        .map(|x| x.name.clone())
-        .collect();
-    changed |= !c.checks.is_empty() || !c.checks_removed.is_empty();
 
-    if n.facts != o.facts {
+    if !Arc::ptr_eq(&old.facts, &new.facts) && old.facts != new.facts {
         c.facts_changed = true;
-        c.facts = n.facts.clone();
+        c.facts = new.facts.to_vec();
         changed = true;
     }
-    if n.backends != o.backends
-        || n.backends_stale != o.backends_stale
-        || n.backends_timestamp_ms != o.backends_timestamp_ms
-        || n.backends_error != o.backends_error
-        || n.backends_up != o.backends_up
-    {
+    if !old.backends.same(&new.backends) {
+        let b = &new.backends;
         c.backends = Some(BackendsUpdate {
-            servers: n.backends.clone(),
-            stale: n.backends_stale,
-            timestamp_ms: n.backends_timestamp_ms,
-            error: n.backends_error.clone(),
-            up: n.backends_up,
+            servers: b.servers.to_vec(),
+            stale: b.stale,
+            timestamp_ms: b.timestamp_ms,
+            error: b.error.to_string(),
+            up: b.up,
         });
         changed = true;
     }
@@ -113,102 +91,114 @@ pub fn change(old: Option<Served<'_>>, new: Served<'_>) -> Option<NodeChange> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use stacktop_proto::Health;
-    use stacktop_proto::v1::{CheckResult, Label, NodeSummary};
+    use crate::fleet::eval::{ServedBackends, ServedCheck};
+    use crate::store::Identity;
+    use stacktop_proto::delta;
+    use stacktop_proto::v1::{CheckResult, Label, NodeStatus, NodeSummary};
+    use stacktop_proto::{Health, Role};
 
-    fn state() -> NodeState {
-        NodeState {
-            name: "web1".into(),
-            health: Health::Ok as i32,
-            cpu_recent: vec![0.1, 0.2],
-            summary: Some(NodeSummary {
-                cpu_usage_ratio: Some(0.2),
+    fn view() -> NodeView {
+        let check = |name: &str| ServedCheck {
+            result: Arc::new(CheckResult {
+                name: name.into(),
                 ..Default::default()
             }),
-            checks: vec![
-                CheckResult {
-                    name: "a".into(),
+            role: Role::Unspecified,
+            stale: false,
+        };
+        NodeView {
+            identity: Arc::new(Identity {
+                name: "web1".into(),
+                ..Default::default()
+            }),
+            status: NodeStatus {
+                health: Health::Ok as i32,
+                summary: Some(NodeSummary {
+                    cpu_usage_ratio: Some(0.2),
                     ..Default::default()
-                },
-                CheckResult {
-                    name: "b".into(),
-                    ..Default::default()
-                },
-            ],
-            ..Default::default()
+                }),
+                ..Default::default()
+            },
+            cpu: Arc::from([0.1, 0.2]),
+            cpu_seq: 2,
+            checks: Arc::from([check("a"), check("b")]),
+            facts: Arc::default(),
+            backends: ServedBackends::default(),
         }
-    }
-
-    fn served(state: &NodeState, cpu_seq: u64) -> Served<'_> {
-        Served { state, cpu_seq }
     }
 
     /// Applying the change to the old state must give the new one.
-    fn round_trip(old: &NodeState, old_seq: u64, new: &NodeState, new_seq: u64) {
-        let mut nodes = vec![old.clone()];
-        if let Some(c) = change(Some(served(old, old_seq)), served(new, new_seq)) {
+    fn round_trip(old: &NodeView, new: &NodeView) {
+        let mut nodes = vec![old.state()];
+        if let Some(c) = change(Some(old), new) {
             assert!(delta::apply_change(&mut nodes, c));
         }
-        assert_eq!(&nodes[0], new);
+        assert_eq!(nodes[0], new.state());
     }
 
     #[test]
     fn an_unchanged_node_is_nothing() {
-        let s = state();
-        assert_eq!(change(Some(served(&s, 2)), served(&s, 2)), None);
+        let v = view();
+        assert_eq!(change(Some(&v), &v.clone()), None);
     }
 
     #[test]
-    fn a_new_or_renamed_node_is_sent_whole() {
-        let s = state();
-        assert!(change(None, served(&s, 2)).unwrap().full.is_some());
-        let mut other = s.clone();
-        other.roles = vec![1];
-        assert!(
-            change(Some(served(&s, 2)), served(&other, 2))
-                .unwrap()
-                .full
-                .is_some()
-        );
+    fn a_new_or_changed_identity_is_sent_whole() {
+        let v = view();
+        assert!(change(None, &v).unwrap().full.is_some());
+        let mut other = v.clone();
+        other.identity = Arc::new(Identity {
+            roles: vec![Role::Lb],
+            ..(*v.identity).clone()
+        });
+        assert!(change(Some(&v), &other).unwrap().full.is_some());
     }
 
     #[test]
     fn a_batch_costs_its_status_and_one_cpu_sample() {
-        let old = state();
+        let old = view();
         let mut new = old.clone();
-        new.cpu_recent.push(0.3);
-        new.summary.as_mut().unwrap().cpu_usage_ratio = Some(0.3);
-        let c = change(Some(served(&old, 2)), served(&new, 3)).unwrap();
+        new.cpu = Arc::from([0.1, 0.2, 0.3]);
+        new.cpu_seq = 3;
+        new.status.summary.as_mut().unwrap().cpu_usage_ratio = Some(0.3);
+        let c = change(Some(&old), &new).unwrap();
         assert_eq!(c.cpu_appended, [0.3]);
         assert!(!c.cpu_reset);
         assert!(c.checks.is_empty() && c.checks_removed.is_empty());
         assert!(!c.facts_changed && c.backends.is_none());
-        round_trip(&old, 2, &new, 3);
+        round_trip(&old, &new);
     }
 
     #[test]
     fn every_kind_of_change_round_trips() {
-        let old = state();
+        let old = view();
         let mut new = old.clone();
-        new.health = Health::Down as i32;
-        new.cpu_recent.clear();
-        new.checks.remove(0);
-        new.checks[0].stale = true;
-        new.checks.push(CheckResult {
-            name: "c".into(),
-            ..Default::default()
+        new.status.health = Health::Down as i32;
+        new.cpu = Arc::from([]);
+        let mut checks: Vec<ServedCheck> = old.checks.iter().skip(1).cloned().collect();
+        checks[0].stale = true;
+        checks.push(ServedCheck {
+            result: Arc::new(CheckResult {
+                name: "c".into(),
+                ..Default::default()
+            }),
+            role: Role::Web,
+            stale: false,
         });
-        new.facts = vec![Label::new("db_role", "replica")];
-        new.backends_stale = true;
-        new.backends_error = "down".into();
-        round_trip(&old, 2, &new, 2);
+        new.checks = checks.into();
+        new.facts = Arc::new(vec![Label::new("db_role", "replica")]);
+        new.backends.stale = true;
+        new.backends.error = "down".into();
+        round_trip(&old, &new);
         // Coming back: the sparkline starts over.
         let mut back = new.clone();
-        back.cpu_recent = vec![0.9];
-        round_trip(&new, 2, &back, 3);
+        back.cpu = Arc::from([0.9]);
+        back.cpu_seq = 3;
+        round_trip(&new, &back);
         // More new samples than the reader could append: a reset.
         let mut many = old.clone();
-        many.cpu_recent = (0..120).map(f64::from).collect();
-        round_trip(&old, 2, &many, 500);
+        many.cpu = (0..120).map(f64::from).collect();
+        many.cpu_seq = 500;
+        round_trip(&old, &many);
     }
 }

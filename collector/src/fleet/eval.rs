@@ -5,17 +5,22 @@
 //!
 //! Pure: the same copy at the same instant gives the same state. The view
 //! builder calls it when a node changed or when the instant it predicted
-//! ([`Evaluated::next_change_ms`]) has come.
+//! (the second value [`evaluate`] returns) has come. The result
+//! ([`NodeView`]) is kept in parts that are shared from one evaluation to
+//! the next while they do not change (identity, checks, facts, backends),
+//! so re-deciding a node costs numbers, not copies of its strings.
 
 use std::collections::VecDeque;
 
-use stacktop_proto::v1::{CheckResult, NodeState, RoleHealth};
+use std::sync::Arc;
+
+use stacktop_proto::v1::{BackendServer, CheckResult, Label, NodeState, NodeStatus, RoleHealth};
 use stacktop_proto::{Health, Role, metrics};
 
 use super::copy::{CPU_POINTS, NodeCopy};
 use super::summary::{self, Freshness};
-use super::traffic::{self, SourceSeconds};
 use crate::health;
+use crate::store::Identity;
 
 /// Interval the haproxy check is assumed to run at when the agent did not
 /// say (older agents): the agent's default.
@@ -71,18 +76,134 @@ impl CpuRing {
     }
 }
 
-/// One node, decided.
+/// A check result as served: the result the agent sent, the role it
+/// speaks for and whether it is stale. Shared, not copied: a node whose
+/// checks did not change keeps the same list.
 #[derive(Debug, Clone)]
-pub struct Evaluated {
-    /// What readers get (without `latest` and `traffic`).
-    pub state: NodeState,
-    /// The number of the newest CPU sample in `state.cpu_recent`.
+pub struct ServedCheck {
+    /// The result as it arrived.
+    pub result: Arc<CheckResult>,
+    /// The role it speaks for (see [`check_role`]).
+    pub role: Role,
+    /// No fresh result: it counts as unknown.
+    pub stale: bool,
+}
+
+impl ServedCheck {
+    /// Whether two served checks are the same result in the same state.
+    pub fn same(&self, other: &ServedCheck) -> bool {
+        Arc::ptr_eq(&self.result, &other.result)
+            && self.stale == other.stale
+            && self.role == other.role
+    }
+
+    /// Its status as it counts now: `unknown` while stale.
+    pub fn status(&self) -> Health {
+        if self.stale {
+            Health::Unknown
+        } else {
+            self.result.status()
+        }
+    }
+
+    /// As readers get it.
+    pub fn to_proto(&self) -> CheckResult {
+        let mut c = (*self.result).clone();
+        c.role = self.role as i32;
+        c.stale = self.stale;
+        if self.stale {
+            c.last_status = c.status;
+            c.status = Health::Unknown as i32;
+        } else {
+            c.last_status = 0;
+        }
+        c
+    }
+}
+
+/// An LB's backends as served.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ServedBackends {
+    /// The last sample (empty: none).
+    pub servers: Arc<Vec<BackendServer>>,
+    /// Their states are not known any more.
+    pub stale: bool,
+    /// When the sample arrived (0: never).
+    pub timestamp_ms: i64,
+    /// Why they are unknown (empty when they are not, or nobody said).
+    pub error: Arc<str>,
+    /// UP servers, while known.
+    pub up: Option<u32>,
+}
+
+impl ServedBackends {
+    /// Whether readers hold the same thing.
+    pub fn same(&self, other: &ServedBackends) -> bool {
+        (Arc::ptr_eq(&self.servers, &other.servers) || self.servers == other.servers)
+            && self.stale == other.stale
+            && self.timestamp_ms == other.timestamp_ms
+            && self.error == other.error
+            && self.up == other.up
+    }
+}
+
+/// One node as readers get it, in parts that are shared between
+/// evaluations while they do not change.
+#[derive(Debug, Clone)]
+pub struct NodeView {
+    /// Who it is (from its Hello).
+    pub identity: Arc<Identity>,
+    /// Health, liveness, summary, health per role.
+    pub status: NodeStatus,
+    /// The CPU sparkline (empty for a down node).
+    pub cpu: Arc<[f64]>,
+    /// Number of the newest sample in `cpu`.
     pub cpu_seq: u64,
-    /// When something of this state changes by itself (a value or check
-    /// going stale, the node going down); `i64::MAX`: never.
-    pub next_change_ms: i64,
-    /// The node's fresh access-log sources, for the web/LB cross-check.
-    pub sources: Vec<SourceSeconds>,
+    /// Every check, sorted by name.
+    pub checks: Arc<[ServedCheck]>,
+    /// Slow-changing state.
+    pub facts: Arc<Vec<Label>>,
+    /// HAProxy backends.
+    pub backends: ServedBackends,
+}
+
+impl NodeView {
+    /// The node's health.
+    pub fn health(&self) -> Health {
+        self.status.health()
+    }
+
+    /// The whole state readers get (without `latest` and `traffic`).
+    pub fn state(&self) -> NodeState {
+        let id = &self.identity;
+        let status = self.status.clone();
+        NodeState {
+            name: id.name.clone(),
+            instance_id: id.instance_id.clone(),
+            roles: id.roles.iter().map(|&r| r as i32).collect(),
+            roles_detected: id.roles_detected,
+            labels: id.labels.clone(),
+            agent_version: id.agent_version.clone(),
+            interval_ms: id.interval_ms,
+            health: status.health,
+            connected: status.connected,
+            last_seen_ms: status.last_seen_ms,
+            summary: status.summary,
+            cpu_recent: self.cpu.to_vec(),
+            checks: self.checks.iter().map(ServedCheck::to_proto).collect(),
+            latest: Vec::new(),
+            peer: id.peer.clone(),
+            facts: self.facts.to_vec(),
+            backends: self.backends.servers.to_vec(),
+            role_health: status.role_health,
+            last_summary: status.last_summary,
+            backends_stale: self.backends.stale,
+            backends_timestamp_ms: self.backends.timestamp_ms,
+            backends_error: self.backends.error.to_string(),
+            backends_up: self.backends.up,
+            traffic: Vec::new(),
+        }
+    }
 }
 
 /// The role a result speaks for: as the agent said, else by kind.
@@ -93,14 +214,27 @@ pub fn check_role(result: &CheckResult) -> Role {
     }
 }
 
-/// Decides `copy` at `now_ms`; `cpu` holds its sparkline samples.
-pub fn evaluate(copy: &NodeCopy, cpu: &CpuRing, now_ms: i64) -> Evaluated {
+/// Whether the node is alive at `now_ms`.
+pub fn is_alive(copy: &NodeCopy, now_ms: i64) -> bool {
+    copy.last_seen_ms > 0
+        && now_ms <= health::alive_until(copy.last_seen_ms, copy.identity.interval_ms)
+}
+
+/// Decides `copy` at `now_ms`; `cpu` holds its sparkline samples and
+/// `previous` what readers hold (whose unchanged parts are reused).
+/// Returns the view and when it next changes by itself (a value or check
+/// going stale, the node going down; `i64::MAX`: never).
+pub fn evaluate(
+    copy: &NodeCopy,
+    cpu: &CpuRing,
+    previous: Option<&NodeView>,
+    now_ms: i64,
+) -> (NodeView, i64) {
     let id = &copy.identity;
     let interval = id.interval_ms;
-    let alive_until = health::alive_until(copy.last_seen_ms, interval);
-    let alive = copy.last_seen_ms > 0 && now_ms <= alive_until;
+    let alive = is_alive(copy, now_ms);
     let mut next = if alive {
-        alive_until.saturating_add(1)
+        health::alive_until(copy.last_seen_ms, interval).saturating_add(1)
     } else {
         i64::MAX
     };
@@ -111,45 +245,45 @@ pub fn evaluate(copy: &NodeCopy, cpu: &CpuRing, now_ms: i64) -> Evaluated {
         interval_ms: interval,
         alive,
     };
-    for v in &copy.latest {
-        if fresh.is_fresh(v) {
-            soonest(fresh.fresh_until(v));
+    for v in &copy.values {
+        if fresh.counts(v) {
+            soonest(fresh.fresh_until(v.slot.is_log(), v.updated_ms));
         }
     }
-    let summary = summary::summarize(&copy.latest, |v| fresh.is_fresh(v));
-    let last = summary::summarize(&copy.latest, |_| true);
+    let (summary, last) = summary::summarize(&copy.values, &fresh);
     let last_summary = (last != summary).then_some(last);
 
     let mut checks = Vec::with_capacity(copy.checks.len());
     for stored in &copy.checks {
-        let mut served = (*stored.result).clone();
-        served.role = check_role(&stored.result) as i32;
-        let until = health::check_fresh_until(stored.arrived_ms, served.interval_ms, interval);
-        if alive && now_ms <= until {
+        let until =
+            health::check_fresh_until(stored.arrived_ms, stored.result.interval_ms, interval);
+        let stale = !(alive && now_ms <= until);
+        if !stale {
             soonest(until);
-            served.stale = false;
-            served.last_status = 0;
-        } else {
-            served.stale = true;
-            served.last_status = served.status;
-            served.status = Health::Unknown as i32;
         }
-        checks.push(served);
+        checks.push(ServedCheck {
+            role: check_role(&stored.result),
+            result: stored.result.clone(),
+            stale,
+        });
     }
-    let statuses = || {
-        checks.iter().map(|c| {
-            (
-                Role::try_from(c.role).unwrap_or(Role::Unspecified),
-                c.status(),
-            )
-        })
+    let checks: Arc<[ServedCheck]> = match previous {
+        Some(p)
+            if p.checks.len() == checks.len()
+                && p.checks.iter().zip(&checks).all(|(a, b)| a.same(b)) =>
+        {
+            p.checks.clone()
+        }
+        _ => checks.into(),
     };
-    let node_health = health::node_health(
-        statuses().map(|(_, s)| s),
-        copy.last_seen_ms,
-        interval,
-        now_ms,
-    );
+    let statuses = || checks.iter().map(|c| (c.role, c.status()));
+    let node_health = if alive {
+        statuses()
+            .map(|(_, s)| s)
+            .fold(Health::Ok, |a, b| a.worst(health::as_check_status(b)))
+    } else {
+        Health::Down
+    };
     let role_health = id
         .roles
         .iter()
@@ -159,9 +293,13 @@ pub fn evaluate(copy: &NodeCopy, cpu: &CpuRing, now_ms: i64) -> Evaluated {
         })
         .collect();
 
-    let backends = &copy.backends;
-    let (mut backends_stale, mut backends_error) = (false, String::new());
-    if !backends.servers.is_empty() {
+    let b = &copy.backends;
+    let mut backends = ServedBackends {
+        servers: b.servers.clone(),
+        timestamp_ms: b.arrived_ms,
+        ..Default::default()
+    };
+    if !b.servers.is_empty() {
         let check_ms = copy
             .checks
             .iter()
@@ -169,70 +307,48 @@ pub fn evaluate(copy: &NodeCopy, cpu: &CpuRing, now_ms: i64) -> Evaluated {
             .map(|c| c.result.interval_ms)
             .max()
             .unwrap_or(DEFAULT_HAPROXY_CHECK_MS);
-        let until = health::check_fresh_until(backends.arrived_ms, check_ms, interval);
-        if let Some(error) = &backends.error {
-            backends_stale = true;
-            backends_error = error.to_string();
+        let until = health::check_fresh_until(b.arrived_ms, check_ms, interval);
+        if let Some(error) = &b.error {
+            backends.stale = true;
+            backends.error = error.clone();
         } else if !alive {
-            backends_stale = true;
-            backends_error = "the node is down".into();
+            backends.stale = true;
+            backends.error = "the node is down".into();
         } else if now_ms > until {
-            backends_stale = true;
-            backends_error = format!(
+            backends.stale = true;
+            backends.error = format!(
                 "no HAProxy sample for {} s",
-                (now_ms - backends.arrived_ms) / 1_000
-            );
+                (now_ms - b.arrived_ms) / 1_000
+            )
+            .into();
         } else {
             soonest(until);
+            backends.up = metrics::backends_up(&b.servers);
         }
     }
-    let backends_up = if backends_stale {
-        None
-    } else {
-        metrics::backends_up(&backends.servers)
-    };
 
-    let sources = if alive && (id.roles.contains(&Role::Lb) || id.roles.contains(&Role::Web)) {
-        let stale_after = summary::log_stale_after_ms(interval);
-        traffic::source_seconds(&copy.requests, |s| {
-            s.updated_ms > 0 && now_ms - s.updated_ms <= stale_after
-        })
-    } else {
-        Vec::new()
+    let cpu_values: Arc<[f64]> = match previous {
+        Some(p) if alive && p.cpu_seq == cpu.seq() && !p.cpu.is_empty() => p.cpu.clone(),
+        _ if alive => cpu.values().into(),
+        _ => Arc::from([]),
     };
-
-    let state = NodeState {
-        name: id.name.clone(),
-        instance_id: id.instance_id.clone(),
-        roles: id.roles.iter().map(|&r| r as i32).collect(),
-        roles_detected: id.roles_detected,
-        labels: id.labels.clone(),
-        agent_version: id.agent_version.clone(),
-        interval_ms: interval,
-        health: node_health as i32,
-        connected: copy.connected,
-        last_seen_ms: copy.last_seen_ms,
-        summary: Some(summary),
-        cpu_recent: if alive { cpu.values() } else { Vec::new() },
-        checks,
-        latest: Vec::new(),
-        peer: id.peer.clone(),
-        facts: copy.facts.to_vec(),
-        backends: backends.servers.to_vec(),
-        role_health,
-        last_summary,
-        backends_stale,
-        backends_timestamp_ms: backends.arrived_ms,
-        backends_error,
-        backends_up,
-        traffic: Vec::new(),
-    };
-    Evaluated {
-        state,
+    let view = NodeView {
+        identity: id.clone(),
+        status: NodeStatus {
+            health: node_health as i32,
+            connected: copy.connected,
+            last_seen_ms: copy.last_seen_ms,
+            summary: Some(summary),
+            last_summary,
+            role_health,
+        },
+        cpu: cpu_values,
         cpu_seq: cpu.seq(),
-        next_change_ms: next,
-        sources,
-    }
+        checks,
+        facts: copy.facts.clone(),
+        backends,
+    };
+    (view, next)
 }
 
 #[cfg(test)]
@@ -240,25 +356,27 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::fleet::copy::LatestValue;
-    use crate::store::{Backends, Identity, SeriesKey, StoredCheck};
+    use crate::fleet::copy::SlotValue;
+    use crate::slot::Slot;
+    use crate::store::Identity as Id;
+    use crate::store::{Backends, StoredCheck};
     use stacktop_proto::v1::BackendServer;
 
     const NOW: i64 = 1_700_000_000_000;
 
     fn copy(roles: &[Role]) -> NodeCopy {
         NodeCopy {
-            identity: Arc::new(Identity {
+            identity: Arc::new(Id {
                 name: "n".into(),
                 instance_id: "i".into(),
                 roles: roles.to_vec(),
                 interval_ms: 1_000,
-                ..Identity::default()
+                ..Id::default()
             }),
             connected: true,
             last_seen_ms: NOW,
-            latest: Vec::new(),
-            requests: Vec::new(),
+            values: Vec::new(),
+            sources: Vec::new(),
             cpu: Vec::new(),
             checks: Vec::new(),
             facts: Arc::default(),
@@ -279,8 +397,8 @@ mod tests {
         }
     }
 
-    fn role_health(e: &Evaluated, role: Role) -> Health {
-        e.state
+    fn role_health(e: &NodeView, role: Role) -> Health {
+        e.status
             .role_health
             .iter()
             .find(|r| r.role() == role)
@@ -296,20 +414,21 @@ mod tests {
             check("app:x", "app", Health::Ok, 2_000),
             check("exposure", "exposure", Health::Ok, 15_000),
         ];
-        let e = evaluate(&c, &CpuRing::default(), NOW);
-        assert_eq!(e.state.health(), Health::Crit);
+        let (e, _) = evaluate(&c, &CpuRing::default(), None, NOW);
+        assert_eq!(e.health(), Health::Crit);
         assert_eq!(role_health(&e, Role::Web), Health::Crit);
         assert_eq!(role_health(&e, Role::App), Health::Ok);
         // Served checks say which role they speak for.
-        assert_eq!(e.state.checks[0].role(), Role::Web);
-        assert_eq!(e.state.checks[2].role(), Role::Unspecified);
+        let state = e.state();
+        assert_eq!(state.checks[0].role(), Role::Web);
+        assert_eq!(state.checks[2].role(), Role::Unspecified);
     }
 
     #[test]
     fn a_down_node_serves_nothing_as_current() {
         let mut c = copy(&[Role::Lb]);
-        c.latest = vec![LatestValue {
-            key: Arc::new(SeriesKey::new(metrics::CPU_USAGE, &[])),
+        c.values = vec![SlotValue {
+            slot: Slot::Cpu,
             timestamp_ms: NOW,
             value: 0.5,
             updated_ms: NOW,
@@ -325,26 +444,28 @@ mod tests {
         };
         let mut cpu = CpuRing::default();
         cpu.extend(&[(NOW, 0.5)]);
-        let live = evaluate(&c, &cpu, NOW + 500);
-        assert_eq!(live.state.summary.unwrap().cpu_usage_ratio, Some(0.5));
-        assert_eq!(live.state.last_summary, None);
-        assert_eq!(live.state.backends_up, Some(1));
-        assert_eq!(live.state.cpu_recent, [0.5]);
+        let (live, next) = evaluate(&c, &cpu, None, NOW + 500);
+        let state = live.state();
+        assert_eq!(state.summary.unwrap().cpu_usage_ratio, Some(0.5));
+        assert_eq!(state.last_summary, None);
+        assert_eq!(state.backends_up, Some(1));
+        assert_eq!(state.cpu_recent, [0.5]);
         // The first thing to change by itself: the node going down.
-        assert_eq!(live.next_change_ms, NOW + 3_001);
+        assert_eq!(next, NOW + 3_001);
 
-        let down = evaluate(&c, &cpu, NOW + 3_001);
-        assert_eq!(down.state.health(), Health::Down);
-        assert_eq!(down.state.summary.unwrap().cpu_usage_ratio, None);
-        assert_eq!(down.state.last_summary.unwrap().cpu_usage_ratio, Some(0.5));
-        assert!(down.state.checks[0].stale);
-        assert_eq!(down.state.checks[0].status(), Health::Unknown);
-        assert_eq!(down.state.checks[0].last_status(), Health::Ok);
-        assert!(down.state.backends_stale);
-        assert_eq!(down.state.backends_up, None);
-        assert!(down.state.cpu_recent.is_empty());
+        let (down, next) = evaluate(&c, &cpu, Some(&live), NOW + 3_001);
         assert_eq!(role_health(&down, Role::Lb), Health::Down);
-        assert_eq!(down.next_change_ms, i64::MAX);
+        let down = down.state();
+        assert_eq!(down.health(), Health::Down);
+        assert_eq!(down.summary.unwrap().cpu_usage_ratio, None);
+        assert_eq!(down.last_summary.unwrap().cpu_usage_ratio, Some(0.5));
+        assert!(down.checks[0].stale);
+        assert_eq!(down.checks[0].status(), Health::Unknown);
+        assert_eq!(down.checks[0].last_status(), Health::Ok);
+        assert!(down.backends_stale);
+        assert_eq!(down.backends_up, None);
+        assert!(down.cpu_recent.is_empty());
+        assert_eq!(next, i64::MAX);
     }
 
     #[test]
@@ -358,11 +479,11 @@ mod tests {
             arrived_ms: NOW,
             error: Some("connection refused".into()),
         };
-        let e = evaluate(&c, &CpuRing::default(), NOW);
-        assert!(e.state.backends_stale);
-        assert_eq!(e.state.backends_error, "connection refused");
-        assert_eq!(e.state.backends_up, None);
-        assert_eq!(e.state.backends.len(), 1, "the last sample is kept");
+        let e = evaluate(&c, &CpuRing::default(), None, NOW).0.state();
+        assert!(e.backends_stale);
+        assert_eq!(e.backends_error, "connection refused");
+        assert_eq!(e.backends_up, None);
+        assert_eq!(e.backends.len(), 1, "the last sample is kept");
     }
 
     #[test]
@@ -371,11 +492,14 @@ mod tests {
         c.checks = vec![check("mysql", "mysql", Health::Ok, 2_000)];
         // Keep the node alive: it keeps sending batches.
         c.last_seen_ms = NOW + 20_000;
-        let fresh = evaluate(&c, &CpuRing::default(), NOW + 8_000);
-        assert!(!fresh.state.checks[0].stale);
-        let stale = evaluate(&c, &CpuRing::default(), NOW + 8_001);
-        assert!(stale.state.checks[0].stale);
-        assert_eq!(stale.state.health(), Health::Unknown);
+        let (fresh, _) = evaluate(&c, &CpuRing::default(), None, NOW + 8_000);
+        assert!(!fresh.checks[0].stale);
+        // Unchanged checks are shared, not copied.
+        let (again, _) = evaluate(&c, &CpuRing::default(), Some(&fresh), NOW + 8_000);
+        assert!(Arc::ptr_eq(&fresh.checks, &again.checks));
+        let (stale, _) = evaluate(&c, &CpuRing::default(), Some(&fresh), NOW + 8_001);
+        assert!(stale.checks[0].stale);
+        assert_eq!(stale.health(), Health::Unknown);
         assert_eq!(role_health(&stale, Role::Db), Health::Unknown);
     }
 

@@ -46,6 +46,7 @@ use tonic::{Request, Response, Status};
 
 use crate::store::{SeriesKey, Store, StoreError};
 pub use view::{BUILD_INTERVAL, FleetView, NodeView, Views};
+pub use watch::MIN_UPDATE_GAP;
 
 /// Most Watch streams served at once; each costs a task and a backlog.
 pub const MAX_WATCHERS: usize = 1_024;
@@ -75,19 +76,39 @@ pub fn history(store: &Store, request: &HistoryRequest) -> Result<Vec<SeriesHist
     })
 }
 
-/// One node in full from `view`: its state, latest values and traffic per
-/// access-log source (fresh sources only).
-pub fn node_detail(view: &FleetView, name: &str) -> Option<NodeState> {
+/// One node in full: its state from `view`, and from `store` the latest
+/// value of every series and its request rates per access-log source
+/// (fresh sources only, by the view's rules at `now_ms`).
+pub fn node_detail(view: &FleetView, store: &Store, name: &str, now_ms: i64) -> Option<NodeState> {
     let node = view.node(name)?;
-    let mut state = node.state.clone();
-    state.latest = node.latest();
+    let mut state = node.state();
+    let latest = store.with_node(name, copy::latest_values).ok()?;
     let fresh = summary::Freshness {
-        now_ms: view.totals.timestamp_ms,
+        now_ms,
         interval_ms: state.interval_ms,
         alive: state.health() != stacktop_proto::Health::Down,
     };
-    state.traffic = traffic::source_traffic(node.copy.latest.iter().filter(|v| fresh.is_fresh(v)));
+    state.traffic = traffic::source_traffic(
+        latest
+            .iter()
+            .filter(|v| fresh.is_fresh(v.slot.is_log(), v.updated_ms)),
+    );
+    state.latest = latest.iter().map(copy::LatestValue::to_proto).collect();
     Some(state)
+}
+
+/// The whole fleet from `view`, with every node's latest series values
+/// from `store` when `include_latest`.
+pub fn snapshot(view: &FleetView, store: &Store, include_latest: bool) -> FleetSnapshot {
+    let mut snap = view.snapshot();
+    if include_latest {
+        for node in &mut snap.nodes {
+            if let Ok(latest) = store.with_node(&node.name, copy::latest_values) {
+                node.latest = latest.iter().map(copy::LatestValue::to_proto).collect();
+            }
+        }
+    }
+    snap
 }
 
 /// Keeps `views` up to date every [`BUILD_INTERVAL`] until cancelled, so
@@ -159,7 +180,7 @@ impl Fleet for FleetService {
     ) -> Result<Response<FleetSnapshot>, Status> {
         let include_latest = request.into_inner().include_latest;
         let view = refresh(&self.views).await;
-        Ok(Response::new(view.snapshot(include_latest)))
+        Ok(Response::new(snapshot(&view, &self.store, include_latest)))
     }
 
     type WatchStream = WatchStream;
@@ -194,9 +215,11 @@ impl Fleet for FleetService {
             return Err(Status::invalid_argument("node: `name` must not be empty"));
         }
         let view = refresh(&self.views).await;
-        node_detail(&view, &name).map(Response::new).ok_or_else(|| {
-            Status::not_found(format!("no node named {name:?} is known to this collector"))
-        })
+        node_detail(&view, &self.store, &name, now_unix_ms())
+            .map(Response::new)
+            .ok_or_else(|| {
+                Status::not_found(format!("no node named {name:?} is known to this collector"))
+            })
     }
 
     async fn history(
@@ -317,7 +340,7 @@ mod tests {
         // Empty lists mean "unchanged".
         store.apply(&h, 2, &[], Reported::default(), NOW).unwrap();
         let view = views.refresh(NOW);
-        let node = &view.nodes["lb1"].state;
+        let node = view.nodes["lb1"].state();
         assert_eq!(node.facts.len(), 2);
         assert_eq!(node.backends.len(), 2);
 
@@ -329,10 +352,10 @@ mod tests {
         };
         store.apply(&h, 3, &[], next, NOW).unwrap();
         let view = views.refresh(NOW);
-        let node = &view.nodes["lb1"].state;
+        let node = view.nodes["lb1"].state();
         assert_eq!(node.facts, [Label::new("db_role", "replica")]);
         assert_eq!(node.backends, [server("web2", "DOWN")]);
-        assert_eq!(view.snapshot(false).nodes[0].backends.len(), 1);
+        assert_eq!(view.snapshot().nodes[0].backends.len(), 1);
     }
 
     #[test]
@@ -351,13 +374,26 @@ mod tests {
             value: 40.0,
         };
         store.apply(&h, 1, &[p], Reported::default(), now).unwrap();
+        let load = SeriesKey::new(metrics::LOAD1, &[]);
+        let p = ResolvedPoint {
+            key: &load,
+            timestamp_ms: now,
+            value: 1.5,
+        };
+        store.apply(&h, 2, &[p], Reported::default(), now).unwrap();
         let view = views.refresh(now);
-        let detail = node_detail(&view, "web1").unwrap();
-        assert_eq!(detail.latest.len(), 1);
+        let detail = node_detail(&view, &store, "web1", now).unwrap();
+        assert_eq!(detail.latest.len(), 2);
         assert_eq!(detail.traffic.len(), 1);
         assert_eq!(detail.traffic[0].class_2xx, Some(40.0));
         assert_eq!(detail.summary.unwrap().qps, Some(40.0));
-        assert!(node_detail(&view, "nope").is_none());
+        assert!(node_detail(&view, &store, "nope", now).is_none());
+        // Snapshots carry series values only on request.
+        assert!(snapshot(&view, &store, false).nodes[0].latest.is_empty());
+        let latest = &snapshot(&view, &store, true).nodes[0].latest;
+        assert_eq!(latest.len(), 2);
+        let load = latest.iter().find(|v| v.name == metrics::LOAD1).unwrap();
+        assert_eq!(load.value, 1.5);
     }
 
     #[tokio::test(start_paused = true)]

@@ -34,9 +34,9 @@
 use stacktop_proto::metrics;
 use stacktop_proto::v1::NodeSummary;
 
-use super::copy::LatestValue;
+use super::copy::SlotValue;
 use crate::health;
-use crate::store::SeriesKey;
+use crate::slot::Slot;
 
 /// A log series whose newest point is older than this many intervals (plus
 /// [`LOG_STALE_GRACE_MS`]) no longer counts.
@@ -55,12 +55,6 @@ pub fn log_stale_after_ms(interval_ms: u32) -> i64 {
     (LOG_STALE_INTERVALS * i64::from(interval_ms) + LOG_STALE_GRACE_MS).max(LOG_STALE_MIN_MS)
 }
 
-/// Whether a metric is derived from access logs (and so describes a past
-/// second rather than the sampling instant).
-pub fn is_log_metric(name: &str) -> bool {
-    name.starts_with("http_")
-}
-
 /// Which values of one node count at one instant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Freshness {
@@ -73,158 +67,147 @@ pub struct Freshness {
 }
 
 impl Freshness {
-    /// The last instant the value is fresh.
-    pub fn fresh_until(&self, v: &LatestValue) -> i64 {
-        if is_log_metric(&v.key.name) {
-            v.updated_ms
-                .saturating_add(log_stale_after_ms(self.interval_ms))
+    /// The last instant a value that arrived at `updated_ms` is fresh; log
+    /// values (`is_log`) get the log window.
+    pub fn fresh_until(&self, is_log: bool, updated_ms: i64) -> i64 {
+        if is_log {
+            updated_ms.saturating_add(log_stale_after_ms(self.interval_ms))
         } else {
-            health::value_fresh_until(v.updated_ms, self.interval_ms)
+            health::value_fresh_until(updated_ms, self.interval_ms)
         }
     }
 
-    /// Whether the value counts now.
-    pub fn is_fresh(&self, v: &LatestValue) -> bool {
-        self.alive && v.updated_ms > 0 && self.now_ms <= self.fresh_until(v)
+    /// Whether a value that arrived at `updated_ms` counts now.
+    pub fn is_fresh(&self, is_log: bool, updated_ms: i64) -> bool {
+        self.alive && updated_ms > 0 && self.now_ms <= self.fresh_until(is_log, updated_ms)
+    }
+
+    /// Whether `v` counts now.
+    pub fn counts(&self, v: &SlotValue) -> bool {
+        self.is_fresh(v.slot.is_log(), v.updated_ms)
     }
 }
 
-/// The values of series `name` (any labels) among `values`, which are
-/// sorted by key.
-fn named<'a>(
-    values: &'a [LatestValue],
-    name: &'a str,
-) -> impl Iterator<Item = &'a LatestValue> + 'a {
-    let start = values.partition_point(|v| v.key.name.as_str() < name);
-    values[start..]
-        .iter()
-        .take_while(move |v| v.key.name == name)
+/// A summary being added up.
+#[derive(Debug, Default)]
+struct Sum {
+    s: NodeSummary,
+    swap_used_legacy: Option<f64>,
+    swap_total_legacy: Option<f64>,
+    qps_ms: Option<i64>,
 }
 
-/// The value of the unlabelled series `name`.
-fn scalar<'a>(values: &'a [LatestValue], name: &'a str) -> Option<&'a LatestValue> {
-    named(values, name).find(|v| v.key.labels.is_empty())
-}
+impl Sum {
+    fn add(&mut self, v: &SlotValue) {
+        let s = &mut self.s;
+        let value = Some(v.value);
+        let system = |s: &mut NodeSummary| s.timestamp_ms = s.timestamp_ms.max(v.timestamp_ms);
+        match &v.slot {
+            Slot::Cpu => {
+                s.cpu_usage_ratio = value;
+                system(s);
+            }
+            Slot::MemoryUsed => {
+                s.memory_used_bytes = value;
+                system(s);
+            }
+            Slot::MemoryTotal => s.memory_total_bytes = value,
+            Slot::Load1 => {
+                s.load1 = value;
+                system(s);
+            }
+            Slot::Load5 => s.load5 = value,
+            Slot::Load15 => s.load15 = value,
+            Slot::Uptime => {
+                s.uptime_seconds = value;
+                system(s);
+            }
+            Slot::Processes => s.processes = value,
+            Slot::SwapUsed => s.swap_used_bytes = value,
+            Slot::SwapTotal => s.swap_total_bytes = value,
+            Slot::SwapUsedLegacy => self.swap_used_legacy = value,
+            Slot::SwapTotalLegacy => self.swap_total_legacy = value,
+            Slot::ReplicationLag => s.replication_lag_seconds = value,
+            Slot::NetworkReceive => add(&mut s.network_receive_bytes_per_second, v.value),
+            Slot::NetworkTransmit => add(&mut s.network_transmit_bytes_per_second, v.value),
+            Slot::DiskRead => add(&mut s.disk_read_bytes_per_second, v.value),
+            Slot::DiskWritten => add(&mut s.disk_written_bytes_per_second, v.value),
+            Slot::Requests { .. } => {
+                add(&mut s.qps, v.value);
+                self.qps_ms = Some(
+                    self.qps_ms
+                        .map_or(v.timestamp_ms, |t| t.min(v.timestamp_ms)),
+                );
+            }
+            Slot::Duration { .. } | Slot::HealthChecks { .. } | Slot::Other => {}
+        }
+    }
 
-/// The sum of `values`, or `None` when there are none: unknown, never 0.
-fn sum_known(values: impl Iterator<Item = f64>) -> Option<f64> {
-    let mut values = values.peekable();
-    values.peek()?;
-    Some(values.sum())
-}
-
-/// The node's request rate from its access logs: the sum of the newest
-/// point of every `http_requests_per_second` series among `values`.
-pub fn qps<'a>(values: impl IntoIterator<Item = &'a LatestValue>) -> Option<f64> {
-    sum_known(
-        values
-            .into_iter()
-            .filter(|v| v.key.name == metrics::HTTP_REQUESTS)
-            .map(|v| v.value),
-    )
-}
-
-/// The summary of a node from the values `counts` accepts (the fresh ones
-/// for `summary`, all of them for `last_summary`); `values` sorted by key.
-pub fn summarize(values: &[LatestValue], counts: impl Fn(&LatestValue) -> bool) -> NodeSummary {
-    let counted: Vec<&LatestValue> = values.iter().filter(|v| counts(v)).collect();
-    // `counted` keeps `values`' order, so the same lookups work on it.
-    let find = |name: &str| -> Option<&LatestValue> {
-        let start = counted.partition_point(|v| v.key.name.as_str() < name);
-        counted[start..]
-            .iter()
-            .take_while(|v| v.key.name == name)
-            .find(|v| v.key.labels.is_empty())
-            .copied()
-    };
-    let value = |name: &str| find(name).map(|v| v.value);
-    let sum = |name: &str, include: &dyn Fn(&SeriesKey) -> bool| -> Option<f64> {
-        let start = counted.partition_point(|v| v.key.name.as_str() < name);
-        sum_known(
-            counted[start..]
-                .iter()
-                .take_while(|v| v.key.name == name)
-                .filter(|v| include(&v.key))
-                .map(|v| v.value),
-        )
-    };
-    let all = |_: &SeriesKey| true;
-    let not_loopback = |k: &SeriesKey| {
-        !k.label(metrics::label::DEVICE)
-            .is_some_and(metrics::is_loopback)
-    };
-    let memory_used = value(metrics::MEMORY_USED);
-    let memory_total = value(metrics::MEMORY_TOTAL);
-    // The sampling instant of the system values: the newest among them.
-    let timestamp_ms = [
-        metrics::CPU_USAGE,
-        metrics::MEMORY_USED,
-        metrics::LOAD1,
-        metrics::UPTIME,
-    ]
-    .iter()
-    .filter_map(|name| find(name).map(|v| v.timestamp_ms))
-    .max()
-    .unwrap_or(0);
-    let requests = || {
-        let start = counted.partition_point(|v| v.key.name.as_str() < metrics::HTTP_REQUESTS);
-        counted[start..]
-            .iter()
-            .take_while(|v| v.key.name == metrics::HTTP_REQUESTS)
-            .copied()
-    };
-    NodeSummary {
-        cpu_usage_ratio: value(metrics::CPU_USAGE),
-        memory_used_ratio: metrics::memory_used_ratio(memory_used, memory_total),
-        memory_used_bytes: memory_used,
-        memory_total_bytes: memory_total,
-        load1: value(metrics::LOAD1),
-        load5: value(metrics::LOAD5),
-        load15: value(metrics::LOAD15),
-        network_receive_bytes_per_second: sum(metrics::NETWORK_RECEIVE, &not_loopback),
-        network_transmit_bytes_per_second: sum(metrics::NETWORK_TRANSMIT, &not_loopback),
-        qps: qps(requests()),
-        uptime_seconds: value(metrics::UPTIME),
-        processes: value(metrics::PROCESSES),
-        swap_used_bytes: value(metrics::SWAP_USED).or_else(|| value("node_memory_swap_used_bytes")),
-        swap_total_bytes: value(metrics::SWAP_TOTAL)
-            .or_else(|| value("node_memory_swap_total_bytes")),
-        disk_read_bytes_per_second: sum(metrics::DISK_READ, &all),
-        disk_written_bytes_per_second: sum(metrics::DISK_WRITTEN, &all),
-        replication_lag_seconds: value(metrics::MYSQL_REPLICATION_LAG),
-        timestamp_ms,
-        qps_timestamp_ms: requests().map(|v| v.timestamp_ms).min().unwrap_or(0),
+    fn finish(self) -> NodeSummary {
+        let mut s = self.s;
+        s.memory_used_ratio = metrics::memory_used_ratio(s.memory_used_bytes, s.memory_total_bytes);
+        s.swap_used_bytes = s.swap_used_bytes.or(self.swap_used_legacy);
+        s.swap_total_bytes = s.swap_total_bytes.or(self.swap_total_legacy);
+        s.qps_timestamp_ms = self.qps_ms.unwrap_or(0);
+        s
     }
 }
 
-/// The fresh value of the unlabelled series `name`, if any.
-pub fn fresh_scalar(values: &[LatestValue], name: &str, fresh: &Freshness) -> Option<f64> {
-    scalar(values, name)
-        .filter(|v| fresh.is_fresh(v))
-        .map(|v| v.value)
+/// Adds to a sum that is unknown until its first value: a sum over no
+/// series is unknown, never 0.
+fn add(sum: &mut Option<f64>, value: f64) {
+    *sum.get_or_insert(0.0) += value;
+}
+
+/// The summary of a node's values in one pass: `(fresh, all)`, the first
+/// from the values that count now (the summary readers get), the second
+/// from every value (what was last known, for `last_summary`).
+pub fn summarize<'a>(
+    values: impl IntoIterator<Item = &'a SlotValue>,
+    fresh: &Freshness,
+) -> (NodeSummary, NodeSummary) {
+    let (mut now, mut all) = (Sum::default(), Sum::default());
+    for v in values {
+        all.add(v);
+        if fresh.counts(v) {
+            now.add(v);
+        }
+    }
+    (now.finish(), all.finish())
 }
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
+    use crate::store::SeriesKey;
     use stacktop_proto::v1::Label;
 
     const T0: i64 = 1_700_000_000_000;
 
-    /// Values pushed at `ts` that also arrived at `ts`.
-    fn put(values: &mut Vec<LatestValue>, name: &str, labels: &[(&str, &str)], ts: i64, v: f64) {
+    /// A value sampled at `ts` that also arrived at `ts`, replacing the
+    /// series' previous one; series without a slot are not copied.
+    fn put(
+        values: &mut Vec<(SeriesKey, SlotValue)>,
+        name: &str,
+        labels: &[(&str, &str)],
+        ts: i64,
+        v: f64,
+    ) {
         let labels: Vec<Label> = labels.iter().map(|(k, v)| Label::new(*k, *v)).collect();
-        let key = Arc::new(SeriesKey::new(name, &labels));
-        values.retain(|x| x.key != key);
-        values.push(LatestValue {
-            key,
-            timestamp_ms: ts,
-            value: v,
-            updated_ms: ts,
-        });
-        values.sort_by(|a, b| a.key.cmp(&b.key));
+        let key = SeriesKey::new(name, &labels);
+        values.retain(|(k, _)| *k != key);
+        let slot = Slot::of(&key);
+        if slot != Slot::Other {
+            values.push((
+                key,
+                SlotValue {
+                    slot,
+                    timestamp_ms: ts,
+                    value: v,
+                    updated_ms: ts,
+                },
+            ));
+        }
     }
 
     fn alive(now_ms: i64, interval_ms: u32) -> Freshness {
@@ -235,13 +218,12 @@ mod tests {
         }
     }
 
-    fn fresh_summary(values: &[LatestValue], f: Freshness) -> NodeSummary {
-        summarize(values, |v| f.is_fresh(v))
+    fn fresh_summary(values: &[(SeriesKey, SlotValue)], f: Freshness) -> NodeSummary {
+        summarize(values.iter().map(|(_, v)| v), &f).0
     }
 
-    fn node_qps(values: &[LatestValue], now_ms: i64, interval_ms: u32) -> Option<f64> {
-        let f = alive(now_ms, interval_ms);
-        qps(values.iter().filter(|v| f.is_fresh(v)))
+    fn node_qps(values: &[(SeriesKey, SlotValue)], now_ms: i64, interval_ms: u32) -> Option<f64> {
+        fresh_summary(values, alive(now_ms, interval_ms)).qps
     }
 
     #[test]
@@ -286,7 +268,7 @@ mod tests {
         assert_eq!(s.timestamp_ms, T0);
     }
 
-    fn log_second(m: &mut Vec<LatestValue>, source: &str, ts: i64, counts: [f64; 5]) {
+    fn log_second(m: &mut Vec<(SeriesKey, SlotValue)>, source: &str, ts: i64, counts: [f64; 5]) {
         for (class, v) in metrics::ALL_CLASSES.iter().zip(counts) {
             put(
                 m,
@@ -358,9 +340,9 @@ mod tests {
             alive: false,
             ..alive(T0 + 5_000, 1_000)
         };
-        assert_eq!(fresh_summary(&m, down), NodeSummary::default());
+        let (now, last) = summarize(m.iter().map(|(_, v)| v), &down);
+        assert_eq!(now, NodeSummary::default());
         // Everything, for last_summary, with the newest sample time.
-        let last = summarize(&m, |_| true);
         assert_eq!(last.cpu_usage_ratio, Some(0.5));
         assert_eq!(last.timestamp_ms, T0 + 5_000);
     }

@@ -25,46 +25,13 @@
 
 use std::collections::BTreeMap;
 
-use stacktop_proto::metrics;
 use stacktop_proto::v1::{SourceTraffic, Traffic};
 
-use super::copy::{LatestValue, RecentPoints};
+use super::copy::{LatestValue, SourceSeconds};
+use crate::slot::Slot;
 
 /// Seconds the web/LB cross-check compares.
 pub const WINDOW_SECONDS: u32 = 10;
-
-/// One access-log source's recent complete seconds.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SourceSeconds {
-    /// The `source` label.
-    pub source: String,
-    /// `(second start, requests in it)`, oldest first.
-    pub seconds: Vec<(i64, f64)>,
-}
-
-/// Groups a node's request-rate series by source, summing the classes of
-/// each second, keeping the series `fresh` accepts.
-pub fn source_seconds(
-    requests: &[RecentPoints],
-    fresh: impl Fn(&RecentPoints) -> bool,
-) -> Vec<SourceSeconds> {
-    let mut by_source: BTreeMap<&str, BTreeMap<i64, f64>> = BTreeMap::new();
-    for series in requests.iter().filter(|s| fresh(s)) {
-        let source = series.key.label(metrics::label::SOURCE).unwrap_or("");
-        let seconds = by_source.entry(source).or_default();
-        for &(ts, value) in &series.points {
-            *seconds.entry(ts).or_default() += value;
-        }
-    }
-    by_source
-        .into_iter()
-        .filter(|(_, seconds)| !seconds.is_empty())
-        .map(|(source, seconds)| SourceSeconds {
-            source: source.to_string(),
-            seconds: seconds.into_iter().collect(),
-        })
-        .collect()
-}
 
 /// The web/LB cross-check over the LB tier's and the web tier's fresh
 /// sources (see the module docs).
@@ -117,45 +84,40 @@ pub fn cross_check<'a>(
 
 /// One row per access-log source from a node's `fresh` latest values.
 pub fn source_traffic<'a>(fresh: impl IntoIterator<Item = &'a LatestValue>) -> Vec<SourceTraffic> {
-    let mut by_source: BTreeMap<&str, SourceTraffic> = BTreeMap::new();
+    let mut by_source: BTreeMap<&'a str, SourceTraffic> = BTreeMap::new();
     for v in fresh {
-        let name = v.key.name.as_str();
-        if name != metrics::HTTP_REQUESTS
-            && name != metrics::HTTP_DURATION
-            && name != metrics::HTTP_HEALTH_CHECKS
-        {
-            continue;
-        }
-        let source = v.key.label(metrics::label::SOURCE).unwrap_or("");
+        let source = match &v.slot {
+            Slot::Requests { source, .. }
+            | Slot::Duration { source, .. }
+            | Slot::HealthChecks { source } => &**source,
+            _ => continue,
+        };
         let row = by_source.entry(source).or_insert_with(|| SourceTraffic {
             source: source.to_string(),
             ..Default::default()
         });
-        if name == metrics::HTTP_REQUESTS {
-            row.timestamp_ms = row.timestamp_ms.max(v.timestamp_ms);
-            *row.total.get_or_insert(0.0) += v.value;
-            let slot = match v.key.label(metrics::label::CLASS) {
-                Some("2xx") => &mut row.class_2xx,
-                Some("3xx") => &mut row.class_3xx,
-                Some("4xx") => &mut row.class_4xx,
-                Some("5xx") => &mut row.class_5xx,
-                _ => continue,
-            };
-            *slot.get_or_insert(0.0) += v.value;
-        } else if name == metrics::HTTP_HEALTH_CHECKS {
-            *row.health_checks.get_or_insert(0.0) += v.value;
-        } else {
-            let quantile = v
-                .key
-                .label(metrics::label::QUANTILE)
-                .and_then(|q| q.parse::<f64>().ok());
-            let slot = match quantile {
-                Some(q) if (q - 0.5).abs() < 1e-9 => &mut row.p50_seconds,
-                Some(q) if (q - 0.95).abs() < 1e-9 => &mut row.p95_seconds,
-                Some(q) if (q - 0.99).abs() < 1e-9 => &mut row.p99_seconds,
-                _ => continue,
-            };
-            *slot = Some(v.value);
+        match &v.slot {
+            Slot::Requests { class, .. } => {
+                row.timestamp_ms = row.timestamp_ms.max(v.timestamp_ms);
+                *row.total.get_or_insert(0.0) += v.value;
+                let slot = match class {
+                    0 => &mut row.class_2xx,
+                    1 => &mut row.class_3xx,
+                    2 => &mut row.class_4xx,
+                    3 => &mut row.class_5xx,
+                    _ => continue,
+                };
+                *slot.get_or_insert(0.0) += v.value;
+            }
+            Slot::Duration { quantile, .. } => {
+                let slot = match quantile {
+                    0 => &mut row.p50_seconds,
+                    1 => &mut row.p95_seconds,
+                    _ => &mut row.p99_seconds,
+                };
+                *slot = Some(v.value);
+            }
+            _ => *row.health_checks.get_or_insert(0.0) += v.value,
         }
     }
     by_source.into_values().collect()
@@ -167,6 +129,7 @@ mod tests {
 
     use super::*;
     use crate::store::SeriesKey;
+    use stacktop_proto::metrics;
     use stacktop_proto::v1::Label;
 
     const NOW: i64 = 1_700_000_000_000;
@@ -175,6 +138,7 @@ mod tests {
         SourceSeconds {
             source: name.into(),
             seconds: seconds.to_vec(),
+            updated_ms: NOW,
         }
     }
 
@@ -238,8 +202,10 @@ mod tests {
 
     fn value(name: &str, labels: &[(&str, &str)], v: f64) -> LatestValue {
         let labels: Vec<Label> = labels.iter().map(|(k, v)| Label::new(*k, *v)).collect();
+        let key = Arc::new(SeriesKey::new(name, &labels));
         LatestValue {
-            key: Arc::new(SeriesKey::new(name, &labels)),
+            slot: Slot::of(&key),
+            key,
             timestamp_ms: NOW,
             value: v,
             updated_ms: NOW,
@@ -289,24 +255,5 @@ mod tests {
         assert_eq!(nginx.p95_seconds, Some(0.2));
         assert_eq!(nginx.p50_seconds, None);
         assert_eq!(nginx.health_checks, Some(3.0));
-    }
-
-    #[test]
-    fn seconds_sum_the_classes_of_fresh_series() {
-        let series = |class: &str, points: &[(i64, f64)], updated_ms: i64| RecentPoints {
-            key: Arc::new(SeriesKey::new(
-                metrics::HTTP_REQUESTS,
-                &[Label::new("source", "nginx"), Label::new("class", class)],
-            )),
-            points: points.to_vec(),
-            updated_ms,
-        };
-        let requests = [
-            series("2xx", &[(NOW, 8.0), (NOW + 1_000, 9.0)], NOW),
-            series("5xx", &[(NOW, 1.0), (NOW + 1_000, 0.0)], NOW),
-            series("4xx", &[(NOW, 50.0)], 0),
-        ];
-        let got = source_seconds(&requests, |s| s.updated_ms > 0);
-        assert_eq!(got, [source("nginx", &[(NOW, 9.0), (NOW + 1_000, 9.0)])]);
     }
 }

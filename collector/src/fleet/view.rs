@@ -30,16 +30,16 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use stacktop_proto::v1::{
-    FleetDelta, FleetSnapshot, FleetTotals, NodeState, SeriesValue, TierState, Traffic,
-};
+use stacktop_proto::v1::{FleetDelta, FleetSnapshot, FleetTotals, TierState, Traffic};
 use stacktop_proto::{Health, Role, VERSION};
 use tokio::sync::{broadcast, watch};
 
 use super::copy::NodeCopy;
-use super::diff::{self, Served};
+use super::diff;
+pub use super::eval::NodeView;
 use super::eval::{self, CpuRing};
-use super::traffic::{self, SourceSeconds};
+use super::summary::Freshness;
+use super::traffic;
 use crate::health;
 use crate::store::{NodeEntry, Store};
 
@@ -47,36 +47,11 @@ use crate::store::{NodeEntry, Store};
 /// pace of Watch updates (4 per second while the fleet changes).
 pub const BUILD_INTERVAL: Duration = Duration::from_millis(250);
 
+/// A refresh taking longer than this is logged: watchers get updates late.
+const SLOW_REFRESH: Duration = Duration::from_millis(100);
+
 /// Deltas a watcher may fall behind by before it is sent a fresh snapshot.
 pub const DELTA_BACKLOG: usize = 64;
-
-/// One node as readers get it.
-#[derive(Debug)]
-pub struct NodeView {
-    /// The served state (without `latest` and `traffic`).
-    pub state: NodeState,
-    /// Number of the newest CPU sample in `state.cpu_recent`.
-    pub cpu_seq: u64,
-    /// What the state was decided from (the latest values, for readers that
-    /// want them: Fleet.Node, Snapshot with `include_latest`).
-    pub copy: Arc<NodeCopy>,
-}
-
-impl NodeView {
-    /// The latest value of every series, as `SeriesValue`s.
-    pub fn latest(&self) -> Vec<SeriesValue> {
-        self.copy
-            .latest
-            .iter()
-            .map(|v| SeriesValue {
-                name: v.key.name.clone(),
-                labels: v.key.proto_labels(),
-                value: v.value,
-                timestamp_ms: v.timestamp_ms,
-            })
-            .collect()
-    }
-}
 
 /// The whole fleet, decided.
 #[derive(Debug, Default)]
@@ -93,21 +68,10 @@ pub struct FleetView {
 }
 
 impl FleetView {
-    /// The whole fleet as a snapshot; with every node's latest values when
-    /// `include_latest`.
-    pub fn snapshot(&self, include_latest: bool) -> FleetSnapshot {
+    /// The whole fleet as a snapshot (without series values).
+    pub fn snapshot(&self) -> FleetSnapshot {
         FleetSnapshot {
-            nodes: self
-                .nodes
-                .values()
-                .map(|n| {
-                    let mut state = n.state.clone();
-                    if include_latest {
-                        state.latest = n.latest();
-                    }
-                    state
-                })
-                .collect(),
+            nodes: self.nodes.values().map(|n| n.state()).collect(),
             totals: Some(self.totals.clone()),
             generation: self.generation,
             ..Default::default()
@@ -126,12 +90,11 @@ struct Tracked {
     entry: Arc<NodeEntry>,
     /// The entry's change stamp when it was last copied.
     copied_at: u64,
-    copy: Arc<NodeCopy>,
+    copy: NodeCopy,
     cpu: CpuRing,
     /// Copied since it was last evaluated.
     dirty: bool,
     next_change_ms: i64,
-    sources: Vec<SourceSeconds>,
 }
 
 /// The builder's state: the nodes as last copied and evaluated.
@@ -192,42 +155,25 @@ impl Views {
         if version == previous.store_version && now_ms < builder.next_change_ms {
             return previous;
         }
+        let started = std::time::Instant::now();
         let removed = self.copy_changed(&mut builder);
+        let copied = started.elapsed();
         let mut nodes = previous.nodes.clone();
         let mut changed = Vec::new();
         let mut next_change_ms = i64::MAX;
         for (name, t) in builder.tracked.iter_mut() {
             if t.dirty || now_ms >= t.next_change_ms {
-                let e = eval::evaluate(&t.copy, &t.cpu, now_ms);
-                if e.state.health() == Health::Down {
+                let old = nodes.get(name);
+                let (view, next) = eval::evaluate(&t.copy, &t.cpu, old.map(|n| &**n), now_ms);
+                if view.health() == Health::Down {
                     t.cpu.clear();
                 }
                 t.dirty = false;
-                t.next_change_ms = e.next_change_ms;
-                t.sources = e.sources;
-                let old = nodes.get(name).map(|n| Served {
-                    state: &n.state,
-                    cpu_seq: n.cpu_seq,
-                });
-                let new = Served {
-                    state: &e.state,
-                    cpu_seq: e.cpu_seq,
-                };
-                let change = diff::change(old, new);
-                let copy_changed = nodes
-                    .get(name)
-                    .is_none_or(|n| !Arc::ptr_eq(&n.copy, &t.copy));
-                if change.is_some() || copy_changed {
-                    nodes.insert(
-                        name.clone(),
-                        Arc::new(NodeView {
-                            state: e.state,
-                            cpu_seq: e.cpu_seq,
-                            copy: t.copy.clone(),
-                        }),
-                    );
+                t.next_change_ms = next;
+                if let Some(change) = diff::change(old.map(|n| &**n), &view) {
+                    changed.push(change);
+                    nodes.insert(name.clone(), Arc::new(view));
                 }
-                changed.extend(change);
             }
             next_change_ms = next_change_ms.min(t.next_change_ms);
         }
@@ -236,7 +182,7 @@ impl Views {
         }
         builder.next_change_ms = next_change_ms;
 
-        let traffic = cross_check(&builder.tracked);
+        let traffic = cross_check(&builder.tracked, now_ms);
         let mut totals = totals(&nodes, traffic, now_ms);
         let totals_changed = {
             let mut old = previous.totals.clone();
@@ -257,6 +203,16 @@ impl Views {
             return view;
         }
         let generation = previous.generation + 1;
+        let took = started.elapsed();
+        if took > SLOW_REFRESH {
+            tracing::warn!(
+                nodes = nodes.len(),
+                changed = changed.len(),
+                copy_ms = copied.as_millis() as u64,
+                total_ms = took.as_millis() as u64,
+                "fleet view refresh is slow"
+            );
+        }
         let view = Arc::new(FleetView {
             generation,
             store_version: version,
@@ -292,7 +248,7 @@ impl Views {
                     let copy = NodeCopy::of(&node, t.cpu.last_ms());
                     drop(node);
                     t.cpu.extend(&copy.cpu);
-                    t.copy = Arc::new(copy);
+                    t.copy = copy;
                     t.entry = entry.clone();
                     t.dirty = true;
                 }
@@ -308,11 +264,10 @@ impl Views {
                         Tracked {
                             entry: entry.clone(),
                             copied_at,
-                            copy: Arc::new(copy),
+                            copy,
                             cpu,
                             dirty: true,
                             next_change_ms: i64::MIN,
-                            sources: Vec::new(),
                         },
                     );
                 }
@@ -332,13 +287,26 @@ impl Views {
     }
 }
 
-/// The web/LB cross-check over every live LB and web node's fresh sources.
-fn cross_check(tracked: &BTreeMap<Arc<str>, Tracked>) -> Traffic {
+/// The web/LB cross-check over every live LB and web node's fresh
+/// access-log sources at `now_ms`.
+fn cross_check(tracked: &BTreeMap<Arc<str>, Tracked>, now_ms: i64) -> Traffic {
     let side = |role: Role| {
         tracked
             .values()
-            .filter(move |t| t.copy.identity.roles.contains(&role))
-            .flat_map(|t| t.sources.iter())
+            .filter(move |t| {
+                t.copy.identity.roles.contains(&role) && eval::is_alive(&t.copy, now_ms)
+            })
+            .flat_map(move |t| {
+                let fresh = Freshness {
+                    now_ms,
+                    interval_ms: t.copy.identity.interval_ms,
+                    alive: true,
+                };
+                t.copy
+                    .sources
+                    .iter()
+                    .filter(move |s| fresh.is_fresh(true, s.updated_ms))
+            })
     };
     traffic::cross_check(side(Role::Lb), side(Role::Web))
 }
@@ -353,7 +321,7 @@ fn totals(nodes: &BTreeMap<Arc<str>, Arc<NodeView>>, traffic: Traffic, now_ms: i
     };
     for node in nodes.values() {
         t.nodes_total += 1;
-        match node.state.health() {
+        match node.health() {
             Health::Ok => t.nodes_ok += 1,
             Health::Warn => t.nodes_warn += 1,
             Health::Crit => t.nodes_crit += 1,
@@ -364,7 +332,7 @@ fn totals(nodes: &BTreeMap<Arc<str>, Arc<NodeView>>, traffic: Traffic, now_ms: i
     let tiers = health::tiers_by_role(
         nodes
             .values()
-            .flat_map(|n| n.state.role_health.iter().map(|r| (r.role(), r.health()))),
+            .flat_map(|n| n.status.role_health.iter().map(|r| (r.role(), r.health()))),
     );
     t.site = health::site(&tiers) as i32;
     t.tiers = tiers
@@ -433,7 +401,7 @@ mod tests {
         add(&store, "db1", vec![Role::Db]);
         add(&store, "web1", vec![Role::Web]);
         add(&store, "misc", vec![]);
-        let snap = views.refresh(NOW + 10).snapshot(false);
+        let snap = views.refresh(NOW + 10).snapshot();
         let names: Vec<_> = snap.nodes.iter().map(|n| n.name.as_str()).collect();
         assert_eq!(names, ["db1", "misc", "web1", "web2"]);
         let totals = snap.totals.unwrap();
@@ -446,7 +414,7 @@ mod tests {
         assert_eq!(totals.site(), Health::Ok);
         assert_eq!((totals.nodes_total, totals.nodes_ok), (4, 4));
         // Silence: everything is down three intervals later.
-        let snap = views.refresh(NOW + 3_001).snapshot(false);
+        let snap = views.refresh(NOW + 3_001).snapshot();
         assert!(snap.nodes.iter().all(|n| n.health() == Health::Down));
         let totals = snap.totals.unwrap();
         assert_eq!(totals.site(), Health::Down);
@@ -465,7 +433,7 @@ mod tests {
         assert!(Arc::ptr_eq(&first, &same));
         let down = views.refresh(NOW + 3_001);
         assert_eq!(down.generation, 2);
-        assert_eq!(down.nodes["n"].state.health(), Health::Down);
+        assert_eq!(down.nodes["n"].health(), Health::Down);
         let d1 = deltas.try_recv().unwrap();
         let d2 = deltas.try_recv().unwrap();
         assert_eq!((d1.generation, d2.generation), (1, 2));
@@ -481,7 +449,7 @@ mod tests {
         let a = add(&store, "a", vec![Role::Web]);
         add(&store, "b", vec![Role::Web]);
         let first = views.refresh(NOW);
-        let mut reader = first.snapshot(false).nodes;
+        let mut reader = first.snapshot().nodes;
         let mut deltas = views.subscribe();
         assert_eq!(views.refresh(NOW).generation, first.generation);
         assert!(deltas.try_recv().is_err(), "nothing changed, nothing sent");
@@ -517,7 +485,7 @@ mod tests {
         assert_eq!(change.cpu_appended.len(), 5);
         assert_eq!(d.totals.as_ref().unwrap().tiers.len(), 1);
         delta::apply_delta(&mut reader, (*d).clone());
-        assert_eq!(reader, view.snapshot(false).nodes);
+        assert_eq!(reader, view.snapshot().nodes);
 
         // A new node appears whole in the next delta.
         add(&store, "c", vec![]);
@@ -545,7 +513,7 @@ mod tests {
         let view = views.refresh(NOW + 10);
         assert_eq!(tier(&view, Role::Web), (2, 3, false));
         assert_eq!(tier(&view, Role::App), (3, 3, false));
-        assert_eq!(view.nodes["web1"].state.health(), Health::Crit);
+        assert_eq!(view.nodes["web1"].health(), Health::Crit);
     }
 
     #[test]
@@ -565,7 +533,7 @@ mod tests {
         };
         store.apply(&lb, 1, &[], sample, NOW).unwrap();
         let view = views.refresh(NOW + 10);
-        let state = &view.nodes["lb1"].state;
+        let state = view.nodes["lb1"].state();
         assert_eq!(state.backends_up, Some(3));
         assert!(!state.backends_stale);
 
@@ -577,7 +545,7 @@ mod tests {
         let mut deltas = views.subscribe();
         store.apply(&lb, 2, &[], failed, NOW + 1_000).unwrap();
         let view = views.refresh(NOW + 1_010);
-        let state = &view.nodes["lb1"].state;
+        let state = view.nodes["lb1"].state();
         assert!(state.backends_stale);
         assert_eq!(state.backends_up, None);
         assert_eq!(state.backends_error, "haproxy.sock: connection refused");
@@ -648,26 +616,5 @@ mod tests {
             .unwrap();
         let t = traffic(&views.refresh(NOW + 3_500));
         assert_eq!(t.web_requests_per_second, Some(50.0));
-    }
-
-    #[test]
-    fn snapshots_carry_latest_values_only_on_request() {
-        let (store, views) = setup();
-        let h = add(&store, "n", vec![]);
-        let key = SeriesKey::new(metrics::LOAD1, &[]);
-        let p = ResolvedPoint {
-            key: &key,
-            timestamp_ms: NOW,
-            value: 1.5,
-        };
-        store.apply(&h, 1, &[p], Reported::default(), NOW).unwrap();
-        let view = views.refresh(NOW);
-        assert!(view.snapshot(false).nodes[0].latest.is_empty());
-        let latest = &view.snapshot(true).nodes[0].latest;
-        assert_eq!(latest.len(), 1);
-        assert_eq!(
-            (latest[0].name.as_str(), latest[0].value),
-            (metrics::LOAD1, 1.5)
-        );
     }
 }

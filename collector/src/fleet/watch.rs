@@ -59,7 +59,7 @@ fn next(received: Result<Arc<FleetDelta>, RecvError>, sent: &mut u64) -> Next {
 
 fn snapshot(view: &FleetView) -> FleetUpdate {
     FleetUpdate {
-        update: Some(fleet_update::Update::Snapshot(view.snapshot(false))),
+        update: Some(fleet_update::Update::Snapshot(view.snapshot())),
     }
 }
 
