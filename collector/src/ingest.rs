@@ -19,6 +19,7 @@
 //! Each stream runs in its own task holding a permit of a semaphore sized
 //! by `max-agents`; an error on one stream never touches another.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -219,13 +220,20 @@ fn identity_from_hello(hello: Hello, peer: String) -> Result<Identity, Status> {
     })
 }
 
+/// A series defined on a stream: its identity and, once the store has
+/// seen it, where the node keeps it (so later points skip the lookup).
+struct StreamSeries {
+    key: SeriesKey,
+    index: Cell<Option<u32>>,
+}
+
 /// One agent's stream, owned by its task.
 struct AgentStream {
     store: Arc<Store>,
     handle: NodeHandle,
     instance_id: String,
     /// Series ids defined on this stream.
-    defs: HashMap<u32, SeriesKey>,
+    defs: HashMap<u32, StreamSeries>,
     tx: Outbound,
     /// Cancelled when a newer stream of the same agent takes over, or on
     /// shutdown.
@@ -347,14 +355,21 @@ impl AgentStream {
                 refused_defs += 1;
                 continue;
             }
-            self.defs
-                .insert(def.id, SeriesKey::new(def.name, &def.labels));
+            // A redefinition starts over: its hint points at the old series.
+            self.defs.insert(
+                def.id,
+                StreamSeries {
+                    key: SeriesKey::new(def.name, &def.labels),
+                    index: Cell::new(None),
+                },
+            );
         }
         let mut undefined = 0usize;
         let mut non_finite = 0usize;
         let mut resolved = Vec::with_capacity(points.len());
+        let mut hints = Vec::with_capacity(points.len());
         for p in &points {
-            let Some(key) = self.defs.get(&p.series_id) else {
+            let Some(def) = self.defs.get(&p.series_id) else {
                 undefined += 1;
                 continue;
             };
@@ -363,7 +378,7 @@ impl AgentStream {
                 continue;
             }
             resolved.push(ResolvedPoint {
-                key,
+                key: &def.key,
                 timestamp_ms: if p.timestamp_ms > 0 {
                     p.timestamp_ms
                 } else {
@@ -371,6 +386,7 @@ impl AgentStream {
                 },
                 value: p.value,
             });
+            hints.push(&def.index);
         }
         if refused_defs + undefined + non_finite > 0 {
             warn!(
@@ -378,10 +394,11 @@ impl AgentStream {
                 refused_defs, undefined, non_finite, "skipped parts of a batch"
             );
         }
-        match self.store.apply(
+        match self.store.apply_hinted(
             &self.handle,
             seq,
             &resolved,
+            &hints,
             Reported {
                 checks,
                 facts: facts.into_iter().filter(|f| !f.key.is_empty()).collect(),

@@ -37,6 +37,9 @@ pub struct Series {
     updated_ms: i64,
     /// What the evaluated fleet uses the series for, decided once.
     pub slot: Slot,
+    /// Where its latest value is kept among the node's slot values (see
+    /// `store::Node::values`), when it has a slot.
+    pub value_index: Option<u16>,
 }
 
 impl Default for Series {
@@ -54,6 +57,7 @@ impl Series {
             latest: None,
             updated_ms: 0,
             slot: Slot::Other,
+            value_index: None,
         }
     }
 

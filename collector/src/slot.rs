@@ -9,6 +9,79 @@ use stacktop_proto::metrics::{self, label};
 
 use crate::store::SeriesKey;
 
+/// How many recent seconds of each access-log source a node keeps for the
+/// traffic cross-check: its window plus the seconds still in flight.
+pub const SOURCE_SECONDS: usize = 16;
+
+/// The latest value of a series that has a slot, kept up to date by ingest
+/// so that the fleet view copies it without walking the series.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SlotValue {
+    /// What it feeds.
+    pub slot: Slot,
+    /// The sample's time (the agent's clock, Unix ms).
+    pub timestamp_ms: i64,
+    /// The value.
+    pub value: f64,
+    /// When it arrived (the collector's clock, Unix ms): staleness is
+    /// judged by this.
+    pub updated_ms: i64,
+}
+
+/// The recent seconds of one access-log source, per status class, kept up
+/// to date by ingest.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceSeconds {
+    /// The `source` label.
+    pub source: Arc<str>,
+    /// `(second start, requests per class)`, oldest first, at most
+    /// [`SOURCE_SECONDS`].
+    pub seconds: Vec<(i64, [f64; 5])>,
+    /// When its newest point arrived (collector clock).
+    pub updated_ms: i64,
+}
+
+impl SourceSeconds {
+    /// An empty source.
+    pub fn new(source: Arc<str>) -> Self {
+        Self {
+            source,
+            seconds: Vec::with_capacity(SOURCE_SECONDS),
+            updated_ms: 0,
+        }
+    }
+
+    /// Records that class `class` had `value` requests per second in the
+    /// second starting at `ts` (a later report of the same second replaces
+    /// the earlier one, as in the series).
+    pub fn record(&mut self, class: u8, ts: i64, value: f64, now_ms: i64) {
+        self.updated_ms = self.updated_ms.max(now_ms);
+        let at = match self.seconds.binary_search_by_key(&ts, |s| s.0) {
+            Ok(at) => at,
+            Err(at) => {
+                if at == 0 && self.seconds.len() >= SOURCE_SECONDS {
+                    return; // older than everything kept
+                }
+                self.seconds.insert(at, (ts, [0.0; 5]));
+                if self.seconds.len() > SOURCE_SECONDS {
+                    self.seconds.remove(0);
+                    at - 1
+                } else {
+                    at
+                }
+            }
+        };
+        if let Some(slot) = self.seconds[at].1.get_mut(usize::from(class)) {
+            *slot = value;
+        }
+    }
+
+    /// `(second start, requests in it)`, all classes summed, oldest first.
+    pub fn totals(&self) -> impl Iterator<Item = (i64, f64)> + '_ {
+        self.seconds.iter().map(|(ts, c)| (*ts, c.iter().sum()))
+    }
+}
+
 /// Where a series' values go.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Slot {
@@ -144,6 +217,29 @@ mod tests {
     fn slot(name: &str, labels: &[(&str, &str)]) -> Slot {
         let labels: Vec<Label> = labels.iter().map(|(k, v)| Label::new(*k, *v)).collect();
         Slot::of(&SeriesKey::new(name, &labels))
+    }
+
+    #[test]
+    fn a_source_keeps_its_newest_seconds_per_class() {
+        let mut s = SourceSeconds::new("nginx".into());
+        s.record(0, 2_000, 8.0, 5);
+        s.record(3, 2_000, 1.0, 6);
+        s.record(0, 1_000, 4.0, 7);
+        // A second reported again replaces its class.
+        s.record(0, 2_000, 9.0, 8);
+        assert_eq!(
+            s.totals().collect::<Vec<_>>(),
+            [(1_000, 4.0), (2_000, 10.0)]
+        );
+        assert_eq!(s.updated_ms, 8);
+        for i in 3..40 {
+            s.record(0, i * 1_000, 1.0, 9);
+        }
+        assert_eq!(s.seconds.len(), SOURCE_SECONDS);
+        assert_eq!(s.seconds[0].0, 24_000);
+        // Older than everything kept: ignored.
+        s.record(0, 1_000, 5.0, 10);
+        assert_eq!(s.seconds[0].0, 24_000);
     }
 
     #[test]

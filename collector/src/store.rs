@@ -30,8 +30,9 @@
 //! channel only ever holds the newest version, so nothing that reads the
 //! store can hold up ingest.
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard};
 use std::time::Duration;
 
@@ -42,7 +43,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::health;
 use crate::series::Series;
-use crate::slot::Slot;
+use crate::slot::{Slot, SlotValue, SourceSeconds};
 
 /// Most distinct series one node may hold; further series are dropped.
 pub const MAX_SERIES_PER_NODE: usize = 4_096;
@@ -183,8 +184,14 @@ pub struct Node {
     pub last_seen_ms: i64,
     /// Highest batch seq stored for `identity.instance_id`.
     pub last_seq: u64,
-    /// Series by identity, each with its latest value and history.
-    pub series: BTreeMap<Arc<SeriesKey>, Series>,
+    /// Every series, in the order they first arrived: an index into this
+    /// vector never changes, so a stream resolves each of its series ids
+    /// once and stores points by index.
+    series: Vec<Series>,
+    /// The series' identities, by the same index.
+    keys: Vec<Arc<SeriesKey>>,
+    /// Index of each series by identity (sorted).
+    index: BTreeMap<Arc<SeriesKey>, u32>,
     /// Latest result per check name.
     pub checks: BTreeMap<String, StoredCheck>,
     /// Latest slow-changing state (e.g. `db_role`), replaced whole by a
@@ -192,6 +199,14 @@ pub struct Node {
     pub facts: Arc<Vec<Label>>,
     /// Latest HAProxy backend servers (LB nodes).
     pub backends: Backends,
+    /// The latest value of every series that has a slot, kept here as it
+    /// arrives so that the fleet view copies a few dozen numbers instead of
+    /// walking every series.
+    pub values: Vec<SlotValue>,
+    /// The recent seconds of every access-log source, per class.
+    pub sources: Vec<SourceSeconds>,
+    /// The total-CPU series, for the sparkline.
+    cpu_index: Option<u32>,
 }
 
 impl Node {
@@ -201,11 +216,39 @@ impl Node {
             owner: None,
             last_seen_ms: 0,
             last_seq: 0,
-            series: BTreeMap::new(),
+            series: Vec::new(),
+            keys: Vec::new(),
+            index: BTreeMap::new(),
             checks: BTreeMap::new(),
             facts: Arc::default(),
             backends: Backends::default(),
+            values: Vec::new(),
+            sources: Vec::new(),
+            cpu_index: None,
         }
+    }
+
+    /// Every series with its identity, sorted by identity.
+    pub fn series(&self) -> impl Iterator<Item = (&Arc<SeriesKey>, &Series)> {
+        self.index
+            .iter()
+            .map(|(key, &i)| (key, &self.series[i as usize]))
+    }
+
+    /// The series `key`, if the node has it.
+    pub fn series_of(&self, key: &SeriesKey) -> Option<&Series> {
+        let i = *self.index.get(key)?;
+        self.series.get(i as usize)
+    }
+
+    /// The total-CPU series, if the node reports one.
+    pub fn cpu_series(&self) -> Option<&Series> {
+        self.series.get(self.cpu_index? as usize)
+    }
+
+    /// How many series the node has.
+    pub fn series_count(&self) -> usize {
+        self.series.len()
     }
 
     /// True while an agent stream is open for this node.
@@ -218,13 +261,29 @@ impl Node {
 /// and the node itself.
 #[derive(Debug)]
 pub struct NodeEntry {
+    /// Small number of the entry, unique in this store, for readers that
+    /// keep per-node state in a vector.
+    id: u32,
     /// Global version at the node's last change (see the module docs).
     changed: AtomicU64,
+    /// Whether the entry is in the store's list of changed nodes.
+    queued: AtomicBool,
     /// The node; locked briefly per batch and per copy.
     node: Mutex<Node>,
 }
 
 impl NodeEntry {
+    /// The entry's number.
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+
+    /// Takes the entry off the changed list's books: a later change queues
+    /// it again. Call before copying it.
+    pub fn unqueue(&self) {
+        self.queued.store(false, Ordering::Release);
+    }
+
     /// The global version at this node's last change.
     pub fn changed_at(&self) -> u64 {
         self.changed.load(Ordering::Acquire)
@@ -312,6 +371,11 @@ pub struct Store {
     nodes: RwLock<BTreeMap<String, Arc<NodeEntry>>>,
     /// Global change counter; taken while holding the changed node's lock.
     version: AtomicU64,
+    /// Nodes changed since the fleet view last took this list: so that it
+    /// copies them without scanning the whole fleet.
+    changed_list: Mutex<Vec<Arc<NodeEntry>>>,
+    /// Source of entry numbers.
+    next_id: AtomicU32,
     /// Publishes the newest version to watchers (never blocks).
     changed: watch::Sender<u64>,
     /// Source of stream generations.
@@ -340,6 +404,8 @@ impl Store {
         Self {
             nodes: RwLock::new(BTreeMap::new()),
             version: AtomicU64::new(0),
+            changed_list: Mutex::new(Vec::new()),
+            next_id: AtomicU32::new(0),
             changed: watch::channel(0).0,
             generations: AtomicU64::new(0),
             window_ms,
@@ -360,10 +426,29 @@ impl Store {
     /// Stamps `entry` as changed. Call with its node locked (so a copy
     /// taken under the lock sees the stamp with the data); then, after
     /// unlocking, call [`Store::publish`].
-    fn touch(&self, entry: &NodeEntry) -> u64 {
+    fn touch(&self, entry: &Arc<NodeEntry>) -> u64 {
         let v = self.version.fetch_add(1, Ordering::SeqCst) + 1;
         entry.changed.store(v, Ordering::Release);
+        if !entry.queued.swap(true, Ordering::AcqRel) {
+            lock(&self.changed_list).push(entry.clone());
+        }
         v
+    }
+
+    /// The nodes changed since the last call (each once). Call
+    /// [`NodeEntry::unqueue`] on each before copying it.
+    pub fn take_changed(&self) -> Vec<Arc<NodeEntry>> {
+        std::mem::take(&mut *lock(&self.changed_list))
+    }
+
+    /// How many nodes the store holds.
+    pub fn len(&self) -> usize {
+        self.entries().len()
+    }
+
+    /// True when no node is known.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     fn publish(&self, version: u64) {
@@ -417,7 +502,9 @@ impl Store {
                         .entry(name.clone())
                         .or_insert_with(|| {
                             Arc::new(NodeEntry {
+                                id: self.next_id.fetch_add(1, Ordering::Relaxed),
                                 changed: AtomicU64::new(0),
+                                queued: AtomicBool::new(false),
                                 node: Mutex::new(Node::new(identity.clone())),
                             })
                         })
@@ -477,6 +564,23 @@ impl Store {
         reported: Reported,
         now_ms: i64,
     ) -> Result<Applied> {
+        self.apply_hinted(handle, seq, points, &[], reported, now_ms)
+    }
+
+    /// [`Store::apply`] for a stream that remembers where its series are:
+    /// `hints[i]` (when present) is the node's index of `points[i]`'s series,
+    /// filled in here the first time and trusted afterwards. A stream
+    /// writes to one node only and a node never drops or reorders a series,
+    /// so an index once found stays right.
+    pub fn apply_hinted(
+        &self,
+        handle: &NodeHandle,
+        seq: u64,
+        points: &[ResolvedPoint<'_>],
+        hints: &[&Cell<Option<u32>>],
+        reported: Reported,
+        now_ms: i64,
+    ) -> Result<Applied> {
         let (version, applied) = {
             let mut n = handle.node.lock();
             if n.owner.as_ref().map(|o| o.generation) != Some(handle.generation) {
@@ -488,7 +592,7 @@ impl Store {
             let applied = if seq <= n.last_seq {
                 Applied::Duplicate { seq: n.last_seq }
             } else {
-                let dropped_points = self.store_points(&mut n, points, now_ms);
+                let dropped_points = self.store_points(&mut n, points, hints, now_ms);
                 let Reported {
                     checks,
                     mut facts,
@@ -530,23 +634,81 @@ impl Store {
         Ok(applied)
     }
 
-    fn store_points(&self, n: &mut Node, points: &[ResolvedPoint<'_>], now_ms: i64) -> usize {
+    fn store_points(
+        &self,
+        n: &mut Node,
+        points: &[ResolvedPoint<'_>],
+        hints: &[&Cell<Option<u32>>],
+        now_ms: i64,
+    ) -> usize {
         let mut dropped = 0;
-        for p in points {
-            let full = n.series.len() >= MAX_SERIES_PER_NODE;
-            let series = match n.series.get_mut(p.key) {
-                Some(series) => series,
-                None if full => {
+        let Node {
+            series: all,
+            keys,
+            index,
+            values,
+            sources,
+            cpu_index,
+            ..
+        } = n;
+        for (at, p) in points.iter().enumerate() {
+            let hint = hints.get(at);
+            let known = hint
+                .and_then(|h| h.get())
+                .filter(|&i| (i as usize) < all.len())
+                .or_else(|| index.get(p.key).copied());
+            let i = match known {
+                Some(i) => i,
+                None if all.len() >= MAX_SERIES_PER_NODE => {
                     dropped += 1;
                     continue;
                 }
-                None => n
-                    .series
-                    .entry(Arc::new(p.key.clone()))
-                    .or_insert_with_key(|key| Series::with_slot(Slot::of(key))),
+                None => {
+                    let key = Arc::new(p.key.clone());
+                    let mut series = Series::with_slot(Slot::of(&key));
+                    if series.slot != Slot::Other {
+                        series.value_index = u16::try_from(values.len()).ok();
+                        values.push(SlotValue {
+                            slot: series.slot.clone(),
+                            timestamp_ms: 0,
+                            value: 0.0,
+                            updated_ms: 0,
+                        });
+                    }
+                    let i = all.len() as u32;
+                    if series.slot == Slot::Cpu {
+                        *cpu_index = Some(i);
+                    }
+                    all.push(series);
+                    keys.push(key.clone());
+                    index.insert(key, i);
+                    i
+                }
             };
+            if let Some(h) = hint {
+                h.set(Some(i));
+            }
+            debug_assert_eq!(*keys[i as usize], *p.key, "a stale series hint");
+            let series = &mut all[i as usize];
             series.push(p.timestamp_ms, p.value, self.window_ms, self.max_points);
             series.touch(now_ms);
+            if let (Some(v), Some((ts, value))) = (series.value_index, series.latest())
+                && let Some(v) = values.get_mut(usize::from(v))
+            {
+                v.timestamp_ms = ts;
+                v.value = value;
+                v.updated_ms = now_ms;
+            }
+            if let Slot::Requests { source, class } = &series.slot {
+                let at = match sources.iter().position(|s| s.source == *source) {
+                    Some(at) => at,
+                    None => {
+                        sources.push(SourceSeconds::new(source.clone()));
+                        sources.len() - 1
+                    }
+                };
+                sources[at].record(*class, p.timestamp_ms, p.value, now_ms);
+            }
         }
         dropped
     }
@@ -709,7 +871,9 @@ mod tests {
                 )
                 .unwrap();
         }
-        let len = store.with_node("n", |n| n.series[&key].len()).unwrap();
+        let len = store
+            .with_node("n", |n| n.series_of(&key).unwrap().len())
+            .unwrap();
         assert_eq!(len, 11);
     }
 

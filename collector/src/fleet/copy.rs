@@ -1,7 +1,8 @@
 //! What the fleet view copies out of the store when a node changed: the
 //! node's identity and liveness, the latest value of every series the
-//! evaluation uses (by [`Slot`]), the recent seconds of each access-log
-//! source, new CPU samples, checks, facts and backends. Copying is all
+//! evaluation uses (by [`Slot`], kept up to date by ingest), the recent
+//! seconds of each access-log source, new CPU samples, checks, facts and
+//! backends. Copying is all
 //! that happens under the node's lock; everything that is decided
 //! (staleness, health, summaries) is decided on the copy, so readers never
 //! hold up ingest.
@@ -16,40 +17,11 @@ use std::sync::Arc;
 use stacktop_proto::v1::{Label, SeriesValue};
 
 use crate::slot::Slot;
+pub use crate::slot::{SlotValue, SourceSeconds};
 use crate::store::{Backends, Identity, Node, SeriesKey, StoredCheck};
-
-/// How many recent points of each request-rate series a copy keeps: enough
-/// for the traffic cross-check's window plus the seconds still in flight.
-pub const REQUEST_POINTS: usize = 16;
 
 /// How many CPU samples the sparkline holds.
 pub const CPU_POINTS: usize = stacktop_proto::delta::CPU_RECENT;
-
-/// The latest value of a series the evaluation uses.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SlotValue {
-    /// What it feeds.
-    pub slot: Slot,
-    /// The sample's time (the agent's clock, Unix ms).
-    pub timestamp_ms: i64,
-    /// The value.
-    pub value: f64,
-    /// When it arrived (the collector's clock, Unix ms): staleness is
-    /// judged by this.
-    pub updated_ms: i64,
-}
-
-/// The recent complete seconds of one access-log source, all status
-/// classes summed.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SourceSeconds {
-    /// The `source` label.
-    pub source: Arc<str>,
-    /// `(second start, requests in it)`, oldest first.
-    pub seconds: Vec<(i64, f64)>,
-    /// When its newest point arrived (collector clock).
-    pub updated_ms: i64,
-}
 
 /// One node as copied out of the store.
 #[derive(Debug, Clone)]
@@ -62,7 +34,7 @@ pub struct NodeCopy {
     pub last_seen_ms: i64,
     /// The latest value of every series with a slot.
     pub values: Vec<SlotValue>,
-    /// The recent seconds of every access-log source.
+    /// The recent seconds of every access-log source, per class.
     pub sources: Vec<SourceSeconds>,
     /// Total-CPU samples newer than the copier asked for, oldest first (at
     /// most [`CPU_POINTS`]).
@@ -78,64 +50,47 @@ pub struct NodeCopy {
 impl NodeCopy {
     /// Copies `node`, with the CPU samples after `cpu_after_ms`.
     pub fn of(node: &Node, cpu_after_ms: i64) -> Self {
-        let mut values = Vec::with_capacity(24);
-        let mut sources: Vec<SourceSeconds> = Vec::new();
-        let mut cpu = Vec::new();
-        for series in node.series.values() {
-            if series.slot == Slot::Other {
-                continue;
-            }
-            let Some((timestamp_ms, value)) = series.latest() else {
-                continue;
-            };
-            values.push(SlotValue {
-                slot: series.slot.clone(),
-                timestamp_ms,
-                value,
-                updated_ms: series.updated_ms(),
-            });
-            match &series.slot {
-                Slot::Cpu => {
-                    cpu = series.points_after(cpu_after_ms).collect();
-                    if cpu.len() > CPU_POINTS {
-                        cpu.drain(..cpu.len() - CPU_POINTS);
-                    }
-                }
-                Slot::Requests { source, .. } => {
-                    let at = match sources.iter().position(|s| s.source == *source) {
-                        Some(at) => at,
-                        None => {
-                            sources.push(SourceSeconds {
-                                source: source.clone(),
-                                seconds: Vec::with_capacity(REQUEST_POINTS),
-                                updated_ms: 0,
-                            });
-                            sources.len() - 1
-                        }
-                    };
-                    let s = &mut sources[at];
-                    s.updated_ms = s.updated_ms.max(series.updated_ms());
-                    for (ts, v) in series.last_points(REQUEST_POINTS) {
-                        match s.seconds.binary_search_by_key(&ts, |p| p.0) {
-                            Ok(i) => s.seconds[i].1 += v,
-                            Err(i) => s.seconds.insert(i, (ts, v)),
-                        }
-                    }
-                }
-                _ => {}
-            }
-        }
-        Self {
+        let mut copy = Self {
             identity: node.identity.clone(),
-            connected: node.connected(),
-            last_seen_ms: node.last_seen_ms,
-            values,
-            sources,
-            cpu,
-            checks: node.checks.values().cloned().collect(),
+            connected: false,
+            last_seen_ms: 0,
+            values: Vec::new(),
+            sources: Vec::new(),
+            cpu: Vec::new(),
+            checks: Vec::new(),
             facts: node.facts.clone(),
             backends: node.backends.clone(),
+        };
+        copy.update(node, cpu_after_ms);
+        copy
+    }
+
+    /// Copies `node` over this copy, reusing its buffers (a node is copied
+    /// every time it reports, so this allocates nothing in the steady
+    /// state).
+    pub fn update(&mut self, node: &Node, cpu_after_ms: i64) {
+        if !Arc::ptr_eq(&self.identity, &node.identity) {
+            self.identity = node.identity.clone();
         }
+        self.connected = node.connected();
+        self.last_seen_ms = node.last_seen_ms;
+        self.values.clear();
+        self.values
+            .extend(node.values.iter().filter(|v| v.updated_ms > 0).cloned());
+        self.sources.clone_from(&node.sources);
+        self.cpu.clear();
+        if let Some(series) = node.cpu_series() {
+            self.cpu.extend(series.points_after(cpu_after_ms));
+            if self.cpu.len() > CPU_POINTS {
+                self.cpu.drain(..self.cpu.len() - CPU_POINTS);
+            }
+        }
+        self.checks.clear();
+        self.checks.extend(node.checks.values().cloned());
+        if !Arc::ptr_eq(&self.facts, &node.facts) {
+            self.facts = node.facts.clone();
+        }
+        self.backends.clone_from(&node.backends);
     }
 }
 
@@ -168,8 +123,7 @@ impl LatestValue {
 
 /// The latest value of every series of `node`, sorted by key.
 pub fn latest_values(node: &Node) -> Vec<LatestValue> {
-    node.series
-        .iter()
+    node.series()
         .filter_map(|(key, series)| {
             let (timestamp_ms, value) = series.latest()?;
             Some(LatestValue {

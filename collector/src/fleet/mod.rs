@@ -56,8 +56,7 @@ pub const MAX_WATCHERS: usize = 1_024;
 pub fn history(store: &Store, request: &HistoryRequest) -> Result<Vec<SeriesHistory>, StoreError> {
     let wanted = SeriesKey::new(request.series.clone(), &request.labels);
     store.with_node(&request.node, |n| {
-        n.series
-            .iter()
+        n.series()
             .filter(|(key, _)| {
                 key.name == wanted.name && wanted.labels.iter().all(|l| key.labels.contains(l))
             })
@@ -340,7 +339,7 @@ mod tests {
         // Empty lists mean "unchanged".
         store.apply(&h, 2, &[], Reported::default(), NOW).unwrap();
         let view = views.refresh(NOW);
-        let node = view.nodes["lb1"].state();
+        let node = view.node("lb1").unwrap().state();
         assert_eq!(node.facts.len(), 2);
         assert_eq!(node.backends.len(), 2);
 
@@ -352,7 +351,7 @@ mod tests {
         };
         store.apply(&h, 3, &[], next, NOW).unwrap();
         let view = views.refresh(NOW);
-        let node = view.nodes["lb1"].state();
+        let node = view.node("lb1").unwrap().state();
         assert_eq!(node.facts, [Label::new("db_role", "replica")]);
         assert_eq!(node.backends, [server("web2", "DOWN")]);
         assert_eq!(view.snapshot().nodes[0].backends.len(), 1);

@@ -35,11 +35,8 @@ pub const WINDOW_SECONDS: u32 = 10;
 
 /// The web/LB cross-check over the LB tier's and the web tier's fresh
 /// sources (see the module docs).
-pub fn cross_check<'a>(
-    lb: impl IntoIterator<Item = &'a SourceSeconds> + Clone,
-    web: impl IntoIterator<Item = &'a SourceSeconds> + Clone,
-) -> Traffic {
-    let all = || lb.clone().into_iter().chain(web.clone());
+pub fn cross_check(lb: &[&SourceSeconds], web: &[&SourceSeconds]) -> Traffic {
+    let all = || lb.iter().chain(web);
     let Some(newest_common) = all().filter_map(|s| s.seconds.last()).map(|s| s.0).min() else {
         return Traffic::default();
     };
@@ -54,22 +51,17 @@ pub fn cross_check<'a>(
     if seconds == 0 {
         return Traffic::default();
     }
-    let rate = |side: &mut dyn Iterator<Item = &'a SourceSeconds>| -> Option<f64> {
-        let mut any = false;
-        let mut sum = 0.0;
-        for source in side {
-            any = true;
-            sum += source
-                .seconds
-                .iter()
-                .filter(|(ts, _)| (start..end).contains(ts))
-                .map(|(_, v)| v)
-                .sum::<f64>();
-        }
-        any.then_some(sum / seconds as f64)
+    let rate = |side: &[&SourceSeconds]| -> Option<f64> {
+        let sum: f64 = side
+            .iter()
+            .flat_map(|s| s.totals())
+            .filter(|(ts, _)| (start..end).contains(ts))
+            .map(|(_, v)| v)
+            .sum();
+        (!side.is_empty()).then_some(sum / seconds as f64)
     };
-    let lb_rate = rate(&mut lb.into_iter());
-    let web_rate = rate(&mut web.into_iter());
+    let lb_rate = rate(lb);
+    let web_rate = rate(web);
     Traffic {
         web_lb_request_ratio: match (web_rate, lb_rate) {
             (Some(web), Some(lb)) if lb > 0.0 => Some(web / lb),
@@ -137,9 +129,18 @@ mod tests {
     fn source(name: &str, seconds: &[(i64, f64)]) -> SourceSeconds {
         SourceSeconds {
             source: name.into(),
-            seconds: seconds.to_vec(),
+            seconds: seconds
+                .iter()
+                .map(|&(ts, n)| (ts, [n, 0.0, 0.0, 0.0, 0.0]))
+                .collect(),
             updated_ms: NOW,
         }
+    }
+
+    fn check(lb: &[SourceSeconds], web: &[SourceSeconds]) -> Traffic {
+        let lb: Vec<&SourceSeconds> = lb.iter().collect();
+        let web: Vec<&SourceSeconds> = web.iter().collect();
+        cross_check(&lb, &web)
     }
 
     #[test]
@@ -154,7 +155,7 @@ mod tests {
             source("nginx", &[(NOW - 3_000, 6.0), (NOW - 2_000, 6.0)]),
             source("nginx", &[(NOW - 3_000, 4.0), (NOW - 2_000, 6.0)]),
         ];
-        let t = cross_check(&lb, &web);
+        let t = check(&lb, &web);
         assert_eq!(t.window_end_ms, NOW - 1_000);
         assert_eq!(t.window_seconds, 2);
         assert_eq!(t.lb_requests_per_second, Some(11.0));
@@ -175,11 +176,11 @@ mod tests {
         ];
         // Two web sources that each see every other request would be 1.0
         // too; here both logs see all of them: web is 2 per second.
-        let t = cross_check(&lb, &web);
+        let t = check(&lb, &web);
         assert_eq!(t.window_seconds, WINDOW_SECONDS);
         assert_eq!(t.window_end_ms, NOW + 28_000);
         assert_eq!(t.web_lb_request_ratio, Some(2.0));
-        let t = cross_check(&lb, &web[..1]);
+        let t = check(&lb, &web[..1]);
         assert_eq!(t.web_lb_request_ratio, Some(1.0));
         assert_eq!(t.lb_requests_per_second, Some(1.0));
     }
@@ -187,17 +188,17 @@ mod tests {
     #[test]
     fn a_side_without_sources_is_unknown_and_an_idle_lb_gives_no_ratio() {
         let lb = [source("haproxy", &[(NOW - 2_000, 100.0)])];
-        let t = cross_check(&lb, &[]);
+        let t = check(&lb, &[]);
         assert_eq!(t.lb_requests_per_second, Some(100.0));
         assert_eq!(t.web_requests_per_second, None);
         assert_eq!(t.web_lb_request_ratio, None);
         let idle = [source("haproxy", &[(NOW, 0.0)])];
         let web = [source("nginx", &[(NOW, 0.0)])];
-        let t = cross_check(&idle, &web);
+        let t = check(&idle, &web);
         assert_eq!(t.lb_requests_per_second, Some(0.0));
         assert_eq!(t.web_requests_per_second, Some(0.0));
         assert_eq!(t.web_lb_request_ratio, None);
-        assert_eq!(cross_check(&[], &[]), Traffic::default());
+        assert_eq!(check(&[], &[]), Traffic::default());
     }
 
     fn value(name: &str, labels: &[(&str, &str)], v: f64) -> LatestValue {

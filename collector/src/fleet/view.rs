@@ -7,9 +7,9 @@
 //!
 //! [`Views::refresh`] brings the view up to date at an instant:
 //!
-//! 1. **Copy what changed.** Each store entry carries the global version of
-//!    its last change, readable without its lock; only nodes stamped after
-//!    their last copy are locked, and only to copy them ([`NodeCopy`]).
+//! 1. **Copy what changed.** The store keeps a list of the nodes changed
+//!    since the last refresh; only those are locked, and only to copy them
+//!    ([`NodeCopy`]: a few dozen numbers that ingest kept ready).
 //! 2. **Evaluate what may differ**: the nodes just copied, and the nodes
 //!    whose predicted next change (a value or check going stale, silence
 //!    turning into `down`) has come. Everything else keeps its state.
@@ -19,29 +19,32 @@
 //!    generation number, broadcast to every watcher, and the new view
 //!    replaces the current one.
 //!
-//! A background task refreshes every [`BUILD_INTERVAL`]; Snapshot and
-//! Fleet.Node refresh before they answer, so they are never older than the
-//! batches acknowledged before the call. Refreshes are serialized by one
-//! mutex (CPU work only, never held across an `.await`); the cost of a
+//! Nodes are kept by their store entry's number, not their name, so a
+//! refresh compares no strings; the name order is rebuilt only when a node
+//! appears. A background task refreshes every [`BUILD_INTERVAL`]; Snapshot
+//! and Fleet.Node refresh before they answer, so they are never older than
+//! the batches acknowledged before the call. Refreshes are serialized by
+//! one mutex (CPU work only, never held across an `.await`); the cost of a
 //! refresh is the number of changed nodes, and one more watcher adds no
 //! evaluation at all, only the sending.
+//!
+//! [`NodeChange`]: stacktop_proto::v1::NodeChange
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use stacktop_proto::v1::{FleetDelta, FleetSnapshot, FleetTotals, TierState, Traffic};
 use stacktop_proto::{Health, Role, VERSION};
 use tokio::sync::{broadcast, watch};
 
-use super::copy::NodeCopy;
+use super::copy::{NodeCopy, SourceSeconds};
 use super::diff;
 pub use super::eval::NodeView;
 use super::eval::{self, CpuRing};
 use super::summary::Freshness;
 use super::traffic;
 use crate::health;
-use crate::store::{NodeEntry, Store};
+use crate::store::Store;
 
 /// How often the background task brings the view up to date; also the
 /// pace of Watch updates (4 per second while the fleet changes).
@@ -61,33 +64,61 @@ pub struct FleetView {
     pub generation: u64,
     /// The store version this view covers.
     pub store_version: u64,
-    /// Every node by name.
-    pub nodes: BTreeMap<Arc<str>, Arc<NodeView>>,
+    /// Every node, by store entry number.
+    by_id: Vec<Option<Arc<NodeView>>>,
+    /// Entry numbers in name order.
+    order: Arc<Vec<u32>>,
     /// Tiers, site, counts and traffic.
     pub totals: FleetTotals,
 }
 
 impl FleetView {
-    /// The whole fleet as a snapshot (without series values).
-    pub fn snapshot(&self) -> FleetSnapshot {
-        FleetSnapshot {
-            nodes: self.nodes.values().map(|n| n.state()).collect(),
-            totals: Some(self.totals.clone()),
-            generation: self.generation,
-            ..Default::default()
-        }
+    /// Every node, sorted by name.
+    pub fn nodes(&self) -> impl Iterator<Item = &Arc<NodeView>> {
+        self.order
+            .iter()
+            .filter_map(|&id| self.by_id.get(id as usize)?.as_ref())
+    }
+
+    /// How many nodes.
+    pub fn len(&self) -> usize {
+        self.order.len()
+    }
+
+    /// True without nodes.
+    pub fn is_empty(&self) -> bool {
+        self.order.is_empty()
     }
 
     /// The named node.
     pub fn node(&self, name: &str) -> Option<&Arc<NodeView>> {
-        self.nodes.get(name)
+        let name_of = |id: &u32| {
+            self.by_id
+                .get(*id as usize)
+                .and_then(Option::as_ref)
+                .map_or("", |n| n.identity.name.as_str())
+        };
+        let at = self
+            .order
+            .binary_search_by(|id| name_of(id).cmp(name))
+            .ok()?;
+        self.by_id.get(self.order[at] as usize)?.as_ref()
+    }
+
+    /// The whole fleet as a snapshot (without series values).
+    pub fn snapshot(&self) -> FleetSnapshot {
+        FleetSnapshot {
+            nodes: self.nodes().map(|n| n.state()).collect(),
+            totals: Some(self.totals.clone()),
+            generation: self.generation,
+            ..Default::default()
+        }
     }
 }
 
 /// What the builder keeps about one node between refreshes.
 #[derive(Debug)]
 struct Tracked {
-    entry: Arc<NodeEntry>,
     /// The entry's change stamp when it was last copied.
     copied_at: u64,
     copy: NodeCopy,
@@ -95,12 +126,15 @@ struct Tracked {
     /// Copied since it was last evaluated.
     dirty: bool,
     next_change_ms: i64,
+    /// An LB or web node: its sources count in the cross-check.
+    in_traffic: bool,
 }
 
 /// The builder's state: the nodes as last copied and evaluated.
 #[derive(Debug, Default)]
 struct Builder {
-    tracked: BTreeMap<Arc<str>, Tracked>,
+    /// By store entry number.
+    tracked: Vec<Option<Tracked>>,
     /// The soonest predicted change over all nodes.
     next_change_ms: i64,
 }
@@ -120,7 +154,7 @@ impl Views {
     /// Views of `store`, empty until the first refresh.
     pub fn new(store: Arc<Store>) -> Self {
         let empty = FleetView {
-            totals: totals(&BTreeMap::new(), Traffic::default(), 0),
+            totals: totals(&[], Traffic::default(), 0),
             ..Default::default()
         };
         Self {
@@ -155,48 +189,71 @@ impl Views {
         if version == previous.store_version && now_ms < builder.next_change_ms {
             return previous;
         }
-        let started = std::time::Instant::now();
-        let removed = self.copy_changed(&mut builder);
+        let started = Instant::now();
+        let appeared = self.copy_changed(&mut builder);
         let copied = started.elapsed();
-        let mut nodes = previous.nodes.clone();
+
+        let mut by_id = previous.by_id.clone();
+        if by_id.len() < builder.tracked.len() {
+            by_id.resize(builder.tracked.len(), None);
+        }
         let mut changed = Vec::new();
         let mut next_change_ms = i64::MAX;
-        for (name, t) in builder.tracked.iter_mut() {
+        for (id, t) in builder.tracked.iter_mut().enumerate() {
+            let Some(t) = t else { continue };
             if t.dirty || now_ms >= t.next_change_ms {
-                let old = nodes.get(name);
-                let (view, next) = eval::evaluate(&t.copy, &t.cpu, old.map(|n| &**n), now_ms);
+                let old = by_id[id].as_deref();
+                let (view, next) = eval::evaluate(&t.copy, &t.cpu, old, now_ms);
                 if view.health() == Health::Down {
                     t.cpu.clear();
                 }
                 t.dirty = false;
                 t.next_change_ms = next;
-                if let Some(change) = diff::change(old.map(|n| &**n), &view) {
+                if let Some(change) = diff::change(old, &view) {
                     changed.push(change);
-                    nodes.insert(name.clone(), Arc::new(view));
+                    by_id[id] = Some(Arc::new(view));
                 }
             }
             next_change_ms = next_change_ms.min(t.next_change_ms);
         }
-        for name in &removed {
-            nodes.remove(name.as_str());
-        }
         builder.next_change_ms = next_change_ms;
+        let order = if appeared {
+            let mut order: Vec<u32> = (0..by_id.len() as u32)
+                .filter(|&id| by_id[id as usize].is_some())
+                .collect();
+            order.sort_by(|a, b| {
+                let name = |id: &u32| {
+                    by_id[*id as usize]
+                        .as_ref()
+                        .map(|n| n.identity.name.as_str())
+                };
+                name(a).cmp(&name(b))
+            });
+            Arc::new(order)
+        } else {
+            previous.order.clone()
+        };
+        // Changes in name order: readers apply them to sorted lists.
+        if changed.len() > 1 {
+            changed.sort_by(|a, b| a.name.cmp(&b.name));
+        }
 
         let traffic = cross_check(&builder.tracked, now_ms);
-        let mut totals = totals(&nodes, traffic, now_ms);
+        let mut totals = totals(&by_id, traffic, now_ms);
         let totals_changed = {
             let mut old = previous.totals.clone();
             old.timestamp_ms = totals.timestamp_ms;
             old != totals
         };
-        if changed.is_empty() && removed.is_empty() && !totals_changed {
+        if changed.is_empty() && !totals_changed {
             // Nothing a reader would see; keep the published generation
             // (but remember the store version it covers).
             totals.timestamp_ms = previous.totals.timestamp_ms;
             let view = Arc::new(FleetView {
                 generation: previous.generation,
                 store_version: version,
-                nodes,
+                by_id,
+                order,
                 totals,
             });
             self.current.send_replace(view.clone());
@@ -206,7 +263,7 @@ impl Views {
         let took = started.elapsed();
         if took > SLOW_REFRESH {
             tracing::warn!(
-                nodes = nodes.len(),
+                nodes = order.len(),
                 changed = changed.len(),
                 copy_ms = copied.as_millis() as u64,
                 total_ms = took.as_millis() as u64,
@@ -216,14 +273,14 @@ impl Views {
         let view = Arc::new(FleetView {
             generation,
             store_version: version,
-            nodes,
+            by_id,
+            order,
             totals: totals.clone(),
         });
         // The view first: a watcher that sees the delta and then asks for
         // the current view (to resync) must find at least this generation.
         self.current.send_replace(view.clone());
         let delta = FleetDelta {
-            removed,
             changed,
             totals: Some(totals),
             generation,
@@ -234,92 +291,95 @@ impl Views {
         view
     }
 
-    /// Copies every node stamped after its last copy; returns the names of
-    /// nodes the store no longer has.
-    fn copy_changed(&self, builder: &mut Builder) -> Vec<String> {
-        let entries = self.store.entries();
-        for (name, entry) in entries.iter() {
-            let stamp = entry.changed_at();
-            match builder.tracked.get_mut(name.as_str()) {
-                Some(t) if stamp <= t.copied_at && Arc::ptr_eq(&t.entry, entry) => {}
+    /// Copies every node changed since the last refresh; true when a node
+    /// appeared.
+    fn copy_changed(&self, builder: &mut Builder) -> bool {
+        let mut appeared = false;
+        for entry in self.store.take_changed() {
+            entry.unqueue();
+            let id = entry.id() as usize;
+            if builder.tracked.len() <= id {
+                builder.tracked.resize_with(id + 1, || None);
+            }
+            match &mut builder.tracked[id] {
+                Some(t) if entry.changed_at() <= t.copied_at => {}
                 Some(t) => {
                     let node = entry.lock();
                     t.copied_at = entry.changed_at();
-                    let copy = NodeCopy::of(&node, t.cpu.last_ms());
+                    t.copy.update(&node, t.cpu.last_ms());
                     drop(node);
-                    t.cpu.extend(&copy.cpu);
-                    t.copy = copy;
-                    t.entry = entry.clone();
+                    t.cpu.extend(&t.copy.cpu);
+                    t.in_traffic = in_traffic(&t.copy);
                     t.dirty = true;
                 }
-                None => {
+                slot @ None => {
                     let node = entry.lock();
                     let copied_at = entry.changed_at();
                     let copy = NodeCopy::of(&node, 0);
                     drop(node);
                     let mut cpu = CpuRing::default();
                     cpu.extend(&copy.cpu);
-                    builder.tracked.insert(
-                        Arc::from(name.as_str()),
-                        Tracked {
-                            entry: entry.clone(),
-                            copied_at,
-                            copy,
-                            cpu,
-                            dirty: true,
-                            next_change_ms: i64::MIN,
-                        },
-                    );
+                    *slot = Some(Tracked {
+                        in_traffic: in_traffic(&copy),
+                        copied_at,
+                        copy,
+                        cpu,
+                        dirty: true,
+                        next_change_ms: i64::MIN,
+                    });
+                    appeared = true;
                 }
             }
         }
-        let gone: Vec<String> = builder
-            .tracked
-            .keys()
-            .filter(|name| !entries.contains_key(&***name))
-            .map(|name| name.to_string())
-            .collect();
-        drop(entries);
-        for name in &gone {
-            builder.tracked.remove(name.as_str());
-        }
-        gone
+        appeared
     }
+}
+
+fn in_traffic(copy: &NodeCopy) -> bool {
+    let roles = &copy.identity.roles;
+    roles.contains(&Role::Lb) || roles.contains(&Role::Web)
 }
 
 /// The web/LB cross-check over every live LB and web node's fresh
 /// access-log sources at `now_ms`.
-fn cross_check(tracked: &BTreeMap<Arc<str>, Tracked>, now_ms: i64) -> Traffic {
-    let side = |role: Role| {
-        tracked
-            .values()
-            .filter(move |t| {
-                t.copy.identity.roles.contains(&role) && eval::is_alive(&t.copy, now_ms)
-            })
-            .flat_map(move |t| {
-                let fresh = Freshness {
-                    now_ms,
-                    interval_ms: t.copy.identity.interval_ms,
-                    alive: true,
-                };
-                t.copy
-                    .sources
-                    .iter()
-                    .filter(move |s| fresh.is_fresh(true, s.updated_ms))
-            })
-    };
-    traffic::cross_check(side(Role::Lb), side(Role::Web))
+fn cross_check(tracked: &[Option<Tracked>], now_ms: i64) -> Traffic {
+    let (mut lb, mut web): (Vec<&SourceSeconds>, Vec<&SourceSeconds>) = (Vec::new(), Vec::new());
+    for t in tracked.iter().flatten().filter(|t| t.in_traffic) {
+        if !eval::is_alive(&t.copy, now_ms) {
+            continue;
+        }
+        let fresh = Freshness {
+            now_ms,
+            interval_ms: t.copy.identity.interval_ms,
+            alive: true,
+        };
+        let roles = &t.copy.identity.roles;
+        for source in t
+            .copy
+            .sources
+            .iter()
+            .filter(|s| fresh.is_fresh(true, s.updated_ms))
+        {
+            if roles.contains(&Role::Lb) {
+                lb.push(source);
+            }
+            if roles.contains(&Role::Web) {
+                web.push(source);
+            }
+        }
+    }
+    traffic::cross_check(&lb, &web)
 }
 
 /// Tiers, site and node counts from every node's served state.
-fn totals(nodes: &BTreeMap<Arc<str>, Arc<NodeView>>, traffic: Traffic, now_ms: i64) -> FleetTotals {
+fn totals(nodes: &[Option<Arc<NodeView>>], traffic: Traffic, now_ms: i64) -> FleetTotals {
     let mut t = FleetTotals {
         timestamp_ms: now_ms,
         collector_version: VERSION.to_string(),
         traffic: Some(traffic),
         ..Default::default()
     };
-    for node in nodes.values() {
+    for node in nodes.iter().flatten() {
         t.nodes_total += 1;
         match node.health() {
             Health::Ok => t.nodes_ok += 1,
@@ -331,7 +391,8 @@ fn totals(nodes: &BTreeMap<Arc<str>, Arc<NodeView>>, traffic: Traffic, now_ms: i
     }
     let tiers = health::tiers_by_role(
         nodes
-            .values()
+            .iter()
+            .flatten()
             .flat_map(|n| n.status.role_health.iter().map(|r| (r.role(), r.health()))),
     );
     t.site = health::site(&tiers) as i32;
@@ -433,7 +494,7 @@ mod tests {
         assert!(Arc::ptr_eq(&first, &same));
         let down = views.refresh(NOW + 3_001);
         assert_eq!(down.generation, 2);
-        assert_eq!(down.nodes["n"].health(), Health::Down);
+        assert_eq!(down.node("n").unwrap().health(), Health::Down);
         let d1 = deltas.try_recv().unwrap();
         let d2 = deltas.try_recv().unwrap();
         assert_eq!((d1.generation, d2.generation), (1, 2));
@@ -513,7 +574,7 @@ mod tests {
         let view = views.refresh(NOW + 10);
         assert_eq!(tier(&view, Role::Web), (2, 3, false));
         assert_eq!(tier(&view, Role::App), (3, 3, false));
-        assert_eq!(view.nodes["web1"].health(), Health::Crit);
+        assert_eq!(view.node("web1").unwrap().health(), Health::Crit);
     }
 
     #[test]
@@ -533,7 +594,7 @@ mod tests {
         };
         store.apply(&lb, 1, &[], sample, NOW).unwrap();
         let view = views.refresh(NOW + 10);
-        let state = view.nodes["lb1"].state();
+        let state = view.node("lb1").unwrap().state();
         assert_eq!(state.backends_up, Some(3));
         assert!(!state.backends_stale);
 
@@ -545,7 +606,7 @@ mod tests {
         let mut deltas = views.subscribe();
         store.apply(&lb, 2, &[], failed, NOW + 1_000).unwrap();
         let view = views.refresh(NOW + 1_010);
-        let state = view.nodes["lb1"].state();
+        let state = view.node("lb1").unwrap().state();
         assert!(state.backends_stale);
         assert_eq!(state.backends_up, None);
         assert_eq!(state.backends_error, "haproxy.sock: connection refused");

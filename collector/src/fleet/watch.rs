@@ -72,7 +72,9 @@ pub async fn run(
     peer: String,
 ) {
     let mut deltas = views.subscribe();
-    let view = views.current();
+    // Brought up to date, so the stream starts at least as new as every
+    // batch acknowledged before the call.
+    let view = super::refresh(&views).await;
     let mut sent = view.generation;
     if !send(&tx, snapshot(&view), &shutdown).await {
         return;
