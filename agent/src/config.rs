@@ -151,10 +151,10 @@ pub struct FileConfig {
     pub interval: Option<Spanned<String>>,
     /// Access logs to tail for request rates.
     pub logs: Option<Vec<Spanned<LogSourceConfig>>>,
-    /// Health checks; see [`crate::checks::spec`] for every kind's keys.
-    /// (Read as plain tables and decoded by
-    /// [`crate::checks::spec::parse_tables`], which can then say on which
-    /// line of which table a key is wrong.)
+    /// Health checks; see [`crate::checks`] and its kind modules for every
+    /// kind's keys. (Read as plain tables and decoded by
+    /// [`crate::checks::parse_tables`], which can then say on which line of
+    /// which table a key is wrong.)
     pub checks: Option<Vec<toml::Table>>,
 }
 
@@ -234,7 +234,10 @@ pub fn parse_str(path: &Path, text: &str) -> Result<Config> {
         config.logs.push(log);
     }
     if let Some(tables) = file.checks {
-        let specs = crate::checks::spec::parse_tables(text, tables).map_err(|e| {
+        // Each check is also built here (and the result dropped), so one
+        // that cannot be built (a CA file that does not load) is refused
+        // at load with its position, by `--check` and at start alike.
+        let specs = crate::checks::parse_tables(text, tables, &config.roles).map_err(|e| {
             let (line, column) = line_col(text, e.offset);
             ConfigError::Parse {
                 path: path.to_owned(),

@@ -128,7 +128,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         Some(specs) => specs.clone(),
         None => checks::defaults_for_roles(&roles),
     };
-    let checks = checks::build_all(&specs, &roles);
+    let checks = checks::build_all(&specs, &roles)?;
     info!(checks = ?checks.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
         ?roles, roles_detected, "checks starting");
     checks::spawn_all(checks, &observations_tx, &shutdown, &tracker);

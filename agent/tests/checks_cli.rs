@@ -51,3 +51,45 @@ fn a_bad_check_exits_2_naming_file_line_and_key() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_check_that_cannot_be_built_fails_check_and_start_alike() {
+    let text = "name = \"web1\"\n\n[[checks]]\nkind = \"http\"\nurl = \"https://127.0.0.1:8443/health\"\nca-file = \"/nonexistent/stacktop/ca.pem\"\n";
+    let (code, _, stderr, path) = check(text);
+    assert_eq!(code, Some(2), "{stderr}");
+    let want =
+        format!("error: {path}:6:1: field \"ca-file\": CA file \"/nonexistent/stacktop/ca.pem\": ");
+    assert!(stderr.starts_with(&want), "{stderr}");
+
+    // Starting the agent with the same file stops at the same place,
+    // before it runs anything.
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    file.write_all(text.as_bytes()).unwrap();
+    let mut child = Command::new(BIN)
+        .arg("--config")
+        .arg(file.path())
+        .args(["--collector", "http://127.0.0.1:9"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the agent started with a check it cannot build");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    let want = format!(
+        "error: {}:6:1: field \"ca-file\": CA file \"/nonexistent/stacktop/ca.pem\": ",
+        file.path().display()
+    );
+    assert!(stderr.starts_with(&want), "{stderr}");
+}

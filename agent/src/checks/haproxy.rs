@@ -22,18 +22,38 @@
 //! `haproxy_frontend_requests_per_second{frontend}` (`req_rate`, HTTP
 //! requests over the last second).
 //!
+//! ```toml
+//! [[checks]]
+//! kind = "haproxy"
+//! socket = "/run/haproxy/admin.sock"  # or url = "http://127.0.0.10:8404/stats;csv"
+//! ```
+//!
 //! [`Observation::Backends`]: crate::observe::Observation::Backends
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 
+use serde::Deserialize;
 use stacktop_proto::Health;
 use stacktop_proto::v1::BackendServer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::spec::HaproxySpec;
-use super::{Outcome, http, io_words};
+use super::common::{Outcome, SpecError, SpecResult, io_words};
+use super::http;
 use crate::observe::ObservedPoint;
+
+/// HAProxy stats, from the stats socket or the CSV page: exactly one of
+/// the two.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct HaproxySpec {
+    /// Path of the stats socket (`show stat`).
+    #[serde(default)]
+    pub socket: Option<String>,
+    /// URL of the stats CSV page (`.../stats;csv`).
+    #[serde(default)]
+    pub url: Option<String>,
+}
 
 /// One parsed stats CSV.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -227,7 +247,7 @@ fn worse(a: Health, b: Health) -> Health {
 #[derive(Debug)]
 enum Source {
     Socket(PathBuf),
-    Page(Option<http::Fetcher>),
+    Page(http::Fetcher),
 }
 
 /// An HAProxy stats check.
@@ -237,18 +257,20 @@ pub struct HaproxyProbe {
 }
 
 impl HaproxyProbe {
-    /// Builds the probe from a validated spec (the socket wins when both
-    /// are somehow set).
-    pub fn from_spec(spec: &HaproxySpec) -> Self {
+    /// Checks the spec (exactly one of `socket` and `url`) and builds the
+    /// probe.
+    pub fn from_spec(spec: &HaproxySpec) -> SpecResult<Self> {
         let source = match (&spec.socket, &spec.url) {
-            (Some(path), _) => Source::Socket(PathBuf::from(path)),
-            (None, url) => Source::Page(
-                url.as_deref()
-                    .and_then(|u| http::parse_url(u).ok())
-                    .and_then(|uri| http::Fetcher::new(uri, None).ok()),
-            ),
+            (Some(path), None) => Source::Socket(PathBuf::from(path)),
+            (None, Some(url)) => Source::Page(http::Fetcher::new(url, "url", None)?),
+            (Some(_), Some(_)) | (None, None) => {
+                return Err(SpecError::new(
+                    "socket",
+                    "set exactly one of socket (the stats socket path) or url (the stats CSV page)",
+                ));
+            }
         };
-        Self { source }
+        Ok(Self { source })
     }
 
     /// Runs the check once.
@@ -264,8 +286,7 @@ impl HaproxyProbe {
                     ));
                 }
             },
-            Source::Page(None) => return Outcome::crit("bad stats URL"),
-            Source::Page(Some(fetcher)) => match fetcher.get().await {
+            Source::Page(fetcher) => match fetcher.get().await {
                 Ok(r) if r.status.is_success() => String::from_utf8_lossy(&r.body).into_owned(),
                 Ok(r) => {
                     return Outcome::crit(format!(
