@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use stacktop_proto::Role;
+use stacktop_proto::transport::TransportError;
 use toml::Spanned;
 
 use crate::checks::CheckSpec;
@@ -210,7 +211,8 @@ pub fn parse_str(path: &Path, text: &str) -> Result<Config> {
     config.labels = file.labels.unwrap_or_default();
     for url in file.collectors.unwrap_or_default() {
         let span = url.span();
-        let url = validate_collector(url.get_ref()).map_err(|m| invalid("collectors", span, m))?;
+        let url = validate_collector(url.get_ref())
+            .map_err(|e| invalid("collectors", span, e.to_string()))?;
         config.collectors.push(url);
     }
     if let Some(interval) = file.interval {
@@ -266,40 +268,11 @@ pub fn validate_name(name: &str) -> std::result::Result<String, String> {
 }
 
 /// Checks a collector URL: `http://HOST:PORT` (an optional trailing `/` is
-/// accepted). Returns the URL as the uplink will dial it.
-pub fn validate_collector(url: &str) -> std::result::Result<String, String> {
-    let uri: tonic::codegen::http::Uri = url.parse().map_err(|e| {
-        format!("collector address {url:?} is not a URL ({e}): expected http://HOST:PORT")
-    })?;
-    match uri.scheme_str() {
-        Some("http") => {}
-        // The transport is built without TLS so far; refusing here beats an
-        // agent that retries a handshake it can never complete.
-        Some("https") => {
-            return Err(format!(
-                "collector address {url:?}: https is not supported yet; use http://HOST:PORT"
-            ));
-        }
-        _ => {
-            return Err(format!(
-                "collector address {url:?} must start with http://, e.g. http://127.0.0.1:7411"
-            ));
-        }
-    }
-    if uri.host().is_none_or(str::is_empty) {
-        return Err(format!("collector address {url:?} has no host"));
-    }
-    if uri.port_u16().is_none() {
-        return Err(format!(
-            "collector address {url:?} has no port, e.g. http://HOST:7411"
-        ));
-    }
-    if uri.path() != "/" && !uri.path().is_empty() || uri.query().is_some() {
-        return Err(format!(
-            "collector address {url:?} must not have a path: expected http://HOST:PORT"
-        ));
-    }
-    Ok(url.trim_end_matches('/').to_string())
+/// accepted). Returns the URL as the uplink will dial it. The rules are
+/// the client transport's ([`stacktop_proto::transport::validate_url`]),
+/// so what the config accepts is exactly what the uplink can dial.
+pub fn validate_collector(url: &str) -> std::result::Result<String, TransportError> {
+    stacktop_proto::transport::validate_url(url)
 }
 
 /// Parses a humantime interval such as `1s` or `500ms` and checks it lies in
@@ -429,6 +402,14 @@ mod tests {
         ] {
             assert!(validate_collector(bad).is_err(), "{bad}");
         }
+        // The message quotes the address, whichever rule refused it.
+        let err = parse("collectors = [\"http://10.0.0.5\"]")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "agent.toml:1:15: field \"collectors\": collector address \"http://10.0.0.5\": has no port, e.g. http://HOST:7411"
+        );
         for bad in ["0s", "10ms", "2h", "soon"] {
             assert!(parse_interval(bad).is_err(), "{bad}");
         }
