@@ -1,11 +1,15 @@
 //! The `stacktop-agent` binary: parse the command line, start tracing, load
 //! the config file, let the command line override it, and run the agent
 //! until Ctrl-C or SIGTERM. Exits with 2 on any configuration error.
+//!
+//! The library's errors are typed ([`stacktop_agent::Error`]); this binary
+//! only adds context (`anyhow`) and picks the exit code.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use anyhow::Context;
 use clap::Parser;
 use stacktop_agent::config::{self, Config};
 use stacktop_agent::{CancellationToken, Role};
@@ -172,29 +176,37 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
 
-    // One thread is plenty for a sampler and a few streams, and keeps the
-    // agent's footprint small.
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
+    match serve(config) {
+        Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: cannot start the runtime: {err}");
-            return ExitCode::FAILURE;
-        }
-    };
-    runtime.block_on(async {
-        let shutdown = CancellationToken::new();
-        tokio::spawn(cancel_on_signal(shutdown.clone()));
-        match stacktop_agent::run(config, shutdown).await {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(err) => {
-                error!("{err:#}");
-                eprintln!("error: {err:#}");
+            error!("{err:#}");
+            eprintln!("error: {err:#}");
+            let config_error = err
+                .downcast_ref::<stacktop_agent::Error>()
+                .is_some_and(stacktop_agent::Error::is_config);
+            if config_error {
+                ExitCode::from(2)
+            } else {
                 ExitCode::FAILURE
             }
         }
+    }
+}
+
+/// Runs the agent until a signal, on one thread: plenty for a sampler and
+/// a few streams, and it keeps the agent's footprint small.
+fn serve(config: Config) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
+    runtime.block_on(async {
+        let shutdown = CancellationToken::new();
+        tokio::spawn(cancel_on_signal(shutdown.clone()));
+        // The library's message is whole (it names the check, the log or
+        // the address); adding context here would only repeat it.
+        stacktop_agent::run(config, shutdown).await?;
+        Ok(())
     })
 }
 
