@@ -241,6 +241,19 @@ fn print_config(config: &Config) {
                     humantime::format_duration(check.interval()),
                     humantime::format_duration(check.timeout())
                 );
+                // The tier the check's results count for; loading checked
+                // the role, so the fallback is never printed.
+                let role = match check.role() {
+                    Ok(Role::Unspecified) => "node-wide".to_string(),
+                    Ok(role) => role.to_string(),
+                    Err(err) => err.to_string(),
+                };
+                let source = if check.common().role.is_some() {
+                    "configured"
+                } else {
+                    "by kind"
+                };
+                println!("  role: {role} ({source})");
             }
         }
         None => println!("checks: the roles' defaults"),

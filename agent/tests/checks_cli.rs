@@ -42,6 +42,29 @@ fn check_lists_the_configured_checks() {
 }
 
 #[test]
+fn check_shows_each_checks_role() {
+    let (code, stdout, stderr, _) = check(
+        "[[checks]]\nkind = \"haproxy\"\nsocket = \"/run/haproxy/admin.sock\"\n\n[[checks]]\nkind = \"app\"\nurl = \"http://127.0.0.1:8080/health\"\nrole = \"web\"\n\n[[checks]]\nkind = \"tcp\"\naddress = \"127.0.0.21:3306\"\n",
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    let lines: Vec<&str> = stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("check: "))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "check: haproxy (haproxy, every 5s, timeout 2s)",
+            "  role: lb (by kind)",
+            "check: app:127.0.0.1:8080/health (app, every 5s, timeout 2s)",
+            "  role: web (configured)",
+            "check: tcp:127.0.0.21:3306 (tcp, every 5s, timeout 2s)",
+            "  role: node-wide (by kind)",
+        ]
+    );
+}
+
+#[test]
 fn a_bad_check_exits_2_naming_file_line_and_key() {
     let (code, _, stderr, path) =
         check("name = \"db1\"\n\n[[checks]]\nkind = \"mysql\"\naddress = \"127.0.0.21\"\n");

@@ -179,3 +179,57 @@ fn a_check_that_cannot_be_built_at_start_is_named() {
         "{err}"
     );
 }
+
+#[test]
+fn a_check_speaks_for_its_configured_role_or_its_kinds() {
+    let config = parse_str(
+        Path::new("agent.toml"),
+        r#"
+[[checks]]
+kind = "http"
+url = "http://127.0.0.11:8080/"
+role = "web"
+
+[[checks]]
+kind = "nginx"
+url = "http://127.0.0.11:8080/nginx_status"
+
+[[checks]]
+kind = "process"
+process-name = "mariadbd"
+
+[[checks]]
+kind = "tcp"
+address = "127.0.0.21:3306"
+"#,
+    )
+    .unwrap();
+    let roles: Vec<Role> = config
+        .checks
+        .unwrap()
+        .iter()
+        .map(|c| c.role().unwrap())
+        .collect();
+    assert_eq!(roles, [Role::Web, Role::Web, Role::Db, Role::Unspecified]);
+    let built = build_all(
+        &parse_str(
+            Path::new("agent.toml"),
+            "[[checks]]\nkind = \"tcp\"\naddress = \"a:1\"\nrole = \"DB\"\n",
+        )
+        .unwrap()
+        .checks
+        .unwrap(),
+        &[],
+    )
+    .unwrap();
+    assert_eq!(built[0].role, Role::Db);
+}
+
+#[test]
+fn a_check_role_that_is_not_a_role_is_refused_at_its_key() {
+    let e = err("[[checks]]\nkind = \"tcp\"\naddress = \"a:1\"\nrole = \"cache\"\n");
+    assert_eq!(
+        e,
+        "agent.toml:4:1: field \"role\": unknown role \"cache\": expected one of lb, web, app, db"
+    );
+}

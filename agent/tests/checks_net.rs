@@ -146,6 +146,7 @@ async fn checks_run_on_their_interval_and_stop_on_shutdown() {
     let check = Check {
         name: "app".into(),
         kind: "app",
+        role: Role::App,
         interval: Duration::from_millis(100),
         timeout: Duration::from_millis(50),
         probe: Probe::Http(http_probe(url)),

@@ -100,15 +100,11 @@ impl Outcome {
         Self::new(Health::Crit, message)
     }
 
-    /// The message a run that overran its timeout reports.
+    /// What a run that overran its timeout reports: crit "timed out after
+    /// 2 s".
     pub fn timed_out(timeout: Duration) -> Self {
-        Self::crit(timed_out_words(timeout))
+        Self::crit(format!("timed out after {}", human(timeout)))
     }
-}
-
-/// "timed out after 2 s".
-pub fn timed_out_words(timeout: Duration) -> String {
-    format!("timed out after {}", human(timeout))
 }
 
 /// Current Unix time in milliseconds.

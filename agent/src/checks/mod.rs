@@ -30,9 +30,17 @@
 //!
 //! Every table has a `kind` and the common keys `name` (default derived
 //! from the target, e.g. `http:127.0.0.11:9000/health`), `interval`
-//! (default 5 s; 15 s for `exposure`) and `timeout` (default 2 s, or half
-//! the interval when that is shorter; must be below the interval). Each
-//! kind's own keys are documented in its module.
+//! (default 5 s; 15 s for `exposure`), `timeout` (default 2 s, or half
+//! the interval when that is shorter; must be below the interval) and
+//! `role`. Each kind's own keys are documented in its module.
+//!
+//! `role` (`lb`, `web`, `app` or `db`) is the tier the check speaks for:
+//! the collector counts its result towards that role's tier health only.
+//! Without it the role comes from the kind
+//! ([`stacktop_proto::metrics::check_role`]: nginx -> web, haproxy -> lb,
+//! mysql -> db, app and http -> app, process by the process it looks for;
+//! everything else is node-wide). Results a probe adds (the MySQL probe's
+//! `replication`) take the role of their own kind.
 //!
 //! # Building is part of loading
 //!
@@ -74,6 +82,7 @@ use std::time::Duration;
 use serde::de::{DeserializeOwned, Error as _};
 use serde::{Deserialize, Deserializer};
 use stacktop_proto::Role;
+use stacktop_proto::metrics::check_role;
 
 pub use common::{ExtraCheck, Outcome, SpecError, human, io_words};
 pub use run::{Check, Probe, spawn_all};
@@ -103,12 +112,16 @@ pub struct Common {
     /// Bound on one run (humantime); must be below the interval.
     #[serde(default, with = "humantime_serde")]
     pub timeout: Option<Duration>,
+    /// The role the check speaks for: `lb`, `web`, `app` or `db` (default:
+    /// by kind, see the module docs).
+    #[serde(default)]
+    pub role: Option<String>,
 }
 
 impl Common {
     /// The keys of [`Common`] as written in a table: taken out of a table
     /// before the rest goes to the kind's own spec.
-    pub const KEYS: [&'static str; 3] = ["name", "interval", "timeout"];
+    pub const KEYS: [&'static str; 4] = ["name", "interval", "timeout", "role"];
 }
 
 /// One kind's table: the common keys and the kind's own (`K`, e.g.
@@ -229,6 +242,18 @@ impl CheckSpec {
         }
     }
 
+    /// The role the check speaks for: the configured `role`, else the
+    /// one its kind (and name) implies; [`Role::Unspecified`] means
+    /// node-wide. An error when the configured role is not a role.
+    pub fn role(&self) -> Result<Role, SpecError> {
+        match &self.common().role {
+            Some(role) => role
+                .parse()
+                .map_err(|e: stacktop_proto::UnknownRole| SpecError::new("role", e.to_string())),
+            None => Ok(check_role(self.kind(), &self.name())),
+        }
+    }
+
     /// Time between two runs.
     pub fn interval(&self) -> Duration {
         let default = match self {
@@ -246,7 +271,7 @@ impl CheckSpec {
     }
 
     /// Checks the common keys: the interval's range, the timeout below it,
-    /// a printable name.
+    /// a printable name (the role is checked by [`CheckSpec::role`]).
     fn check_common(&self) -> Result<(), SpecError> {
         let interval = self.interval();
         if interval < MIN_CHECK_INTERVAL || interval > crate::config::MAX_INTERVAL {
@@ -288,6 +313,7 @@ impl CheckSpec {
     /// first key that cannot be used.
     pub fn build(&self, roles: &[Role]) -> Result<Check, SpecError> {
         self.check_common()?;
+        let role = self.role()?;
         let name = self.name();
         let timeout = self.timeout();
         let probe = match self {
@@ -310,6 +336,7 @@ impl CheckSpec {
         Ok(Check {
             name,
             kind: self.kind(),
+            role,
             interval: self.interval(),
             timeout,
             probe,
@@ -648,6 +675,25 @@ warn-lag = "5s"
     }
 
     #[test]
+    fn every_common_key_reaches_common() {
+        // A key missing from Common::KEYS would go to the kind's spec,
+        // which refuses it.
+        let c = &parse(
+            "[[checks]]\nkind = \"tcp\"\naddress = \"a:1\"\nname = \"n\"\ninterval = \"3s\"\ntimeout = \"1s\"\nrole = \"db\"",
+        )
+        .unwrap()[0];
+        assert_eq!(
+            c.common(),
+            &Common {
+                name: Some("n".into()),
+                interval: Some(Duration::from_secs(3)),
+                timeout: Some(Duration::from_secs(1)),
+                role: Some("db".into()),
+            }
+        );
+    }
+
+    #[test]
     fn timeout_defaults_below_a_short_interval() {
         let c =
             &parse("[[checks]]\nkind = \"tcp\"\naddress = \"a:1\"\ninterval = \"1s\"").unwrap()[0];
@@ -673,5 +719,17 @@ warn-lag = "5s"
         for spec in defaults_for_roles(&[Role::Lb, Role::Web, Role::App, Role::Db]) {
             spec.validate().unwrap();
         }
+        // Each default speaks for the role that brought it (exposure for
+        // the whole node).
+        let roles = |role: Role| -> Vec<Role> {
+            defaults_for_roles(&[role])
+                .iter()
+                .map(|s| s.role().unwrap())
+                .collect()
+        };
+        assert_eq!(roles(Role::Lb), [Role::Lb, Role::Lb, Role::Unspecified]);
+        assert_eq!(roles(Role::Web), [Role::Web, Role::Web, Role::Unspecified]);
+        assert_eq!(roles(Role::App), [Role::App, Role::Unspecified]);
+        assert_eq!(roles(Role::Db), [Role::Db, Role::Unspecified]);
     }
 }

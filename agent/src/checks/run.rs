@@ -12,15 +12,16 @@
 
 use std::time::{Duration, Instant};
 
-use stacktop_proto::Health;
+use stacktop_proto::metrics::check_role;
 use stacktop_proto::v1::CheckResult;
+use stacktop_proto::{Health, Role};
 use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::debug;
 
-use super::common::{ExtraCheck, Outcome, timed_out_words, unix_ms};
+use super::common::{Outcome, unix_ms};
 use super::{dns, exposure, haproxy, http, mysql, nginx, process, tcp, tls};
 use crate::observe::Observation;
 
@@ -65,14 +66,15 @@ impl Probe {
         }
     }
 
-    /// Called when a run timed out: lets a probe with state (a pooled
-    /// connection, a replica it knew about) say what the timeout means for
-    /// its other checks.
-    fn on_timeout(&mut self, timeout: Duration) -> Vec<ExtraCheck> {
-        match self {
-            Probe::Mysql(p) => p.on_failure(&timed_out_words(timeout)),
-            _ => Vec::new(),
+    /// The outcome of a run that overran `timeout`: crit "timed out after
+    /// 2 s", and for a probe with state (a pooled connection, a replica it
+    /// knew about) what the timeout means for its other checks.
+    fn timed_out(&mut self, timeout: Duration) -> Outcome {
+        let mut outcome = Outcome::timed_out(timeout);
+        if let Probe::Mysql(p) = self {
+            outcome.extra = p.on_failure(&outcome.message);
         }
+        outcome
     }
 }
 
@@ -83,13 +85,17 @@ async fn blocking<P: Send + 'static>(probe: P, run: fn(&P) -> Outcome) -> Outcom
         .unwrap_or_else(|e| Outcome::new(Health::Unknown, format!("probe failed: {e}")))
 }
 
-/// A check ready to run: its name, kind, schedule and probe.
+/// A check ready to run: its name, kind, role, schedule and probe.
 #[derive(Debug)]
 pub struct Check {
     /// Unique per node, e.g. `http:127.0.0.11:9000/health`.
     pub name: String,
     /// The kind reported in results, e.g. `http`.
     pub kind: &'static str,
+    /// The role its results speak for ([`Role::Unspecified`]: the whole
+    /// node), sent with every result so the collector counts it towards
+    /// that tier only.
+    pub role: Role,
     /// Time between the starts of two runs.
     pub interval: Duration,
     /// Bound on one run; always below `interval`.
@@ -102,17 +108,20 @@ impl Check {
     /// Runs once with the timeout and returns what to send.
     pub async fn run_once(&mut self) -> Vec<Observation> {
         let started = Instant::now();
-        let (outcome, extra_on_timeout) =
-            match tokio::time::timeout(self.timeout, self.probe.run()).await {
-                Ok(outcome) => (outcome, Vec::new()),
-                Err(_) => (
-                    Outcome::timed_out(self.timeout),
-                    self.probe.on_timeout(self.timeout),
-                ),
-            };
-        let latency = started.elapsed().as_secs_f64();
-        let now = unix_ms();
-        let mut out = Vec::with_capacity(4);
+        let outcome = match tokio::time::timeout(self.timeout, self.probe.run()).await {
+            Ok(outcome) => outcome,
+            Err(_) => self.probe.timed_out(self.timeout),
+        };
+        self.observations(outcome, started.elapsed().as_secs_f64(), unix_ms())
+    }
+
+    /// What one run's `outcome` sends: its metrics, facts and backends,
+    /// then its result and those of the extra checks, each with the
+    /// check's interval and the role it speaks for (the check's own for
+    /// its result; an extra's by its kind, so `replication` is db).
+    pub fn observations(&self, outcome: Outcome, latency: f64, now: i64) -> Vec<Observation> {
+        let interval_ms = u32::try_from(self.interval.as_millis()).unwrap_or(u32::MAX);
+        let mut out = Vec::with_capacity(4 + outcome.extra.len());
         if !outcome.points.is_empty() {
             out.push(Observation::Points(outcome.points));
         }
@@ -129,16 +138,20 @@ impl Check {
             latency_seconds: latency,
             message: outcome.message,
             timestamp_ms: now,
+            role: self.role as i32,
+            interval_ms,
             ..Default::default()
         }));
-        for extra in outcome.extra.into_iter().chain(extra_on_timeout) {
+        for extra in outcome.extra {
             out.push(Observation::Check(CheckResult {
+                role: check_role(extra.kind, &extra.name) as i32,
                 name: extra.name,
                 kind: extra.kind.to_string(),
                 status: extra.status as i32,
                 latency_seconds: latency,
                 message: extra.message,
                 timestamp_ms: now,
+                interval_ms,
                 ..Default::default()
             }));
         }
@@ -188,6 +201,7 @@ pub fn spawn_all(
 
 #[cfg(test)]
 mod tests {
+    use super::super::common::ExtraCheck;
     use super::*;
 
     #[tokio::test]
@@ -203,6 +217,7 @@ mod tests {
         let mut check = Check {
             name: "slow".into(),
             kind: "http",
+            role: Role::App,
             interval: Duration::from_secs(5),
             timeout: Duration::from_millis(100),
             probe: Probe::Http(http::HttpProbe::from_spec(&spec).unwrap()),
@@ -214,5 +229,45 @@ mod tests {
         assert_eq!(result.status, Health::Crit as i32);
         assert_eq!(result.message, "timed out after 100 ms");
         assert!(result.latency_seconds >= 0.1);
+        assert_eq!((result.role, result.interval_ms), (Role::App as i32, 5_000));
+    }
+
+    #[test]
+    fn every_result_carries_its_role_and_interval() {
+        let check = Check {
+            name: "db".into(),
+            kind: "mysql",
+            role: Role::Web,
+            interval: Duration::from_millis(2_500),
+            timeout: Duration::from_secs(1),
+            probe: Probe::Tcp(tcp::TcpProbe::new(([127, 0, 0, 1], 3306).into())),
+        };
+        let mut outcome = Outcome::ok("primary");
+        outcome.extra.push(ExtraCheck {
+            name: "db:replication".into(),
+            kind: "replication",
+            status: Health::Warn,
+            message: "replica, lag 12 s".into(),
+        });
+        let results: Vec<CheckResult> = check
+            .observations(outcome, 0.01, 1_000)
+            .into_iter()
+            .filter_map(|o| match o {
+                Observation::Check(r) => Some(r),
+                _ => None,
+            })
+            .collect();
+        let got: Vec<(&str, i32, u32)> = results
+            .iter()
+            .map(|r| (r.name.as_str(), r.role, r.interval_ms))
+            .collect();
+        // The check's own role as configured; the extra by its kind.
+        assert_eq!(
+            got,
+            [
+                ("db", Role::Web as i32, 2_500),
+                ("db:replication", Role::Db as i32, 2_500)
+            ]
+        );
     }
 }
