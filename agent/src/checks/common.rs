@@ -59,6 +59,10 @@ pub struct Outcome {
     pub facts: Vec<(String, String)>,
     /// A complete sample of HAProxy backend servers, when the probe read one.
     pub backends: Option<Vec<BackendServer>>,
+    /// Why the probe that reads HAProxy backends could not read them this
+    /// time: they are unknown until a later sample (as the batch's
+    /// `backends`/`backends_error` pair says).
+    pub backends_error: Option<String>,
     /// Further checks the same probe decided: the MySQL probe's
     /// `replication` check.
     pub extra: Vec<ExtraCheck>,
@@ -86,6 +90,7 @@ impl Outcome {
             points: Vec::new(),
             facts: Vec::new(),
             backends: None,
+            backends_error: None,
             extra: Vec::new(),
         }
     }

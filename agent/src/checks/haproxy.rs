@@ -15,6 +15,11 @@
 //! Messages: "3/3 UP", "web2 DOWN (L4CON), 2/3 UP", and with several
 //! backends "be_web: 3/3 UP; be_api: api1 MAINT, 1/2 UP".
 //!
+//! A read that fails (socket refused or missing, HTTP error, not stats
+//! CSV, timeout) is crit with the reason, and the backends become unknown
+//! ([`Observation::BackendsUnknown`], the batch's `backends_error`) until a
+//! later read succeeds: a dead HAProxy must not keep showing "3/3 UP".
+//!
 //! Metrics: `haproxy_backend_up{backend,server}` (1 when UP, else 0),
 //! `haproxy_server_current_sessions{backend,server}`,
 //! `haproxy_server_requests_per_second{backend,server}` (HAProxy's `rate`,
@@ -29,6 +34,7 @@
 //! ```
 //!
 //! [`Observation::Backends`]: crate::observe::Observation::Backends
+//! [`Observation::BackendsUnknown`]: crate::observe::Observation::BackendsUnknown
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -275,34 +281,39 @@ impl HaproxyProbe {
 
     /// Runs the check once.
     pub async fn run(&self) -> Outcome {
-        let text = match &self.source {
-            Source::Socket(path) => match show_stat(path).await {
-                Ok(text) => text,
-                Err(e) => {
-                    return Outcome::crit(format!(
-                        "stats socket {}: {}",
-                        path.display(),
-                        io_words(&e)
-                    ));
-                }
-            },
-            Source::Page(fetcher) => match fetcher.get().await {
-                Ok(r) if r.status.is_success() => String::from_utf8_lossy(&r.body).into_owned(),
-                Ok(r) => {
-                    return Outcome::crit(format!(
-                        "HTTP {} from {}",
-                        r.status.as_u16(),
-                        fetcher.uri()
-                    ));
-                }
-                Err(e) => return Outcome::crit(e.to_string()),
-            },
-        };
-        match parse(&text) {
+        match self
+            .read()
+            .await
+            .and_then(|text| parse(&text).map_err(|e| e.to_string()))
+        {
             Ok(stats) => outcome(stats),
-            Err(e) => Outcome::crit(e.to_string()),
+            Err(reason) => unread(reason),
         }
     }
+
+    /// The stats CSV, or why it could not be read.
+    async fn read(&self) -> Result<String, String> {
+        match &self.source {
+            Source::Socket(path) => show_stat(path)
+                .await
+                .map_err(|e| format!("stats socket {}: {}", path.display(), io_words(&e))),
+            Source::Page(fetcher) => match fetcher.get().await {
+                Ok(r) if r.status.is_success() => Ok(String::from_utf8_lossy(&r.body).into_owned()),
+                Ok(r) => Err(format!("HTTP {} from {}", r.status.as_u16(), fetcher.uri())),
+                Err(e) => Err(e.to_string()),
+            },
+        }
+    }
+}
+
+/// The outcome of a run that could not read the stats (socket refused,
+/// HTTP error, not stats CSV, timeout): crit with `reason`, and the
+/// backends unknown for the same reason. Without that, the collector would
+/// keep showing the last sample ("3/3 UP") next to a dead HAProxy.
+pub fn unread(reason: String) -> Outcome {
+    let mut out = Outcome::crit(reason.clone());
+    out.backends_error = Some(reason);
+    out
 }
 
 /// Sends `show stat` on the stats socket and reads the answer to EOF.
@@ -404,6 +415,42 @@ mod tests {
             out.message,
             "be: a DOWN (L4CON), 0/1 UP; api: x MAINT, 1/2 UP"
         );
+    }
+
+    #[tokio::test]
+    async fn a_failed_read_makes_the_backends_unknown() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("admin.sock");
+        let probe = HaproxyProbe::from_spec(&HaproxySpec {
+            socket: Some(path.display().to_string()),
+            ..Default::default()
+        })
+        .unwrap();
+        let out = probe.run().await;
+        let reason = format!("stats socket {}: not found", path.display());
+        assert_eq!(
+            (out.status, out.message.as_str()),
+            (Health::Crit, reason.as_str())
+        );
+        assert_eq!(out.backends, None);
+        assert_eq!(out.backends_error, Some(reason));
+        // Something that answers, but not with stats CSV.
+        let listener = tokio::net::UnixListener::bind(&path).unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let mut command = [0u8; 10];
+                let _ = stream.read_exact(&mut command).await;
+                let _ = stream.write_all(b"Unknown command.\n").await;
+            }
+        });
+        let out = probe.run().await;
+        assert_eq!(
+            out.backends_error.as_deref(),
+            Some("no \"# pxname,svname,...\" header: not HAProxy stats CSV")
+        );
+        // A good read carries the sample and no error.
+        let out = outcome(parse(ALL_UP).unwrap());
+        assert_eq!(out.backends_error, None);
     }
 
     #[test]

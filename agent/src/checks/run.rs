@@ -68,13 +68,17 @@ impl Probe {
 
     /// The outcome of a run that overran `timeout`: crit "timed out after
     /// 2 s", and for a probe with state (a pooled connection, a replica it
-    /// knew about) what the timeout means for its other checks.
+    /// knew about, backends it reports) what the timeout means for it.
     fn timed_out(&mut self, timeout: Duration) -> Outcome {
-        let mut outcome = Outcome::timed_out(timeout);
-        if let Probe::Mysql(p) = self {
-            outcome.extra = p.on_failure(&outcome.message);
+        let outcome = Outcome::timed_out(timeout);
+        match self {
+            Probe::Mysql(p) => Outcome {
+                extra: p.on_failure(&outcome.message),
+                ..outcome
+            },
+            Probe::Haproxy(_) => haproxy::unread(outcome.message),
+            _ => outcome,
         }
-        outcome
     }
 }
 
@@ -115,7 +119,8 @@ impl Check {
         self.observations(outcome, started.elapsed().as_secs_f64(), unix_ms())
     }
 
-    /// What one run's `outcome` sends: its metrics, facts and backends,
+    /// What one run's `outcome` sends: its metrics, facts and backends (or
+    /// why they are unknown),
     /// then its result and those of the extra checks, each with the
     /// check's interval and the role it speaks for (the check's own for
     /// its result; an extra's by its kind, so `replication` is db).
@@ -130,6 +135,9 @@ impl Check {
         }
         if let Some(backends) = outcome.backends {
             out.push(Observation::Backends(backends));
+        }
+        if let Some(reason) = outcome.backends_error {
+            out.push(Observation::BackendsUnknown(reason));
         }
         out.push(Observation::Check(CheckResult {
             name: self.name.clone(),
@@ -230,6 +238,34 @@ mod tests {
         assert_eq!(result.message, "timed out after 100 ms");
         assert!(result.latency_seconds >= 0.1);
         assert_eq!((result.role, result.interval_ms), (Role::App as i32, 5_000));
+    }
+
+    #[tokio::test]
+    async fn a_stats_read_that_times_out_makes_the_backends_unknown() {
+        // A stats socket that accepts and never answers.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("admin.sock");
+        let _listener = tokio::net::UnixListener::bind(&path).unwrap();
+        let spec = haproxy::HaproxySpec {
+            socket: Some(path.display().to_string()),
+            ..Default::default()
+        };
+        let mut check = Check {
+            name: "haproxy".into(),
+            kind: "haproxy",
+            role: Role::Lb,
+            interval: Duration::from_secs(5),
+            timeout: Duration::from_millis(100),
+            probe: Probe::Haproxy(haproxy::HaproxyProbe::from_spec(&spec).unwrap()),
+        };
+        let obs = check.run_once().await;
+        assert!(
+            obs.contains(&Observation::BackendsUnknown(
+                "timed out after 100 ms".into()
+            )),
+            "{obs:?}"
+        );
+        assert!(!obs.iter().any(|o| matches!(o, Observation::Backends(_))));
     }
 
     #[test]
