@@ -41,12 +41,26 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 use stacktop_proto::Health;
+use stacktop_proto::metrics::{
+    HAPROXY_BACKEND_UP, HAPROXY_FRONTEND_REQUESTS, HAPROXY_SERVER_REQUESTS, HAPROXY_SERVER_SESSIONS,
+};
 use stacktop_proto::v1::BackendServer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::common::{Outcome, SpecError, SpecResult, io_words};
 use super::http;
 use crate::observe::ObservedPoint;
+
+/// Label keys of the HAProxy series. `stacktop_proto::metrics::label` has
+/// none for them yet; until it does they are spelt here, once.
+pub mod label {
+    /// The backend (proxy) a server belongs to.
+    pub const BACKEND: &str = "backend";
+    /// A backend's server.
+    pub const SERVER: &str = "server";
+    /// A frontend.
+    pub const FRONTEND: &str = "frontend";
+}
 
 /// HAProxy stats, from the stats socket or the CSV page: exactly one of
 /// the two.
@@ -198,31 +212,25 @@ pub fn outcome(stats: Stats) -> Outcome {
     let mut out = Outcome::new(worst, message);
     for s in &stats.servers {
         let labels = [
-            ("backend", s.backend.as_str()),
-            ("server", s.server.as_str()),
+            (label::BACKEND, s.backend.as_str()),
+            (label::SERVER, s.server.as_str()),
         ];
         let up = if is_up(&s.status) { 1.0 } else { 0.0 };
         out.points
-            .push(ObservedPoint::now("haproxy_backend_up", &labels, up));
+            .push(ObservedPoint::now(HAPROXY_BACKEND_UP, &labels, up));
         if let Some(v) = s.current_sessions {
-            out.points.push(ObservedPoint::now(
-                "haproxy_server_current_sessions",
-                &labels,
-                v,
-            ));
+            out.points
+                .push(ObservedPoint::now(HAPROXY_SERVER_SESSIONS, &labels, v));
         }
         if let Some(v) = s.request_rate {
-            out.points.push(ObservedPoint::now(
-                "haproxy_server_requests_per_second",
-                &labels,
-                v,
-            ));
+            out.points
+                .push(ObservedPoint::now(HAPROXY_SERVER_REQUESTS, &labels, v));
         }
     }
     for (frontend, rate) in &stats.frontends {
         out.points.push(ObservedPoint::now(
-            "haproxy_frontend_requests_per_second",
-            &[("frontend", frontend)],
+            HAPROXY_FRONTEND_REQUESTS,
+            &[(label::FRONTEND, frontend)],
             *rate,
         ));
     }

@@ -48,6 +48,10 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, OptsBuilder, Row, Value};
 use serde::Deserialize;
 use stacktop_proto::Health;
+use stacktop_proto::metrics::{
+    FACT_DB_ROLE, MYSQL_CONNECTIONS, MYSQL_MAX_CONNECTIONS, MYSQL_QUERIES,
+    MYSQL_REPLICA_IO_RUNNING, MYSQL_REPLICA_SQL_RUNNING, MYSQL_REPLICATION_LAG, MYSQL_UP,
+};
 use tracing::debug;
 
 use super::common::{ExtraCheck, Outcome, SpecError, SpecResult, human, io_words, parse_host_port};
@@ -339,7 +343,7 @@ impl MysqlProbe {
     /// The outcome of a run that could not talk to the server.
     fn failed(&mut self, message: String) -> Outcome {
         let mut out = Outcome::crit(message.clone());
-        out.points.push(ObservedPoint::now("mysql_up", &[], 0.0));
+        out.points.push(ObservedPoint::now(MYSQL_UP, &[], 0.0));
         out.extra = self.on_failure(&message);
         out
     }
@@ -481,26 +485,25 @@ pub fn summarize(
         }
     }
     let mut out = Outcome::new(status, parts.join(", "));
-    out.facts.push(("db_role".into(), role.into()));
+    out.facts.push((FACT_DB_ROLE.into(), role.into()));
     let p = |name: &str, v: f64| ObservedPoint::now(name, &[], v);
-    out.points.push(p("mysql_up", 1.0));
+    out.points.push(p(MYSQL_UP, 1.0));
     if let Some(qps) = qps {
-        out.points.push(p("mysql_queries_per_second", qps));
+        out.points.push(p(MYSQL_QUERIES, qps));
     }
     if let Some(c) = connections {
-        out.points.push(p("mysql_connections", c as f64));
+        out.points.push(p(MYSQL_CONNECTIONS, c as f64));
     }
     out.points
-        .push(p("mysql_max_connections", max_connections as f64));
+        .push(p(MYSQL_MAX_CONNECTIONS, max_connections as f64));
     if let Some(state) = replica {
         let flag = |b: bool| if b { 1.0 } else { 0.0 };
         out.points
-            .push(p("mysql_replica_io_running", flag(state.io_ok())));
+            .push(p(MYSQL_REPLICA_IO_RUNNING, flag(state.io_ok())));
         out.points
-            .push(p("mysql_replica_sql_running", flag(state.sql_ok())));
+            .push(p(MYSQL_REPLICA_SQL_RUNNING, flag(state.sql_ok())));
         if let Some(lag) = state.lag_seconds {
-            out.points
-                .push(p("mysql_replication_lag_seconds", lag as f64));
+            out.points.push(p(MYSQL_REPLICATION_LAG, lag as f64));
         }
         let (status, message) = replication_outcome(state, warn_lag, crit_lag);
         out.extra.push(ExtraCheck {

@@ -26,6 +26,9 @@ use std::time::Instant;
 
 use serde::Deserialize;
 use stacktop_proto::Health;
+use stacktop_proto::metrics::{
+    NGINX_ACTIVE, NGINX_READING, NGINX_REQUESTS, NGINX_WAITING, NGINX_WRITING,
+};
 
 use super::common::{Outcome, SpecResult};
 use super::http;
@@ -138,14 +141,14 @@ pub fn outcome(s: &StubStatus, requests_per_second: Option<f64>) -> Outcome {
     );
     let gauge = |name: &str, v: u64| ObservedPoint::now(name, &[], v as f64);
     out.points = vec![
-        gauge("nginx_connections_active", s.active),
-        gauge("nginx_connections_reading", s.reading),
-        gauge("nginx_connections_writing", s.writing),
-        gauge("nginx_connections_waiting", s.waiting),
+        gauge(NGINX_ACTIVE, s.active),
+        gauge(NGINX_READING, s.reading),
+        gauge(NGINX_WRITING, s.writing),
+        gauge(NGINX_WAITING, s.waiting),
     ];
     if let Some(rate) = requests_per_second {
         out.points
-            .push(ObservedPoint::now("nginx_requests_per_second", &[], rate));
+            .push(ObservedPoint::now(NGINX_REQUESTS, &[], rate));
     }
     out
 }

@@ -58,8 +58,9 @@ pub const MAX_FUTURE: i64 = 300;
 /// Largest recorded latency: 1 hour in microseconds; longer values are clamped.
 const MAX_LATENCY_US: u64 = 3_600_000_000;
 
-/// Status classes, in the order of [`SecondStats::classes`].
-pub const CLASSES: [&str; 5] = ["2xx", "3xx", "4xx", "5xx", "other"];
+/// Status classes, in the order of [`SecondStats::classes`]: the `class` label values every
+/// side agrees on.
+pub const CLASSES: [&str; 5] = stacktop_proto::metrics::ALL_CLASSES;
 
 /// Index into [`CLASSES`] for a status code; 1xx, 0 and anything above 599 are "other".
 #[inline]

@@ -10,7 +10,8 @@
 //! - `bucket.rs`: per-second aggregation with a grace for late lines ([`Aggregator`]);
 //! - `tail.rs`: following a file through rotation ([`Tailer`]) and the synchronous
 //!   [`SourceCore`] (tail + parse + aggregate);
-//! - `metrics.rs`: [`SecondStats`] to named [`MetricPoint`]s;
+//! - `metrics.rs`: [`SecondStats`] to named [`MetricPoint`]s (names from
+//!   `stacktop_proto::metrics`);
 //! - `check.rs`: the `check-logs` report ([`check_file`]);
 //! - this file: the config ([`LogSourceConfig`]) and the async runner ([`LogSource`]).
 //!
@@ -63,11 +64,7 @@ pub use check::{CheckError, CheckReport, CheckSecond, check_file, check_reader};
 pub use format::{
     CustomFormat, FORMAT_NAMES, Field, Format, FormatError, STACKTOP_LOG_FORMAT, Step,
 };
-pub use metrics::{
-    HTTP_LOG_LATE_LINES_PER_SECOND, HTTP_LOG_MALFORMED_LINES_PER_SECOND,
-    HTTP_REQUEST_DURATION_SECONDS, HTTP_REQUESTS_PER_SECOND, HTTP_RESPONSE_BYTES_PER_SECOND,
-    MetricPoint,
-};
+pub use metrics::MetricPoint;
 pub use parse::{LineError, Parser, Record};
 pub use tail::{
     DRAIN_POLLS, Line, LineSplitter, MAX_BYTES_PER_POLL, MAX_LINE, POLL_INTERVAL, PollOutcome,
