@@ -223,8 +223,15 @@ pub fn parse_str(path: &Path, text: &str) -> Result<Config> {
     for log in file.logs.unwrap_or_default() {
         let span = log.span();
         let log = log.into_inner();
-        log.validate()
-            .map_err(|e| invalid("logs", span.clone(), e.to_string()))?;
+        // An error about one key points at it; others at the table.
+        log.validate().map_err(|e| match e.key() {
+            Some(key) => {
+                let block = table_block(text, span.start);
+                let at = key_offset(text, &block, key).map_or(span.clone(), |o| o..o);
+                invalid(key, at, e.to_string())
+            }
+            None => invalid("logs", span.clone(), e.to_string()),
+        })?;
         // Two tailers on one file would count every request twice.
         if config.logs.iter().any(|l| l.path == log.path) {
             return Err(invalid(
@@ -306,6 +313,44 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let line_start = before.rfind('\n').map_or(0, |i| i + 1);
     let column = before[line_start..].chars().count() + 1;
     (line, column)
+}
+
+/// The text of the table whose header starts at `start`: up to the next table header (toml
+/// spans an array-of-tables element by its header only).
+fn table_block(text: &str, start: usize) -> Range<usize> {
+    let start = start.min(text.len());
+    let body = text[start..]
+        .find('\n')
+        .map_or(text.len(), |i| start + i + 1);
+    let mut end = body;
+    for line in text[body..].split_inclusive('\n') {
+        if line.trim_start().starts_with('[') {
+            break;
+        }
+        end += line.len();
+    }
+    start..end
+}
+
+/// Offset of the line `key = ...` inside `block` (a table's text), to point an error at the
+/// key it is about.
+pub(crate) fn key_offset(text: &str, block: &Range<usize>, key: &str) -> Option<usize> {
+    let body = text.get(block.clone())?;
+    let mut offset = block.start;
+    for line in body.split_inclusive('\n') {
+        let trimmed = line.trim_start();
+        let bare = trimmed.strip_prefix(key).or_else(|| {
+            trimmed
+                .strip_prefix('"')
+                .and_then(|t| t.strip_prefix(key))
+                .and_then(|t| t.strip_prefix('"'))
+        });
+        if bare.is_some_and(|rest| rest.trim_start().starts_with('=')) {
+            return Some(offset + (line.len() - trimmed.len()));
+        }
+        offset += line.len();
+    }
+    None
 }
 
 /// The key an error span points into: the text before `=` on the span's
@@ -442,6 +487,31 @@ mod tests {
         let twice = "[[logs]]\npath = \"/x.log\"\nformat = \"nginx-combined\"\n";
         let err = parse(&format!("{twice}{twice}")).unwrap_err().to_string();
         assert!(err.contains("listed twice"), "{err}");
+    }
+
+    #[test]
+    fn health_check_paths_are_refused_at_their_key() {
+        let config = parse("[[logs]]\npath = \"/x.log\"\nformat = \"stacktop\"\nhealth-check-paths = [\"/health\"]\n")
+            .unwrap();
+        assert_eq!(config.logs[0].health_check_paths, ["/health"]);
+        let err = parse(
+            "[[logs]]\npath = \"/x.log\"\nformat = '$msec $status'\n  health-check-paths = [\"/health\"]\n[[logs]]\npath = \"/y.log\"\nformat = \"stacktop\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            err,
+            "agent.toml:4:3: field \"health-check-paths\": health-check-paths needs the request line, but log format \"$msec $status\" has no $request"
+        );
+        let err = parse("[[logs]]\npath = \"/x.log\"\nformat = \"stacktop\"\nhealth-check-paths = [\"health\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(
+                "agent.toml:4:1: field \"health-check-paths\": health-check-paths entry \"health\" "
+            ),
+            "{err}"
+        );
     }
 
     #[test]

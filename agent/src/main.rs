@@ -229,7 +229,16 @@ fn print_config(config: &Config) {
         println!("label: {key}={value}");
     }
     for log in &config.logs {
-        println!("log: {} ({})", log.path.display(), log.format);
+        if log.health_check_paths.is_empty() {
+            println!("log: {} ({})", log.path.display(), log.format);
+        } else {
+            println!(
+                "log: {} ({}, health checks: {})",
+                log.path.display(),
+                log.format,
+                log.health_check_paths.join(", ")
+            );
+        }
     }
     match &config.checks {
         Some(checks) => {

@@ -116,3 +116,32 @@ fn a_check_that_cannot_be_built_fails_check_and_start_alike() {
     );
     assert!(stderr.starts_with(&want), "{stderr}");
 }
+
+#[test]
+fn check_shows_a_logs_health_check_paths() {
+    let (code, stdout, stderr, _) = check(
+        "[[logs]]\npath = \"/var/log/nginx/access.log\"\nformat = \"nginx-combined\"\nhealth-check-paths = [\"/health\", \"/ping\"]\n\n[[logs]]\npath = \"/var/log/haproxy.log\"\nformat = \"haproxy-http\"\n",
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stdout.contains(
+            "log: /var/log/nginx/access.log (nginx-combined, health checks: /health, /ping)\n"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("log: /var/log/haproxy.log (haproxy-http)\n"),
+        "{stdout}"
+    );
+    // A format without the request line cannot tell health checks apart.
+    let (code, _, stderr, path) = check(
+        "[[logs]]\npath = \"/x.log\"\nformat = '$msec $status $body_bytes_sent'\nhealth-check-paths = [\"/health\"]\n",
+    );
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.starts_with(&format!(
+            "error: {path}:4:1: field \"health-check-paths\": "
+        )),
+        "{stderr}"
+    );
+}

@@ -92,6 +92,7 @@ async fn a_log_with_an_unknown_format_is_refused_naming_the_log() {
             source: None,
             grace: None,
             utc_offset: None,
+            health_check_paths: Vec::new(),
         }],
         ..config()
     })

@@ -413,7 +413,7 @@ pub fn parse_tables(
         let fail = |field: Option<String>, message: String| {
             let offset = field
                 .as_deref()
-                .and_then(|key| key_offset(text, &block, key))
+                .and_then(|key| crate::config::key_offset(text, &block, key))
                 .unwrap_or(block.start);
             TableError {
                 offset,
@@ -489,26 +489,6 @@ fn table_blocks(text: &str) -> Vec<std::ops::Range<usize>> {
         blocks.push(start..text.len());
     }
     blocks
-}
-
-/// Offset of `key =` inside `block`.
-fn key_offset(text: &str, block: &std::ops::Range<usize>, key: &str) -> Option<usize> {
-    let body = text.get(block.clone())?;
-    let mut offset = block.start;
-    for line in body.split_inclusive('\n') {
-        let trimmed = line.trim_start();
-        let bare = trimmed.strip_prefix(key).or_else(|| {
-            trimmed
-                .strip_prefix('"')
-                .and_then(|t| t.strip_prefix(key))
-                .and_then(|t| t.strip_prefix('"'))
-        });
-        if bare.is_some_and(|rest| rest.trim_start().starts_with('=')) {
-            return Some(offset + (line.len() - trimmed.len()));
-        }
-        offset += line.len();
-    }
-    None
 }
 
 /// The checks a node runs when its config has no `[[checks]]`: see the

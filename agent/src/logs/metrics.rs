@@ -6,8 +6,8 @@
 //! arrived.
 
 use stacktop_proto::metrics::{
-    HTTP_DURATION, HTTP_LOG_LATE, HTTP_LOG_MALFORMED, HTTP_REQUESTS, HTTP_RESPONSE_BYTES,
-    QUANTILES, label,
+    HTTP_DURATION, HTTP_HEALTH_CHECKS, HTTP_LOG_LATE, HTTP_LOG_MALFORMED, HTTP_REQUESTS,
+    HTTP_RESPONSE_BYTES, QUANTILES, label,
 };
 
 use super::bucket::{CLASSES, SecondStats};
@@ -27,7 +27,8 @@ pub struct MetricPoint<'a> {
 
 impl SecondStats {
     /// The points to send for this second: five class rates, bytes, malformed and late
-    /// lines always (zeros are real rates), and three latency quantiles when known.
+    /// lines always (zeros are real rates), three latency quantiles when known, and the
+    /// health-check rate for a source with health-check paths.
     pub fn metric_points(&self) -> Vec<MetricPoint<'_>> {
         let ts = self.unix.saturating_mul(1000);
         let src = &*self.source;
@@ -37,7 +38,7 @@ impl SecondStats {
             value,
             timestamp_ms: ts,
         };
-        let mut v = Vec::with_capacity(11);
+        let mut v = Vec::with_capacity(12);
         for (class, n) in CLASSES.iter().zip(self.classes) {
             v.push(point(
                 HTTP_REQUESTS,
@@ -69,6 +70,13 @@ impl SecondStats {
             vec![(label::SOURCE, src)],
             self.late as f64,
         ));
+        if let Some(n) = self.health_checks {
+            v.push(point(
+                HTTP_HEALTH_CHECKS,
+                vec![(label::SOURCE, src)],
+                n as f64,
+            ));
+        }
         v
     }
 }
@@ -92,6 +100,7 @@ mod tests {
                 p95: 0.2,
                 p99: 0.5,
             }),
+            health_checks: None,
         };
         let p = s.metric_points();
         assert_eq!(p.len(), 11);
@@ -105,5 +114,37 @@ mod tests {
             ..s
         };
         assert_eq!(quiet.metric_points().len(), 8);
+    }
+
+    #[test]
+    fn health_checks_are_their_own_series() {
+        let s = SecondStats {
+            source: "nginx".into(),
+            unix: 10,
+            classes: [5, 0, 0, 0, 0],
+            bytes: 1,
+            malformed: 0,
+            late: 0,
+            latency: None,
+            health_checks: Some(3),
+        };
+        let p = s.metric_points();
+        let last = p.last().unwrap();
+        assert_eq!(
+            (
+                last.name,
+                last.labels.as_slice(),
+                last.value,
+                last.timestamp_ms
+            ),
+            (HTTP_HEALTH_CHECKS, &[("source", "nginx")][..], 3.0, 10_000)
+        );
+        // The request rates do not include them.
+        let requests: f64 = p
+            .iter()
+            .filter(|p| p.name == HTTP_REQUESTS)
+            .map(|p| p.value)
+            .sum();
+        assert_eq!(requests, 5.0);
     }
 }
