@@ -5,6 +5,10 @@
 //! minute cache sees minute changes as in production. The parse loop is what the agent runs:
 //! split on `\n` with memchr, parse each line.
 //!
+//! `lines` and `bytes` parse with no health-check paths (the default); `health` parses the
+//! same logs with `health-check-paths = ["/health"]` (about one line in eleven is a health
+//! check), which also finds and matches every line's request path.
+//!
 //! Run: `cargo bench -p stacktop-agent --bench logparse -- --warm-up-time 1 --measurement-time 3`
 
 use std::hint::black_box;
@@ -209,6 +213,21 @@ fn formats() -> Vec<(&'static str, Format, Vec<u8>)> {
             (LINES as u64, 0),
             "{name}: generated lines must parse"
         );
+        // The health-check bench must find health checks, and only them.
+        let mut health = Parser::new(format.clone()).with_health_check_paths(&["/health"]);
+        let checks = buf
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .filter(|l| health.parse(l).unwrap().health_check)
+            .count();
+        let expected = buf
+            .split(|&b| b == b'\n')
+            .filter(|l| memchr::memmem::find(l, b" /health HTTP").is_some())
+            .count();
+        assert!(
+            checks == expected && checks > LINES / 20,
+            "{name}: {checks} health checks, expected {expected}"
+        );
         v.push((name, format, buf));
     }
     v
@@ -220,6 +239,14 @@ fn bench_lines(c: &mut Criterion) {
     g.throughput(Throughput::Elements(LINES as u64));
     for (name, format, buf) in &all {
         let mut parser = Parser::new(format.clone());
+        g.bench_function(*name, |b| b.iter(|| parse_all(&mut parser, black_box(buf))));
+    }
+    g.finish();
+
+    let mut g = c.benchmark_group("health");
+    g.throughput(Throughput::Elements(LINES as u64));
+    for (name, format, buf) in &all {
+        let mut parser = Parser::new(format.clone()).with_health_check_paths(&["/health"]);
         g.bench_function(*name, |b| b.iter(|| parse_all(&mut parser, black_box(buf))));
     }
     g.finish();

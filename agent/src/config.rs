@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use stacktop_proto::Role;
+use stacktop_proto::transport::TransportError;
 use toml::Spanned;
 
 use crate::checks::CheckSpec;
@@ -151,10 +152,10 @@ pub struct FileConfig {
     pub interval: Option<Spanned<String>>,
     /// Access logs to tail for request rates.
     pub logs: Option<Vec<Spanned<LogSourceConfig>>>,
-    /// Health checks; see [`crate::checks::spec`] for every kind's keys.
-    /// (Read as plain tables and decoded by
-    /// [`crate::checks::spec::parse_tables`], which can then say on which
-    /// line of which table a key is wrong.)
+    /// Health checks; see [`crate::checks`] and its kind modules for every
+    /// kind's keys. (Read as plain tables and decoded by
+    /// [`crate::checks::parse_tables`], which can then say on which line of
+    /// which table a key is wrong.)
     pub checks: Option<Vec<toml::Table>>,
 }
 
@@ -210,7 +211,8 @@ pub fn parse_str(path: &Path, text: &str) -> Result<Config> {
     config.labels = file.labels.unwrap_or_default();
     for url in file.collectors.unwrap_or_default() {
         let span = url.span();
-        let url = validate_collector(url.get_ref()).map_err(|m| invalid("collectors", span, m))?;
+        let url = validate_collector(url.get_ref())
+            .map_err(|e| invalid("collectors", span, e.to_string()))?;
         config.collectors.push(url);
     }
     if let Some(interval) = file.interval {
@@ -221,8 +223,15 @@ pub fn parse_str(path: &Path, text: &str) -> Result<Config> {
     for log in file.logs.unwrap_or_default() {
         let span = log.span();
         let log = log.into_inner();
-        log.validate()
-            .map_err(|e| invalid("logs", span.clone(), e.to_string()))?;
+        // An error about one key points at it; others at the table.
+        log.validate().map_err(|e| match e.key() {
+            Some(key) => {
+                let block = table_block(text, span.start);
+                let at = key_offset(text, &block, key).map_or(span.clone(), |o| o..o);
+                invalid(key, at, e.to_string())
+            }
+            None => invalid("logs", span.clone(), e.to_string()),
+        })?;
         // Two tailers on one file would count every request twice.
         if config.logs.iter().any(|l| l.path == log.path) {
             return Err(invalid(
@@ -234,7 +243,10 @@ pub fn parse_str(path: &Path, text: &str) -> Result<Config> {
         config.logs.push(log);
     }
     if let Some(tables) = file.checks {
-        let specs = crate::checks::spec::parse_tables(text, tables).map_err(|e| {
+        // Each check is also built here (and the result dropped), so one
+        // that cannot be built (a CA file that does not load) is refused
+        // at load with its position, by `--check` and at start alike.
+        let specs = crate::checks::parse_tables(text, tables, &config.roles).map_err(|e| {
             let (line, column) = line_col(text, e.offset);
             ConfigError::Parse {
                 path: path.to_owned(),
@@ -263,40 +275,11 @@ pub fn validate_name(name: &str) -> std::result::Result<String, String> {
 }
 
 /// Checks a collector URL: `http://HOST:PORT` (an optional trailing `/` is
-/// accepted). Returns the URL as the uplink will dial it.
-pub fn validate_collector(url: &str) -> std::result::Result<String, String> {
-    let uri: tonic::codegen::http::Uri = url.parse().map_err(|e| {
-        format!("collector address {url:?} is not a URL ({e}): expected http://HOST:PORT")
-    })?;
-    match uri.scheme_str() {
-        Some("http") => {}
-        // The transport is built without TLS so far; refusing here beats an
-        // agent that retries a handshake it can never complete.
-        Some("https") => {
-            return Err(format!(
-                "collector address {url:?}: https is not supported yet; use http://HOST:PORT"
-            ));
-        }
-        _ => {
-            return Err(format!(
-                "collector address {url:?} must start with http://, e.g. http://127.0.0.1:7411"
-            ));
-        }
-    }
-    if uri.host().is_none_or(str::is_empty) {
-        return Err(format!("collector address {url:?} has no host"));
-    }
-    if uri.port_u16().is_none() {
-        return Err(format!(
-            "collector address {url:?} has no port, e.g. http://HOST:7411"
-        ));
-    }
-    if uri.path() != "/" && !uri.path().is_empty() || uri.query().is_some() {
-        return Err(format!(
-            "collector address {url:?} must not have a path: expected http://HOST:PORT"
-        ));
-    }
-    Ok(url.trim_end_matches('/').to_string())
+/// accepted). Returns the URL as the uplink will dial it. The rules are
+/// the client transport's ([`stacktop_proto::transport::validate_url`]),
+/// so what the config accepts is exactly what the uplink can dial.
+pub fn validate_collector(url: &str) -> std::result::Result<String, TransportError> {
+    stacktop_proto::transport::validate_url(url)
 }
 
 /// Parses a humantime interval such as `1s` or `500ms` and checks it lies in
@@ -330,6 +313,44 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let line_start = before.rfind('\n').map_or(0, |i| i + 1);
     let column = before[line_start..].chars().count() + 1;
     (line, column)
+}
+
+/// The text of the table whose header starts at `start`: up to the next table header (toml
+/// spans an array-of-tables element by its header only).
+fn table_block(text: &str, start: usize) -> Range<usize> {
+    let start = start.min(text.len());
+    let body = text[start..]
+        .find('\n')
+        .map_or(text.len(), |i| start + i + 1);
+    let mut end = body;
+    for line in text[body..].split_inclusive('\n') {
+        if line.trim_start().starts_with('[') {
+            break;
+        }
+        end += line.len();
+    }
+    start..end
+}
+
+/// Offset of the line `key = ...` inside `block` (a table's text), to point an error at the
+/// key it is about.
+pub(crate) fn key_offset(text: &str, block: &Range<usize>, key: &str) -> Option<usize> {
+    let body = text.get(block.clone())?;
+    let mut offset = block.start;
+    for line in body.split_inclusive('\n') {
+        let trimmed = line.trim_start();
+        let bare = trimmed.strip_prefix(key).or_else(|| {
+            trimmed
+                .strip_prefix('"')
+                .and_then(|t| t.strip_prefix(key))
+                .and_then(|t| t.strip_prefix('"'))
+        });
+        if bare.is_some_and(|rest| rest.trim_start().starts_with('=')) {
+            return Some(offset + (line.len() - trimmed.len()));
+        }
+        offset += line.len();
+    }
+    None
 }
 
 /// The key an error span points into: the text before `=` on the span's
@@ -426,6 +447,14 @@ mod tests {
         ] {
             assert!(validate_collector(bad).is_err(), "{bad}");
         }
+        // The message quotes the address, whichever rule refused it.
+        let err = parse("collectors = [\"http://10.0.0.5\"]")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "agent.toml:1:15: field \"collectors\": collector address \"http://10.0.0.5\": has no port, e.g. http://HOST:7411"
+        );
         for bad in ["0s", "10ms", "2h", "soon"] {
             assert!(parse_interval(bad).is_err(), "{bad}");
         }
@@ -458,6 +487,31 @@ mod tests {
         let twice = "[[logs]]\npath = \"/x.log\"\nformat = \"nginx-combined\"\n";
         let err = parse(&format!("{twice}{twice}")).unwrap_err().to_string();
         assert!(err.contains("listed twice"), "{err}");
+    }
+
+    #[test]
+    fn health_check_paths_are_refused_at_their_key() {
+        let config = parse("[[logs]]\npath = \"/x.log\"\nformat = \"stacktop\"\nhealth-check-paths = [\"/health\"]\n")
+            .unwrap();
+        assert_eq!(config.logs[0].health_check_paths, ["/health"]);
+        let err = parse(
+            "[[logs]]\npath = \"/x.log\"\nformat = '$msec $status'\n  health-check-paths = [\"/health\"]\n[[logs]]\npath = \"/y.log\"\nformat = \"stacktop\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            err,
+            "agent.toml:4:3: field \"health-check-paths\": health-check-paths needs the request line, but log format \"$msec $status\" has no $request"
+        );
+        let err = parse("[[logs]]\npath = \"/x.log\"\nformat = \"stacktop\"\nhealth-check-paths = [\"health\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(
+                "agent.toml:4:1: field \"health-check-paths\": health-check-paths entry \"health\" "
+            ),
+            "{err}"
+        );
     }
 
     #[test]

@@ -5,7 +5,10 @@
 //! |---|---|
 //! | `haproxy` | `lb` |
 //! | `nginx` | `web` |
-//! | `mysqld`, `mariadbd` | `db` |
+//! | `mysqld`, `mariadbd` (and their `_safe` wrappers) | `db` |
+//!
+//! The mapping is [`stacktop_proto::metrics::role_of_process`], the same
+//! rule that tells which role a `process` check speaks for.
 //!
 //! The `app` role has no single process to recognise, so it is never
 //! detected. [`crate::run`] detects once at start, before the Hello is
@@ -19,6 +22,7 @@
 use std::time::Duration;
 
 use stacktop_proto::Role;
+use stacktop_proto::metrics::role_of_process;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
@@ -27,23 +31,15 @@ pub const REDETECT_EVERY: Duration = Duration::from_secs(60);
 
 use crate::checks::process::{self, ProcessNames};
 
-/// The process names that reveal each role.
-pub const SIGNATURES: &[(&str, Role)] = &[
-    ("haproxy", Role::Lb),
-    ("nginx", Role::Web),
-    ("mysqld", Role::Db),
-    ("mariadbd", Role::Db),
-];
-
 /// The roles revealed by a process list, in [`stacktop_proto::ROLES`]
 /// order, without duplicates.
 pub fn roles_from(procs: &[ProcessNames]) -> Vec<Role> {
     stacktop_proto::ROLES
         .into_iter()
         .filter(|&role| {
-            SIGNATURES
+            procs
                 .iter()
-                .any(|&(name, r)| r == role && procs.iter().any(|p| p.is(name)))
+                .any(|p| role_of_process(&p.comm) == role || role_of_process(&p.argv0) == role)
         })
         .collect()
 }
@@ -104,6 +100,27 @@ mod tests {
             roles_from(&[p("mysqld", "mysqld"), p("mariadbd", "")]),
             [Role::Db]
         );
+    }
+
+    #[test]
+    fn detection_and_process_checks_agree_on_roles() {
+        for name in [
+            "haproxy",
+            "nginx",
+            "mysqld",
+            "mariadbd",
+            "mysqld_safe",
+            "sshd",
+        ] {
+            let by_check =
+                stacktop_proto::metrics::check_role("process", &format!("process:{name}"));
+            let detected = roles_from(&[p(name, name)]);
+            let expected: Vec<Role> = [by_check]
+                .into_iter()
+                .filter(|&r| r != Role::Unspecified)
+                .collect();
+            assert_eq!(detected, expected, "{name}");
+        }
     }
 
     #[test]

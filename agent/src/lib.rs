@@ -19,6 +19,8 @@
 //! - [`uplink`]: one task per collector speaking `Ingest.Connect`, with
 //!   reconnects ([`backoff`]) and an unacknowledged-batch [`queue`].
 //!
+//! - [`error`]: why [`run`] refuses to start ([`Error`]).
+//!
 //! [`run`] wires them together: one sampler task, one uplink task per
 //! collector, each uplink fed by its own bounded channel so a slow or dead
 //! collector never delays sampling or the other collectors.
@@ -29,6 +31,7 @@ pub mod backoff;
 pub mod checks;
 pub mod config;
 pub mod detect;
+pub mod error;
 pub mod logs;
 pub mod observe;
 pub mod queue;
@@ -36,13 +39,13 @@ pub mod sample;
 pub mod series;
 pub mod uplink;
 
-use anyhow::{Context, bail};
 use stacktop_proto::v1::{Hello, Label};
 use tokio::sync::mpsc;
 use tokio_util::task::TaskTracker;
 use tracing::info;
 
 pub use config::{Config, DEFAULT_COLLECTOR, DEFAULT_INTERVAL};
+pub use error::{Error, Result};
 pub use stacktop_proto::Role;
 pub use tokio_util::sync::CancellationToken;
 
@@ -61,11 +64,12 @@ const LOG_CHANNEL: usize = 256;
 ///
 /// With no collector configured it streams to [`DEFAULT_COLLECTOR`]. Errors
 /// only for an unusable configuration (a collector URL that cannot be
-/// dialled, a zero interval) or when the system cannot be sampled at all;
-/// an unreachable collector is never an error.
-pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+/// dialled, a zero interval, a check that cannot be built) or when the
+/// system cannot be sampled at all; an unreachable collector is never an
+/// error.
+pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
     if config.interval.is_zero() {
-        bail!("the sampling interval must be greater than zero");
+        return Err(Error::ZeroInterval);
     }
     let collectors = if config.collectors.is_empty() {
         vec![DEFAULT_COLLECTOR.to_string()]
@@ -73,8 +77,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         config
             .collectors
             .iter()
-            .map(|url| config::validate_collector(url).map_err(anyhow::Error::msg))
-            .collect::<anyhow::Result<_>>()?
+            .map(|url| config::validate_collector(url).map_err(|error| Error::Collector { error }))
+            .collect::<Result<_>>()?
     };
     // No configured role: detect them from the running processes, once,
     // before the Hello (built once per process) is made.
@@ -88,7 +92,25 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         interval = ?config.interval, "agent starting");
 
     let series = series::SeriesTable::new();
-    let sampler = sample::Sampler::new(series.clone()).context("cannot read system statistics")?;
+    let sampler = sample::Sampler::new(series.clone()).map_err(|error| Error::Sampler { error })?;
+    // Everything that can fail is set up before the first task is spawned,
+    // so an error never leaves tasks running behind a returned `run`.
+    let sources = config
+        .logs
+        .iter()
+        .map(|log| {
+            logs::LogSource::new(log).map_err(|error| Error::Log {
+                path: log.path.clone(),
+                error,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    // Without `[[checks]]` the roles' defaults run; with them, exactly them.
+    let specs = match &config.checks {
+        Some(specs) => specs.clone(),
+        None => checks::defaults_for_roles(&roles),
+    };
+    let checks = checks::build_all(&specs, &roles).map_err(|error| Error::Check { error })?;
     // Enough to hold unacknowledged batches for 15 minutes at any interval.
     let queue_capacity =
         usize::try_from((15 * 60 * 1000 / config.interval.as_millis().max(1)).clamp(16, 100_000))
@@ -114,21 +136,13 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         });
     }
     let (seconds_tx, seconds) = mpsc::channel(LOG_CHANNEL);
-    for log in &config.logs {
-        let source = logs::LogSource::new(log)
-            .with_context(|| format!("cannot follow access log {}", log.path.display()))?;
+    for source in sources {
         tracker.spawn(source.run(seconds_tx.clone(), shutdown.clone()));
     }
     drop(seconds_tx);
     // Inputs other than logs (checks) send through clones of this sender;
     // the sampler drains it every tick.
     let (observations_tx, observations) = mpsc::channel(observe::CHANNEL_CAPACITY);
-    // Without `[[checks]]` the roles' defaults run; with them, exactly them.
-    let specs = match &config.checks {
-        Some(specs) => specs.clone(),
-        None => checks::defaults_for_roles(&roles),
-    };
-    let checks = checks::build_all(&specs, &roles);
     info!(checks = ?checks.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
         ?roles, roles_detected, "checks starting");
     checks::spawn_all(checks, &observations_tx, &shutdown, &tracker);
@@ -158,11 +172,11 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
 /// drawn once per call (so once per agent process) and shared by every
 /// collector and reconnect, which is how a collector tells a reconnect from
 /// a second agent claiming the same name.
-fn hello(config: &Config, roles: &[Role], roles_detected: bool) -> anyhow::Result<Hello> {
+fn hello(config: &Config, roles: &[Role], roles_detected: bool) -> Result<Hello> {
     let node = match &config.name {
         Some(name) => name.clone(),
         None => hostname::get()
-            .context("cannot read the host name; set a node name")?
+            .map_err(|error| Error::HostName { error })?
             .to_string_lossy()
             .into_owned(),
     };

@@ -1,11 +1,15 @@
 //! The `stacktop-agent` binary: parse the command line, start tracing, load
 //! the config file, let the command line override it, and run the agent
 //! until Ctrl-C or SIGTERM. Exits with 2 on any configuration error.
+//!
+//! The library's errors are typed ([`stacktop_agent::Error`]); this binary
+//! only adds context (`anyhow`) and picks the exit code.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use anyhow::Context;
 use clap::Parser;
 use stacktop_agent::config::{self, Config};
 use stacktop_agent::{CancellationToken, Role};
@@ -172,29 +176,37 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
 
-    // One thread is plenty for a sampler and a few streams, and keeps the
-    // agent's footprint small.
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
+    match serve(config) {
+        Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: cannot start the runtime: {err}");
-            return ExitCode::FAILURE;
-        }
-    };
-    runtime.block_on(async {
-        let shutdown = CancellationToken::new();
-        tokio::spawn(cancel_on_signal(shutdown.clone()));
-        match stacktop_agent::run(config, shutdown).await {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(err) => {
-                error!("{err:#}");
-                eprintln!("error: {err:#}");
+            error!("{err:#}");
+            eprintln!("error: {err:#}");
+            let config_error = err
+                .downcast_ref::<stacktop_agent::Error>()
+                .is_some_and(stacktop_agent::Error::is_config);
+            if config_error {
+                ExitCode::from(2)
+            } else {
                 ExitCode::FAILURE
             }
         }
+    }
+}
+
+/// Runs the agent until a signal, on one thread: plenty for a sampler and
+/// a few streams, and it keeps the agent's footprint small.
+fn serve(config: Config) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
+    runtime.block_on(async {
+        let shutdown = CancellationToken::new();
+        tokio::spawn(cancel_on_signal(shutdown.clone()));
+        // The library's message is whole (it names the check, the log or
+        // the address); adding context here would only repeat it.
+        stacktop_agent::run(config, shutdown).await?;
+        Ok(())
     })
 }
 
@@ -217,7 +229,16 @@ fn print_config(config: &Config) {
         println!("label: {key}={value}");
     }
     for log in &config.logs {
-        println!("log: {} ({})", log.path.display(), log.format);
+        if log.health_check_paths.is_empty() {
+            println!("log: {} ({})", log.path.display(), log.format);
+        } else {
+            println!(
+                "log: {} ({}, health checks: {})",
+                log.path.display(),
+                log.format,
+                log.health_check_paths.join(", ")
+            );
+        }
     }
     match &config.checks {
         Some(checks) => {
@@ -229,6 +250,19 @@ fn print_config(config: &Config) {
                     humantime::format_duration(check.interval()),
                     humantime::format_duration(check.timeout())
                 );
+                // The tier the check's results count for; loading checked
+                // the role, so the fallback is never printed.
+                let role = match check.role() {
+                    Ok(Role::Unspecified) => "node-wide".to_string(),
+                    Ok(role) => role.to_string(),
+                    Err(err) => err.to_string(),
+                };
+                let source = if check.common().role.is_some() {
+                    "configured"
+                } else {
+                    "by kind"
+                };
+                println!("  role: {role} ({source})");
             }
         }
         None => println!("checks: the roles' defaults"),

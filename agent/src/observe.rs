@@ -1,6 +1,7 @@
 //! Observations from the agent's inputs other than the system sampler:
 //! access-log seconds, check results and the metrics checks read (MySQL,
-//! HAProxy, Nginx), slow-changing facts and HAProxy backend servers.
+//! HAProxy, Nginx), slow-changing facts and HAProxy backend servers (or
+//! why they could not be read).
 //!
 //! Every input sends [`Observation`]s into one bounded channel that the
 //! sampler drains at each tick, so everything an input learnt between two
@@ -53,4 +54,7 @@ pub enum Observation {
     Facts(Vec<(String, String)>),
     /// A complete sample of an LB's backend servers.
     Backends(Vec<BackendServer>),
+    /// The LB's backend servers could not be read (why): they are unknown,
+    /// not unchanged, until a later [`Observation::Backends`].
+    BackendsUnknown(String),
 }

@@ -3,7 +3,10 @@
 //!
 //! # Protocol, as the agent speaks it
 //!
-//! 1. Connect (with a timeout), open the stream and send `Hello` first.
+//! 1. Connect through the shared client transport
+//!    ([`stacktop_proto::transport::ClientConfig`]: connect timeout,
+//!    HTTP/2 keep-alive, message sizes), open the stream and send `Hello`
+//!    first.
 //! 2. Wait for `Welcome`; forget queued batches with `seq <=
 //!    resume_after_seq` (the collector already holds them).
 //! 3. Send queued batches in seq order, then new ones as they come. Each
@@ -22,34 +25,25 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use stacktop_proto::transport::{ClientConfig, TransportError};
 use stacktop_proto::v1::agent_frame::Frame as AgentFrameKind;
 use stacktop_proto::v1::collector_frame::Frame as CollectorFrameKind;
-use stacktop_proto::v1::ingest_client::IngestClient;
 use stacktop_proto::v1::{AgentFrame, Batch, Hello, Welcome};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep, sleep_until, timeout};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::{Channel, Endpoint};
 use tracing::{debug, info, instrument, warn};
 
 use crate::backoff::Backoff;
 use crate::queue::BatchQueue;
 use crate::series::SeriesTable;
 
-/// Limit on establishing the TCP (and HTTP/2) connection.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-
 /// Limit on opening the stream and receiving `Welcome`.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long a connected uplink may keep flushing after shutdown.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// HTTP/2 pings detect a collector that vanished without closing the
-/// connection (a dead host, a dropped route).
-const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(20);
-const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Frames buffered between the uplink and the gRPC stream; small, so
 /// "sent" means close to "on the wire".
@@ -58,12 +52,10 @@ const OUTBOUND_FRAMES: usize = 16;
 /// Why a session ended.
 #[derive(Debug, thiserror::Error)]
 pub enum UplinkError {
-    /// The collector URL is not something tonic can dial.
-    #[error("invalid collector address")]
-    Address(#[source] tonic::transport::Error),
-    /// The connection could not be established.
-    #[error("cannot connect")]
-    Connect(#[source] tonic::transport::Error),
+    /// The address is refused, or the connection could not be
+    /// established in time (the message names the collector).
+    #[error(transparent)]
+    Connect(#[from] TransportError),
     /// A step took too long.
     #[error("timed out while {0}")]
     Timeout(&'static str),
@@ -93,6 +85,9 @@ enum SessionEnd {
 #[derive(Debug)]
 pub struct Uplink {
     url: String,
+    /// How to dial the collector: the one client builder every client of
+    /// a collector uses.
+    transport: ClientConfig,
     hello: Hello,
     series: SeriesTable,
     /// Batches from the sampler. Bounded; the sampler never waits on it,
@@ -116,6 +111,7 @@ impl Uplink {
         shutdown: CancellationToken,
     ) -> Self {
         Self {
+            transport: ClientConfig::new(url.clone()),
             url,
             hello,
             series,
@@ -172,21 +168,12 @@ impl Uplink {
 
     /// One connection: handshake, then stream until failure or shutdown.
     async fn session(&mut self) -> Result<SessionEnd> {
-        let endpoint = Endpoint::from_shared(self.url.clone())
-            .map_err(UplinkError::Address)?
-            .connect_timeout(CONNECT_TIMEOUT)
-            .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
-            .keep_alive_timeout(KEEPALIVE_TIMEOUT)
-            .keep_alive_while_idle(true);
-        let Some(connected) = self
-            .intake_during(timeout(CONNECT_TIMEOUT, endpoint.connect()))
-            .await
-        else {
+        // `connect` bounds itself by the transport's connect timeout.
+        let transport = self.transport.clone();
+        let Some(connected) = self.intake_during(transport.connect()).await else {
             return Ok(SessionEnd::Shutdown);
         };
-        let channel: Channel = connected
-            .map_err(|_| UplinkError::Timeout("connecting"))?
-            .map_err(UplinkError::Connect)?;
+        let channel = connected?;
 
         let (frames, outbound) = mpsc::channel::<AgentFrame>(OUTBOUND_FRAMES);
         frames
@@ -194,7 +181,7 @@ impl Uplink {
                 frame: Some(AgentFrameKind::Hello(self.hello.clone())),
             })
             .expect("a fresh channel has room for Hello");
-        let mut client = IngestClient::new(channel);
+        let mut client = self.transport.ingest(channel);
         let handshake = async {
             let mut inbound = client
                 .connect(ReceiverStream::new(outbound))
@@ -322,7 +309,51 @@ pub fn batch_frame(series: &SeriesTable, batch: &Batch, defined: &mut Vec<bool>)
 #[cfg(test)]
 mod tests {
     use super::*;
+    use stacktop_proto::transport::{MAX_RECEIVE_BYTES, MAX_SEND_BYTES};
     use stacktop_proto::v1::Point;
+
+    fn uplink(url: &str) -> Uplink {
+        let (_tx, rx) = mpsc::channel(1);
+        Uplink::new(
+            url.into(),
+            Hello::default(),
+            SeriesTable::new(),
+            rx,
+            16,
+            CancellationToken::new(),
+        )
+    }
+
+    #[test]
+    fn the_uplink_dials_with_the_shared_client_defaults() {
+        let transport = &uplink("http://127.0.0.1:7411").transport;
+        assert_eq!(transport, &ClientConfig::new("http://127.0.0.1:7411"));
+        assert_eq!(transport.max_send_bytes, MAX_SEND_BYTES);
+        assert_eq!(transport.max_receive_bytes, MAX_RECEIVE_BYTES);
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_collector_ends_the_session_naming_it() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let url = format!("http://127.0.0.1:{port}");
+        let err = uplink(&url).session().await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                UplinkError::Connect(TransportError::Unreachable { .. })
+            ),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string()
+                .starts_with(&format!("cannot reach the collector at {url}: ")),
+            "{err}"
+        );
+    }
 
     fn points(ids: &[u32]) -> Batch {
         Batch {

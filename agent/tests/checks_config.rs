@@ -4,7 +4,8 @@
 use std::path::Path;
 use std::time::Duration;
 
-use stacktop_agent::checks::{CheckSpec, defaults_for_roles};
+use stacktop_agent::Role;
+use stacktop_agent::checks::{CheckSpec, build_all, defaults_for_roles};
 use stacktop_agent::config::parse_str;
 
 fn err(text: &str) -> String {
@@ -110,4 +111,125 @@ fn duplicate_names_are_refused() {
     );
     assert!(e.starts_with("agent.toml:4:"), "{e}");
     assert!(e.contains("used twice"), "{e}");
+}
+
+#[test]
+fn a_check_is_built_at_load_and_a_failure_names_its_key() {
+    let e = err(
+        "[[checks]]\nkind = \"tls\"\naddress = \"127.0.0.1:443\"\n  ca-file = \"/nonexistent/ca.pem\"\n",
+    );
+    assert!(
+        e.starts_with("agent.toml:4:3: field \"ca-file\": CA file \"/nonexistent/ca.pem\": "),
+        "{e}"
+    );
+    // An empty CA file is no better.
+    let empty = tempfile::NamedTempFile::new().unwrap();
+    let e = err(&format!(
+        "[[checks]]\nkind = \"app\"\nurl = \"https://127.0.0.1:8443/health\"\nca-file = {:?}\n",
+        empty.path().display().to_string()
+    ));
+    assert!(e.starts_with("agent.toml:4:1: field \"ca-file\": "), "{e}");
+    assert!(e.contains("no PEM certificate"), "{e}");
+}
+
+#[test]
+fn role_defaults_build_for_every_role() {
+    let roles = [Role::Lb, Role::Web, Role::App, Role::Db];
+    let checks = build_all(&defaults_for_roles(&roles), &roles).unwrap();
+    let names: Vec<&str> = checks.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "haproxy",
+            "process:haproxy",
+            "nginx",
+            "process:nginx",
+            "app:127.0.0.1:8080/health",
+            "mysql",
+            "exposure"
+        ]
+    );
+}
+
+#[test]
+fn a_check_that_cannot_be_built_at_start_is_named() {
+    // Built at load, but the CA file vanished before the start.
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tls/ca.pem"),
+        &ca,
+    )
+    .unwrap();
+    let config = parse_str(
+        Path::new("agent.toml"),
+        &format!(
+            "[[checks]]\nkind = \"tls\"\nname = \"site\"\naddress = \"127.0.0.1:443\"\nca-file = {:?}\n",
+            ca.display().to_string()
+        ),
+    )
+    .unwrap();
+    std::fs::remove_file(&ca).unwrap();
+    let err = build_all(config.checks.as_deref().unwrap(), &[]).unwrap_err();
+    assert_eq!((err.name.as_str(), err.kind), ("site", "tls"));
+    assert_eq!(err.error.field, "ca-file");
+    assert!(
+        err.to_string()
+            .starts_with("check \"site\" (tls): field \"ca-file\": CA file "),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_check_speaks_for_its_configured_role_or_its_kinds() {
+    let config = parse_str(
+        Path::new("agent.toml"),
+        r#"
+[[checks]]
+kind = "http"
+url = "http://127.0.0.11:8080/"
+role = "web"
+
+[[checks]]
+kind = "nginx"
+url = "http://127.0.0.11:8080/nginx_status"
+
+[[checks]]
+kind = "process"
+process-name = "mariadbd"
+
+[[checks]]
+kind = "tcp"
+address = "127.0.0.21:3306"
+"#,
+    )
+    .unwrap();
+    let roles: Vec<Role> = config
+        .checks
+        .unwrap()
+        .iter()
+        .map(|c| c.role().unwrap())
+        .collect();
+    assert_eq!(roles, [Role::Web, Role::Web, Role::Db, Role::Unspecified]);
+    let built = build_all(
+        &parse_str(
+            Path::new("agent.toml"),
+            "[[checks]]\nkind = \"tcp\"\naddress = \"a:1\"\nrole = \"DB\"\n",
+        )
+        .unwrap()
+        .checks
+        .unwrap(),
+        &[],
+    )
+    .unwrap();
+    assert_eq!(built[0].role, Role::Db);
+}
+
+#[test]
+fn a_check_role_that_is_not_a_role_is_refused_at_its_key() {
+    let e = err("[[checks]]\nkind = \"tcp\"\naddress = \"a:1\"\nrole = \"cache\"\n");
+    assert_eq!(
+        e,
+        "agent.toml:4:1: field \"role\": unknown role \"cache\": expected one of lb, web, app, db"
+    );
 }

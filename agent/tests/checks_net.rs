@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use stacktop_agent::checks::exposure::{ExposureProbe, default_allow};
 use stacktop_agent::checks::http::HttpProbe;
+use stacktop_agent::checks::http::HttpSpec;
 use stacktop_agent::checks::process::ProcessProbe;
-use stacktop_agent::checks::spec::HttpSpec;
 use stacktop_agent::checks::tcp::TcpProbe;
 use stacktop_agent::checks::{Check, Probe, build_all, spawn_all};
 use stacktop_agent::observe::Observation;
@@ -146,16 +146,18 @@ async fn checks_run_on_their_interval_and_stop_on_shutdown() {
     let check = Check {
         name: "app".into(),
         kind: "app",
+        role: Role::App,
         interval: Duration::from_millis(100),
         timeout: Duration::from_millis(50),
         probe: Probe::Http(http_probe(url)),
     };
-    // A spec-built check goes through the same path.
+    // A spec-built check goes through the same path (at the shortest
+    // interval a spec may have).
     let spec: stacktop_agent::checks::CheckSpec = toml::from_str(
-        "kind = \"process\"\nprocess-name = \"no-such-daemon-xyz\"\ninterval = \"100ms\"\n",
+        "kind = \"process\"\nprocess-name = \"no-such-daemon-xyz\"\ninterval = \"200ms\"\n",
     )
     .unwrap();
-    let mut checks = build_all(&[spec], &[Role::Web]);
+    let mut checks = build_all(&[spec], &[Role::Web]).unwrap();
     checks.push(check);
 
     let (tx, mut rx) = mpsc::channel(64);
@@ -166,7 +168,8 @@ async fn checks_run_on_their_interval_and_stop_on_shutdown() {
     tracker.close();
 
     let mut seen = Vec::new();
-    while seen.len() < 6 {
+    // Enough results for two runs of each, whatever order they finish in.
+    while seen.len() < 8 {
         let Some(Observation::Check(result)) =
             tokio::time::timeout(Duration::from_secs(5), rx.recv())
                 .await

@@ -6,9 +6,8 @@ use std::sync::Arc;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use stacktop_agent::checks::http::HttpProbe;
-use stacktop_agent::checks::spec::{HttpSpec, TlsSpec};
-use stacktop_agent::checks::tls::TlsProbe;
+use stacktop_agent::checks::http::{HttpProbe, HttpSpec};
+use stacktop_agent::checks::tls::{TlsProbe, TlsSpec};
 use stacktop_proto::Health;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -93,7 +92,6 @@ async fn tls_days_left_with_a_ca_file() {
         ca_file: ca(),
         warn_days: Some(100_000),
         crit_days: Some(90_000),
-        ..Default::default()
     })
     .unwrap()
     .run()

@@ -5,6 +5,10 @@
 //! while an in-process agent tails it and streams to an in-process collector
 //! on 127.0.0.1. The collector's history must then hold exactly those counts
 //! for exactly those seconds: the log's clock, not the agent's read time.
+//!
+//! A second test does the same with the load balancer's health checks
+//! mixed in: with `health-check-paths` they reach the collector as their
+//! own rate and not as requests.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -51,6 +55,17 @@ fn unix_now_f64() -> f64 {
 /// An Nginx `combined` line stamped with `unix` (rendered in +0200 so the
 /// zone is honoured, not assumed).
 fn line(unix: i64, status: u16, n: u64) -> String {
+    line_for(
+        unix,
+        status,
+        n,
+        &format!("GET /item/{n}?q=\\\"x\\\" HTTP/1.1"),
+        "Mozilla/5.0 (X11; Linux x86_64)",
+    )
+}
+
+/// An Nginx `combined` line for `request` (the request line as logged).
+fn line_for(unix: i64, status: u16, n: u64, request: &str, agent: &str) -> String {
     let local = unix + 2 * 3600;
     let days = local.div_euclid(86_400);
     let secs = local.rem_euclid(86_400);
@@ -59,7 +74,7 @@ fn line(unix: i64, status: u16, n: u64) -> String {
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];
     format!(
-        "10.0.0.{} - - [{:02}/{}/{}:{:02}:{:02}:{:02} +0200] \"GET /item/{n}?q=\\\"x\\\" HTTP/1.1\" {status} {} \"-\" \"Mozilla/5.0 (X11; Linux x86_64)\"\n",
+        "10.0.0.{} - - [{:02}/{}/{}:{:02}:{:02}:{:02} +0200] \"{request}\" {status} {} \"-\" \"{agent}\"\n",
         n % 250,
         d,
         MONTHS[(m - 1) as usize],
@@ -151,6 +166,7 @@ async fn collector_history_holds_exactly_the_requests_written_per_second() {
             source: Some("nginx".into()),
             grace: Some(Duration::from_secs(1)),
             utc_offset: None,
+            health_check_paths: Vec::new(),
         }],
         ..Default::default()
     };
@@ -187,6 +203,144 @@ async fn collector_history_holds_exactly_the_requests_written_per_second() {
     token.cancel();
     agent.await.unwrap().unwrap();
     collector.await.unwrap().unwrap();
+}
+
+/// Health-check seconds written.
+const HEALTH_SECONDS: i64 = 5;
+
+/// Writes, in real time from `start`, second `i` with `4 + i` requests for
+/// pages and `2 + i % 2` HAProxy health checks (one with a query string).
+/// Returns (requests, health checks) per second.
+async fn write_with_health_checks(path: PathBuf, start: i64) -> BTreeMap<i64, (u64, u64)> {
+    let mut expected = BTreeMap::new();
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap();
+    for i in 0..HEALTH_SECONDS {
+        let second = start + i;
+        let wait = second as f64 + 0.05 - unix_now_f64();
+        if wait > 0.0 {
+            tokio::time::sleep(Duration::from_secs_f64(wait)).await;
+        }
+        let (requests, checks) = (4 + i as u64, 2 + (i % 2) as u64);
+        let mut text = String::new();
+        for n in 0..requests.max(checks) {
+            if n < requests {
+                text.push_str(&line(second, 200, n));
+            }
+            if n < checks {
+                let target = if n == 0 {
+                    "/health?from=lb1"
+                } else {
+                    "/health"
+                };
+                text.push_str(&line_for(
+                    second,
+                    200,
+                    n,
+                    &format!("GET {target} HTTP/1.0"),
+                    "-",
+                ));
+            }
+        }
+        file.write_all(text.as_bytes()).unwrap();
+        file.flush().unwrap();
+        expected.insert(second, (requests, checks));
+    }
+    expected
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_checks_reach_the_collector_as_their_own_rate_not_as_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("access.log");
+    std::fs::write(&path, b"").unwrap();
+
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let url = format!("http://{addr}");
+    let token = CancellationToken::new();
+    let _cancel_on_exit = token.clone().drop_guard();
+    let collector = tokio::spawn(stacktop_collector::serve(
+        listener,
+        stacktop_collector::Config {
+            listen: addr,
+            ..Default::default()
+        },
+        token.clone(),
+    ));
+    // The paths as an operator writes them, through the config file (no
+    // checks: this test is about the log).
+    let config = stacktop_agent::config::parse_str(
+        std::path::Path::new("agent.toml"),
+        &format!(
+            "name = \"web1\"\nroles = [\"web\"]\ncollectors = [{url:?}]\ninterval = \"500ms\"\nchecks = []\n\n[[logs]]\npath = {:?}\nformat = \"nginx-combined\"\nsource = \"nginx\"\ngrace = \"1s\"\nhealth-check-paths = [\"/health\"]\n",
+            path.display().to_string()
+        ),
+    )
+    .unwrap();
+    assert_eq!(config.checks, Some(Vec::new()));
+    let agent = tokio::spawn(stacktop_agent::run(config, token.clone()));
+
+    let start = unix_now_f64().ceil() as i64 + 1;
+    let expected = write_with_health_checks(path, start).await;
+
+    let channel = tonic::transport::Endpoint::from_shared(url)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut fleet = FleetClient::new(channel);
+    let last = start + HEALTH_SECONDS - 1;
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let (requests, checks) = loop {
+        let requests = per_second(&mut fleet, "http_requests_per_second", start).await;
+        let checks = per_second(&mut fleet, "http_health_check_requests_per_second", start).await;
+        let done = requests.contains_key(&last) && checks.contains_key(&last);
+        if done || tokio::time::Instant::now() > deadline {
+            break (requests, checks);
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let got: BTreeMap<i64, (u64, u64)> = (start..=last)
+        .map(|s| {
+            let get = |m: &BTreeMap<i64, f64>| m.get(&s).copied().unwrap_or(-1.0) as u64;
+            (s, (get(&requests), get(&checks)))
+        })
+        .collect();
+    assert_eq!(got, expected, "(requests, health checks) per second");
+
+    token.cancel();
+    agent.await.unwrap().unwrap();
+    collector.await.unwrap().unwrap();
+}
+
+/// `series{source="nginx"}` of web1 as unix second -> value, summed over
+/// its other labels (the status classes).
+async fn per_second(
+    fleet: &mut FleetClient<tonic::transport::Channel>,
+    series: &str,
+    since: i64,
+) -> BTreeMap<i64, f64> {
+    let mut out = BTreeMap::new();
+    let Ok(reply) = fleet
+        .history(HistoryRequest {
+            node: "web1".into(),
+            series: series.into(),
+            labels: vec![stacktop_proto::v1::Label::new("source", "nginx")],
+            since_ms: since * 1000,
+        })
+        .await
+    else {
+        return out;
+    };
+    for series in reply.into_inner().series {
+        for p in series.points {
+            *out.entry(p.timestamp_ms / 1000).or_insert(0.0) += p.value;
+        }
+    }
+    out
 }
 
 /// The node's request-rate history as (unix second, class) -> requests.

@@ -10,6 +10,14 @@
 //! crit when the name does not resolve ("NXDOMAIN", "no A record",
 //! "timed out") or resolves elsewhere ("www.stacktop.test -> 10.9.9.9,
 //! expected 127.0.0.10").
+//!
+//! ```toml
+//! [[checks]]
+//! kind = "dns"
+//! query-name = "www.stacktop.test"
+//! resolver = "127.0.0.30:5353"
+//! expect = ["127.0.0.10"]
+//! ```
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -20,39 +28,78 @@ use hickory_resolver::config::{
 };
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::proto::rr::{RData, RecordType};
+use serde::Deserialize;
 
-use super::Outcome;
-use super::spec::DnsSpec;
+use super::common::{Outcome, SpecError, SpecResult};
+
+/// An A record through a given resolver.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct DnsSpec {
+    /// The name to resolve, e.g. `www.example.com`.
+    pub query_name: String,
+    /// The resolver as `ip:port` (UDP, falling back to TCP).
+    pub resolver: String,
+    /// The addresses the name must resolve to (all of them, nothing
+    /// else); empty means "any answer".
+    #[serde(default)]
+    pub expect: Vec<String>,
+}
+
+impl DnsSpec {
+    /// The name of a check with no configured one: `dns:QUERY-NAME`.
+    pub fn default_name(&self) -> String {
+        format!("dns:{}", self.query_name)
+    }
+}
 
 /// A DNS A-record check.
 #[derive(Debug)]
 pub struct DnsProbe {
     name: String,
-    resolver: Option<SocketAddr>,
+    resolver: SocketAddr,
     expect: Vec<IpAddr>,
     timeout: Duration,
 }
 
 impl DnsProbe {
-    /// Builds the probe from a validated spec; `timeout` bounds one query.
-    pub fn from_spec(spec: &DnsSpec, timeout: Duration) -> Self {
-        Self {
-            name: spec.query_name.trim_end_matches('.').to_string(),
-            resolver: spec.resolver.parse().ok(),
-            expect: spec
-                .expect
-                .iter()
-                .filter_map(|ip| ip.parse().ok())
-                .collect(),
-            timeout,
+    /// Checks the spec and builds the probe; `timeout` bounds one query.
+    pub fn from_spec(spec: &DnsSpec, timeout: Duration) -> SpecResult<Self> {
+        let resolver = spec.resolver.parse().map_err(|_| {
+            SpecError::new(
+                "resolver",
+                format!(
+                    "resolver {:?} is not ip:port, e.g. \"127.0.0.30:5353\"",
+                    spec.resolver
+                ),
+            )
+        })?;
+        if spec.query_name.trim().is_empty() || spec.query_name.contains(char::is_whitespace) {
+            return Err(SpecError::new(
+                "query-name",
+                format!("query name {:?} is not a DNS name", spec.query_name),
+            ));
         }
+        let expect = spec
+            .expect
+            .iter()
+            .map(|ip| {
+                ip.parse().map_err(|_| {
+                    SpecError::new("expect", format!("expected address {ip:?} is not an IP"))
+                })
+            })
+            .collect::<SpecResult<_>>()?;
+        Ok(Self {
+            name: spec.query_name.trim_end_matches('.').to_string(),
+            resolver,
+            expect,
+            timeout,
+        })
     }
 
     /// Runs the check once.
     pub async fn run(&self) -> Outcome {
-        let Some(server) = self.resolver else {
-            return Outcome::crit("bad resolver address");
-        };
+        let server = self.resolver;
         let connection = |mut c: ConnectionConfig| {
             c.port = server.port();
             c

@@ -28,15 +28,48 @@
 //! 0.0.0.0:6379 (redis-server pid 812)"), ok otherwise ("12 listening
 //! sockets, all allowed or loopback"); unknown when /proc/net cannot be
 //! read.
+//!
+//! ```toml
+//! [[checks]]
+//! kind = "exposure"
+//! allow = [22, 80, "10.0.0.5:8080"]   # default: by role, as above
+//! ```
 
 use std::collections::{BTreeSet, HashMap};
 use std::fs;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::Duration;
 
+use serde::Deserialize;
 use stacktop_proto::{Health, Role};
 
-use super::Outcome;
-use super::spec::{AllowEntry, ExposureSpec};
+use super::common::{Outcome, SpecError, SpecResult};
+use super::process;
+
+/// Time between two scans when `interval` is not set: listeners change
+/// rarely, and a scan reads every process's fd table when something is
+/// not allowed.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(15);
+
+/// The node's listening sockets against an allow-list.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ExposureSpec {
+    /// Allowed listeners: a port (any address) or `"addr:port"`. When
+    /// absent, the roles' defaults (see the table above).
+    #[serde(default)]
+    pub allow: Option<Vec<AllowEntry>>,
+}
+
+/// One allowed listener as written in the config.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum AllowEntry {
+    /// A port, on any address.
+    Port(u16),
+    /// `"port"` or `"addr:port"` (`"[v6]:port"` for IPv6).
+    Text(String),
+}
 
 /// Ports allowed on every node.
 pub const ALWAYS_ALLOWED: &[u16] = &[22];
@@ -162,16 +195,17 @@ pub struct ExposureProbe {
 }
 
 impl ExposureProbe {
-    /// Builds the probe: the spec's allow-list, or the roles' defaults.
-    pub fn from_spec(spec: &ExposureSpec, roles: &[Role]) -> Self {
+    /// Checks the spec and builds the probe: the spec's allow-list, or
+    /// the roles' defaults.
+    pub fn from_spec(spec: &ExposureSpec, roles: &[Role]) -> SpecResult<Self> {
         let allow = match &spec.allow {
             Some(entries) => entries
                 .iter()
-                .filter_map(|e| Allow::parse(e).ok())
-                .collect(),
+                .map(|e| Allow::parse(e).map_err(|m| SpecError::new("allow", m)))
+                .collect::<SpecResult<_>>()?,
             None => default_allow(roles),
         };
-        Self { allow }
+        Ok(Self { allow })
     }
 
     /// A probe with an explicit allow-list.
@@ -247,7 +281,7 @@ pub fn judge(total: usize, offending: &[Listener], owners: &HashMap<u64, String>
 /// `/proc/*/fd` links; stops as soon as every inode is found.
 pub fn owners(inodes: &BTreeSet<u64>) -> HashMap<u64, String> {
     let mut found = HashMap::new();
-    let Ok(pids) = super::process::pids() else {
+    let Ok(pids) = process::pids() else {
         return found;
     };
     for pid in pids {

@@ -15,6 +15,11 @@
 //! Messages: "3/3 UP", "web2 DOWN (L4CON), 2/3 UP", and with several
 //! backends "be_web: 3/3 UP; be_api: api1 MAINT, 1/2 UP".
 //!
+//! A read that fails (socket refused or missing, HTTP error, not stats
+//! CSV, timeout) is crit with the reason, and the backends become unknown
+//! ([`Observation::BackendsUnknown`], the batch's `backends_error`) until a
+//! later read succeeds: a dead HAProxy must not keep showing "3/3 UP".
+//!
 //! Metrics: `haproxy_backend_up{backend,server}` (1 when UP, else 0),
 //! `haproxy_server_current_sessions{backend,server}`,
 //! `haproxy_server_requests_per_second{backend,server}` (HAProxy's `rate`,
@@ -22,18 +27,53 @@
 //! `haproxy_frontend_requests_per_second{frontend}` (`req_rate`, HTTP
 //! requests over the last second).
 //!
+//! ```toml
+//! [[checks]]
+//! kind = "haproxy"
+//! socket = "/run/haproxy/admin.sock"  # or url = "http://127.0.0.10:8404/stats;csv"
+//! ```
+//!
 //! [`Observation::Backends`]: crate::observe::Observation::Backends
+//! [`Observation::BackendsUnknown`]: crate::observe::Observation::BackendsUnknown
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 
+use serde::Deserialize;
 use stacktop_proto::Health;
+use stacktop_proto::metrics::{
+    HAPROXY_BACKEND_UP, HAPROXY_FRONTEND_REQUESTS, HAPROXY_SERVER_REQUESTS, HAPROXY_SERVER_SESSIONS,
+};
 use stacktop_proto::v1::BackendServer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::spec::HaproxySpec;
-use super::{Outcome, http, io_words};
+use super::common::{Outcome, SpecError, SpecResult, io_words};
+use super::http;
 use crate::observe::ObservedPoint;
+
+/// Label keys of the HAProxy series. `stacktop_proto::metrics::label` has
+/// none for them yet; until it does they are spelt here, once.
+pub mod label {
+    /// The backend (proxy) a server belongs to.
+    pub const BACKEND: &str = "backend";
+    /// A backend's server.
+    pub const SERVER: &str = "server";
+    /// A frontend.
+    pub const FRONTEND: &str = "frontend";
+}
+
+/// HAProxy stats, from the stats socket or the CSV page: exactly one of
+/// the two.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct HaproxySpec {
+    /// Path of the stats socket (`show stat`).
+    #[serde(default)]
+    pub socket: Option<String>,
+    /// URL of the stats CSV page (`.../stats;csv`).
+    #[serde(default)]
+    pub url: Option<String>,
+}
 
 /// One parsed stats CSV.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -172,31 +212,25 @@ pub fn outcome(stats: Stats) -> Outcome {
     let mut out = Outcome::new(worst, message);
     for s in &stats.servers {
         let labels = [
-            ("backend", s.backend.as_str()),
-            ("server", s.server.as_str()),
+            (label::BACKEND, s.backend.as_str()),
+            (label::SERVER, s.server.as_str()),
         ];
         let up = if is_up(&s.status) { 1.0 } else { 0.0 };
         out.points
-            .push(ObservedPoint::now("haproxy_backend_up", &labels, up));
+            .push(ObservedPoint::now(HAPROXY_BACKEND_UP, &labels, up));
         if let Some(v) = s.current_sessions {
-            out.points.push(ObservedPoint::now(
-                "haproxy_server_current_sessions",
-                &labels,
-                v,
-            ));
+            out.points
+                .push(ObservedPoint::now(HAPROXY_SERVER_SESSIONS, &labels, v));
         }
         if let Some(v) = s.request_rate {
-            out.points.push(ObservedPoint::now(
-                "haproxy_server_requests_per_second",
-                &labels,
-                v,
-            ));
+            out.points
+                .push(ObservedPoint::now(HAPROXY_SERVER_REQUESTS, &labels, v));
         }
     }
     for (frontend, rate) in &stats.frontends {
         out.points.push(ObservedPoint::now(
-            "haproxy_frontend_requests_per_second",
-            &[("frontend", frontend)],
+            HAPROXY_FRONTEND_REQUESTS,
+            &[(label::FRONTEND, frontend)],
             *rate,
         ));
     }
@@ -227,7 +261,7 @@ fn worse(a: Health, b: Health) -> Health {
 #[derive(Debug)]
 enum Source {
     Socket(PathBuf),
-    Page(Option<http::Fetcher>),
+    Page(http::Fetcher),
 }
 
 /// An HAProxy stats check.
@@ -237,51 +271,57 @@ pub struct HaproxyProbe {
 }
 
 impl HaproxyProbe {
-    /// Builds the probe from a validated spec (the socket wins when both
-    /// are somehow set).
-    pub fn from_spec(spec: &HaproxySpec) -> Self {
+    /// Checks the spec (exactly one of `socket` and `url`) and builds the
+    /// probe.
+    pub fn from_spec(spec: &HaproxySpec) -> SpecResult<Self> {
         let source = match (&spec.socket, &spec.url) {
-            (Some(path), _) => Source::Socket(PathBuf::from(path)),
-            (None, url) => Source::Page(
-                url.as_deref()
-                    .and_then(|u| http::parse_url(u).ok())
-                    .and_then(|uri| http::Fetcher::new(uri, None).ok()),
-            ),
+            (Some(path), None) => Source::Socket(PathBuf::from(path)),
+            (None, Some(url)) => Source::Page(http::Fetcher::new(url, "url", None)?),
+            (Some(_), Some(_)) | (None, None) => {
+                return Err(SpecError::new(
+                    "socket",
+                    "set exactly one of socket (the stats socket path) or url (the stats CSV page)",
+                ));
+            }
         };
-        Self { source }
+        Ok(Self { source })
     }
 
     /// Runs the check once.
     pub async fn run(&self) -> Outcome {
-        let text = match &self.source {
-            Source::Socket(path) => match show_stat(path).await {
-                Ok(text) => text,
-                Err(e) => {
-                    return Outcome::crit(format!(
-                        "stats socket {}: {}",
-                        path.display(),
-                        io_words(&e)
-                    ));
-                }
-            },
-            Source::Page(None) => return Outcome::crit("bad stats URL"),
-            Source::Page(Some(fetcher)) => match fetcher.get().await {
-                Ok(r) if r.status.is_success() => String::from_utf8_lossy(&r.body).into_owned(),
-                Ok(r) => {
-                    return Outcome::crit(format!(
-                        "HTTP {} from {}",
-                        r.status.as_u16(),
-                        fetcher.uri()
-                    ));
-                }
-                Err(e) => return Outcome::crit(e.to_string()),
-            },
-        };
-        match parse(&text) {
+        match self
+            .read()
+            .await
+            .and_then(|text| parse(&text).map_err(|e| e.to_string()))
+        {
             Ok(stats) => outcome(stats),
-            Err(e) => Outcome::crit(e.to_string()),
+            Err(reason) => unread(reason),
         }
     }
+
+    /// The stats CSV, or why it could not be read.
+    async fn read(&self) -> Result<String, String> {
+        match &self.source {
+            Source::Socket(path) => show_stat(path)
+                .await
+                .map_err(|e| format!("stats socket {}: {}", path.display(), io_words(&e))),
+            Source::Page(fetcher) => match fetcher.get().await {
+                Ok(r) if r.status.is_success() => Ok(String::from_utf8_lossy(&r.body).into_owned()),
+                Ok(r) => Err(format!("HTTP {} from {}", r.status.as_u16(), fetcher.uri())),
+                Err(e) => Err(e.to_string()),
+            },
+        }
+    }
+}
+
+/// The outcome of a run that could not read the stats (socket refused,
+/// HTTP error, not stats CSV, timeout): crit with `reason`, and the
+/// backends unknown for the same reason. Without that, the collector would
+/// keep showing the last sample ("3/3 UP") next to a dead HAProxy.
+pub fn unread(reason: String) -> Outcome {
+    let mut out = Outcome::crit(reason.clone());
+    out.backends_error = Some(reason);
+    out
 }
 
 /// Sends `show stat` on the stats socket and reads the answer to EOF.
@@ -383,6 +423,42 @@ mod tests {
             out.message,
             "be: a DOWN (L4CON), 0/1 UP; api: x MAINT, 1/2 UP"
         );
+    }
+
+    #[tokio::test]
+    async fn a_failed_read_makes_the_backends_unknown() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("admin.sock");
+        let probe = HaproxyProbe::from_spec(&HaproxySpec {
+            socket: Some(path.display().to_string()),
+            ..Default::default()
+        })
+        .unwrap();
+        let out = probe.run().await;
+        let reason = format!("stats socket {}: not found", path.display());
+        assert_eq!(
+            (out.status, out.message.as_str()),
+            (Health::Crit, reason.as_str())
+        );
+        assert_eq!(out.backends, None);
+        assert_eq!(out.backends_error, Some(reason));
+        // Something that answers, but not with stats CSV.
+        let listener = tokio::net::UnixListener::bind(&path).unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let mut command = [0u8; 10];
+                let _ = stream.read_exact(&mut command).await;
+                let _ = stream.write_all(b"Unknown command.\n").await;
+            }
+        });
+        let out = probe.run().await;
+        assert_eq!(
+            out.backends_error.as_deref(),
+            Some("no \"# pxname,svname,...\" header: not HAProxy stats CSV")
+        );
+        // A good read carries the sample and no error.
+        let out = outcome(parse(ALL_UP).unwrap());
+        assert_eq!(out.backends_error, None);
     }
 
     #[test]

@@ -1,5 +1,16 @@
-//! HTTP(S) checks (kinds `http` and `app`) and the small HTTP/1.1 client the
-//! `nginx` and `haproxy` checks share.
+//! HTTP(S) checks (kinds `http` and `app`): their `[[checks]]` keys
+//! ([`HttpSpec`]), and the small HTTP/1.1 client the `nginx` and `haproxy`
+//! checks share ([`Fetcher`]).
+//!
+//! ```toml
+//! [[checks]]
+//! kind = "http"                 # also "app": the same check, reported as kind app
+//! url = "https://127.0.0.11:8443/health"
+//! expect-status = "200-399"     # default; or 200, or "200,204"
+//! body-contains = "ok"
+//! warn-latency = "500ms"
+//! ca-file = "/etc/ssl/lab-ca.pem"
+//! ```
 //!
 //! The client is hyper's connection-level HTTP/1.1 (already in the agent
 //! through tonic) over a tokio TCP stream, wrapped in rustls for `https`:
@@ -14,7 +25,7 @@
 //! refused".
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Limited};
@@ -22,11 +33,55 @@ use hyper::Request;
 use hyper::http::Uri;
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
+use serde::Deserialize;
 use stacktop_proto::Health;
 use tokio::net::TcpStream;
 
-use super::spec::{HttpSpec, StatusSpec};
-use super::{BuildError, Outcome, human, io_words};
+use super::common::{Outcome, SpecError, SpecResult, human, io_words};
+use super::tls;
+
+/// An HTTP(S) GET (kinds `http` and `app`).
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct HttpSpec {
+    /// `http://` or `https://` URL.
+    pub url: String,
+    /// Accepted statuses: `200`, `"200-399"` (default) or `"200,204"`.
+    #[serde(default)]
+    pub expect_status: Option<StatusSpec>,
+    /// A substring the body must contain.
+    #[serde(default)]
+    pub body_contains: Option<String>,
+    /// Warn when the response takes at least this long.
+    #[serde(default, with = "humantime_serde")]
+    pub warn_latency: Option<Duration>,
+    /// PEM file of CA certificates to trust instead of the web PKI
+    /// (for self-signed certificates).
+    #[serde(default)]
+    pub ca_file: Option<String>,
+}
+
+impl HttpSpec {
+    /// The name a check of `kind` (`http` or `app`) gets when none is
+    /// configured: the kind and the URL without its scheme.
+    pub fn default_name(&self, kind: &str) -> String {
+        let target = self
+            .url
+            .split_once("://")
+            .map_or(self.url.as_str(), |(_, rest)| rest);
+        format!("{kind}:{target}")
+    }
+}
+
+/// Accepted HTTP statuses as written in the config.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum StatusSpec {
+    /// One status code.
+    Code(u16),
+    /// `"200-399"`, `"200,204"` or a mix.
+    Text(String),
+}
 
 /// Largest response body read; the rest is ignored (stub_status and the
 /// HAProxy CSV of a few hundred servers fit easily).
@@ -125,11 +180,13 @@ pub struct Fetcher {
 }
 
 impl Fetcher {
-    /// A client for `uri` (already checked by [`parse_url`]); `ca_file`
-    /// replaces the web PKI roots for `https`.
-    pub fn new(uri: Uri, ca_file: Option<&str>) -> std::result::Result<Self, BuildError> {
+    /// A client for `url`, refused (as a bad `url_key`) unless it is
+    /// `http://` or `https://` with a host; `ca_file` replaces the web PKI
+    /// roots for `https` (errors name `ca-file`).
+    pub fn new(url: &str, url_key: &'static str, ca_file: Option<&str>) -> SpecResult<Self> {
+        let uri = parse_url(url).map_err(|m| SpecError::new(url_key, m))?;
         let tls = match uri.scheme_str() {
-            Some("https") => Some(super::tls::client_config(ca_file)?),
+            Some("https") => Some(tls::client_config(ca_file)?),
             _ => None,
         };
         Ok(Self { uri, tls })
@@ -160,7 +217,7 @@ impl Fetcher {
                 let tls = tokio_rustls::TlsConnector::from(config.clone())
                     .connect(name, stream)
                     .await
-                    .map_err(|e| FetchError::Tls(tls_words(&e)))?;
+                    .map_err(|e| FetchError::Tls(tls::tls_words(&e)))?;
                 self.exchange(tls).await
             }
         }
@@ -207,32 +264,23 @@ impl Fetcher {
     }
 }
 
-/// The innermost cause of a TLS error, e.g. "invalid peer certificate:
-/// UnknownIssuer".
-pub(crate) fn tls_words(err: &std::io::Error) -> String {
-    match err.get_ref() {
-        Some(inner) => inner.to_string(),
-        None => io_words(err),
-    }
-}
-
 /// An HTTP(S) check.
 #[derive(Debug)]
 pub struct HttpProbe {
     fetcher: Fetcher,
     expect: StatusSet,
     body_contains: Option<String>,
-    warn_latency: Option<std::time::Duration>,
+    warn_latency: Option<Duration>,
 }
 
 impl HttpProbe {
-    /// Builds the probe from a validated spec.
-    pub fn from_spec(spec: &HttpSpec) -> std::result::Result<Self, BuildError> {
-        let uri = parse_url(&spec.url).map_err(BuildError::Spec)?;
+    /// Checks the spec and builds the probe (loading the CA file): any
+    /// key that cannot be used is an error naming it.
+    pub fn from_spec(spec: &HttpSpec) -> SpecResult<Self> {
         Ok(Self {
-            fetcher: Fetcher::new(uri, spec.ca_file.as_deref())?,
+            fetcher: Fetcher::new(&spec.url, "url", spec.ca_file.as_deref())?,
             expect: match &spec.expect_status {
-                Some(s) => StatusSet::parse(s).map_err(BuildError::Spec)?,
+                Some(s) => StatusSet::parse(s).map_err(|m| SpecError::new("expect-status", m))?,
                 None => StatusSet::default(),
             },
             body_contains: spec.body_contains.clone(),
@@ -261,10 +309,10 @@ impl HttpProbe {
 /// Decides an HTTP check's outcome from its response.
 pub fn judge(
     response: &Response,
-    took: std::time::Duration,
+    took: Duration,
     expect: &StatusSet,
     body_contains: Option<&str>,
-    warn_latency: Option<std::time::Duration>,
+    warn_latency: Option<Duration>,
 ) -> Outcome {
     let status = response.status;
     let code = status.as_u16();
@@ -310,7 +358,6 @@ fn body_snippet(body: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     fn response(code: u16, body: &str) -> Response {
         Response {
@@ -370,6 +417,36 @@ mod tests {
         );
         assert_eq!(slow.status, Health::Warn);
         assert_eq!(slow.message, "200 OK in 900 ms (slow: warn at 500 ms)");
+    }
+
+    #[test]
+    fn building_names_the_bad_key() {
+        let field = |spec: HttpSpec| HttpProbe::from_spec(&spec).unwrap_err().field;
+        let url = |url: &str| HttpSpec {
+            url: url.into(),
+            ..Default::default()
+        };
+        assert_eq!(field(url("127.0.0.1:80/health")), "url");
+        assert_eq!(
+            field(HttpSpec {
+                expect_status: Some(StatusSpec::Text("2xx".into())),
+                ..url("http://127.0.0.1/health")
+            }),
+            "expect-status"
+        );
+        let https = HttpSpec {
+            ca_file: Some("/nonexistent/ca.pem".into()),
+            ..url("https://127.0.0.1/health")
+        };
+        assert_eq!(field(https.clone()), "ca-file");
+        // Plain HTTP never reads the CA file.
+        assert!(
+            HttpProbe::from_spec(&HttpSpec {
+                url: "http://127.0.0.1/health".into(),
+                ..https
+            })
+            .is_ok()
+        );
     }
 
     #[test]

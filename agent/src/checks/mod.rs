@@ -4,14 +4,50 @@
 //! through the agent's observation channel ([`crate::observe`]) together
 //! with the metrics, facts and HAProxy backends the probe read.
 //!
+//! [`CheckResult`]: stacktop_proto::v1::CheckResult
+//!
 //! # Layout
 //!
-//! - [`spec`]: the `[[checks]]` TOML tables ([`CheckSpec`]), their
-//!   validation and the role defaults ([`defaults_for_roles`]).
-//! - One module per kind: [`http`] (also `app`), [`tcp`], [`tls`],
-//!   [`process`], [`dns`], [`exposure`], [`nginx`], [`haproxy`], [`mysql`].
-//! - This module: [`Check`] (a built probe with its schedule), [`Outcome`]
-//!   (what one run learnt) and [`spawn_all`], the runner.
+//! - This module: the `[[checks]]` tables ([`CheckSpec`], tagged by
+//!   `kind`), the keys every kind shares ([`Common`]), building specs into
+//!   runnable checks ([`CheckSpec::build`], [`build_all`]), reading the
+//!   tables with their file positions ([`parse_tables`]) and the role
+//!   defaults ([`defaults_for_roles`]).
+//! - One module per kind, each holding its keys (`XSpec`), their
+//!   validation and its probe (`XProbe::from_spec`): [`http`] (also
+//!   `app`), [`tcp`], [`tls`], [`process`], [`dns`], [`exposure`],
+//!   [`nginx`], [`haproxy`], [`mysql`].
+//! - [`common`]: the leaf every kind uses ([`Outcome`], [`SpecError`],
+//!   message helpers).
+//! - [`run`]: the runner ([`Check`], [`Probe`], [`spawn_all`]).
+//!
+//! Imports go one way: this module -> [`run`] -> kinds -> [`common`] (and
+//! `nginx`/`haproxy` -> `http` -> `tls`, `exposure` -> `process`). No kind
+//! imports this module or the runner; `agent/tests/module_graph.rs` keeps
+//! it so.
+//!
+//! # Common keys
+//!
+//! Every table has a `kind` and the common keys `name` (default derived
+//! from the target, e.g. `http:127.0.0.11:9000/health`), `interval`
+//! (default 5 s; 15 s for `exposure`), `timeout` (default 2 s, or half
+//! the interval when that is shorter; must be below the interval) and
+//! `role`. Each kind's own keys are documented in its module.
+//!
+//! `role` (`lb`, `web`, `app` or `db`) is the tier the check speaks for:
+//! the collector counts its result towards that role's tier health only.
+//! Without it the role comes from the kind
+//! ([`stacktop_proto::metrics::check_role`]: nginx -> web, haproxy -> lb,
+//! mysql -> db, app and http -> app, process by the process it looks for;
+//! everything else is node-wide). Results a probe adds (the MySQL probe's
+//! `replication`) take the role of their own kind.
+//!
+//! # Building is part of loading
+//!
+//! A spec is built into its probe when the config is loaded (so a CA file
+//! that does not load is refused with its file, line and key, by `--check`
+//! and at start alike) and again when the agent starts. A spec that does
+//! not build is an error, never a probe that reports the failure later.
 //!
 //! # Role defaults
 //!
@@ -28,15 +64,8 @@
 //!
 //! When `[[checks]]` is given, exactly those checks run and no default is
 //! added (not even `exposure`): the operator's list is the whole list.
-//!
-//! # Running
-//!
-//! Each check waits `interval` between runs (the first run starts at once),
-//! bounds each run with `timeout` (a run that overruns reports crit "timed
-//! out after 2 s"), and stops when the shutdown token fires or the channel
-//! closes. A check never reports nothing: a probe that cannot even start
-//! (bad CA file, unreadable /proc) reports crit or unknown with the reason.
 
+pub mod common;
 pub mod dns;
 pub mod exposure;
 pub mod haproxy;
@@ -44,363 +73,643 @@ pub mod http;
 pub mod mysql;
 pub mod nginx;
 pub mod process;
-pub mod spec;
+pub mod run;
 pub mod tcp;
 pub mod tls;
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use stacktop_proto::Health;
-use stacktop_proto::v1::{BackendServer, CheckResult};
-use tokio::sync::mpsc;
-use tokio::time::MissedTickBehavior;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
-use tracing::debug;
+use serde::de::{DeserializeOwned, Error as _};
+use serde::{Deserialize, Deserializer};
+use stacktop_proto::Role;
+use stacktop_proto::metrics::check_role;
 
-use crate::observe::{Observation, ObservedPoint};
+pub use common::{ExtraCheck, Outcome, SpecError, human, io_words};
+pub use run::{Check, Probe, spawn_all};
 
-pub use spec::{CheckSpec, defaults_for_roles};
+/// Time between two runs of a check when `interval` is not set (see
+/// [`exposure::DEFAULT_INTERVAL`] for the exception).
+pub const DEFAULT_CHECK_INTERVAL: Duration = Duration::from_secs(5);
 
-/// Why a check could not be built from its spec (a CA file that does not
-/// load, a URL that is not HTTP...). Spec validation catches most of these
-/// at config load; this covers what needs the file system.
-#[derive(Debug, thiserror::Error)]
-pub enum BuildError {
-    /// A CA file could not be read or holds no certificate.
-    #[error("CA file {path:?}: {reason}")]
-    CaFile {
-        /// The configured path.
-        path: String,
-        /// What went wrong.
-        reason: String,
-    },
-    /// The TLS configuration was refused by rustls.
-    #[error("TLS setup: {0}")]
-    Tls(String),
-    /// A URL or status list that validation should have refused.
-    #[error("{0}")]
-    Spec(String),
+/// Bound on one run when `timeout` is not set (or half the interval, when
+/// that is shorter).
+pub const DEFAULT_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Shortest accepted check interval.
+pub const MIN_CHECK_INTERVAL: Duration = Duration::from_millis(200);
+
+/// The keys every `[[checks]]` table may have, whatever its kind.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Common {
+    /// The check's name, unique on the node (default: derived from the
+    /// kind and target).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Time between two runs (humantime, e.g. `"5s"`).
+    #[serde(default, with = "humantime_serde")]
+    pub interval: Option<Duration>,
+    /// Bound on one run (humantime); must be below the interval.
+    #[serde(default, with = "humantime_serde")]
+    pub timeout: Option<Duration>,
+    /// The role the check speaks for: `lb`, `web`, `app` or `db` (default:
+    /// by kind, see the module docs).
+    #[serde(default)]
+    pub role: Option<String>,
 }
 
-/// Results of building checks.
-pub type Result<T> = std::result::Result<T, BuildError>;
-
-/// What one run of a probe learnt.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Outcome {
-    /// The check's status.
-    pub status: Health,
-    /// Short human text, e.g. "200 OK in 3 ms".
-    pub message: String,
-    /// Metrics read by the probe.
-    pub points: Vec<ObservedPoint>,
-    /// Facts learnt, e.g. `db_role = replica`.
-    pub facts: Vec<(String, String)>,
-    /// A complete sample of HAProxy backend servers, when the probe read one.
-    pub backends: Option<Vec<BackendServer>>,
-    /// Further checks the same probe decided: the MySQL probe's
-    /// `replication` check.
-    pub extra: Vec<ExtraCheck>,
+impl Common {
+    /// The keys of [`Common`] as written in a table: taken out of a table
+    /// before the rest goes to the kind's own spec.
+    pub const KEYS: [&'static str; 4] = ["name", "interval", "timeout", "role"];
 }
 
-/// A second check result produced by a probe alongside its own.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ExtraCheck {
-    /// The full check name, e.g. `replication`.
-    pub name: String,
-    /// The kind reported, e.g. `replication`.
-    pub kind: &'static str,
-    /// Its status.
-    pub status: Health,
-    /// Its message.
-    pub message: String,
+/// One kind's table: the common keys and the kind's own (`K`, e.g.
+/// [`http::HttpSpec`]). It deserializes from one flat table: the
+/// [`Common::KEYS`] go to `common`, every other key to `settings`, and
+/// both refuse keys they do not know.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Spec<K> {
+    /// Name, interval, timeout.
+    pub common: Common,
+    /// The kind's own keys.
+    pub settings: K,
 }
 
-impl Outcome {
-    /// An outcome with only a status and a message.
-    pub fn new(status: Health, message: impl Into<String>) -> Self {
+impl<K> Spec<K> {
+    /// A spec with `settings` and every common key at its default.
+    pub fn new(settings: K) -> Self {
         Self {
-            status,
-            message: message.into(),
-            points: Vec::new(),
-            facts: Vec::new(),
-            backends: None,
-            extra: Vec::new(),
+            common: Common::default(),
+            settings,
         }
-    }
-
-    /// An ok outcome.
-    pub fn ok(message: impl Into<String>) -> Self {
-        Self::new(Health::Ok, message)
-    }
-
-    /// A crit outcome.
-    pub fn crit(message: impl Into<String>) -> Self {
-        Self::new(Health::Crit, message)
     }
 }
 
-/// One built probe of any kind.
-#[derive(Debug)]
-pub enum Probe {
-    /// HTTP(S) GET (kinds `http` and `app`).
-    Http(http::HttpProbe),
+impl<'de, K: DeserializeOwned> Deserialize<'de> for Spec<K> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // serde's `flatten` cannot be combined with `deny_unknown_fields`,
+        // so the table is split by hand: a misspelt key is still refused,
+        // by the kind's spec.
+        let mut settings = toml::Table::deserialize(deserializer)?;
+        let mut common = toml::Table::new();
+        for key in Common::KEYS {
+            if let Some(value) = settings.remove(key) {
+                common.insert(key.to_string(), value);
+            }
+        }
+        let error = |e: toml::de::Error| D::Error::custom(e.message().trim());
+        Ok(Self {
+            common: Common::deserialize(toml::Value::Table(common)).map_err(error)?,
+            settings: K::deserialize(toml::Value::Table(settings)).map_err(error)?,
+        })
+    }
+}
+
+/// One `[[checks]]` table, by its `kind`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum CheckSpec {
+    /// HTTP(S) GET.
+    Http(Spec<http::HttpSpec>),
+    /// The app server's health endpoint: an HTTP check reported as `app`.
+    App(Spec<http::HttpSpec>),
     /// TCP connect.
-    Tcp(tcp::TcpProbe),
-    /// TLS certificate expiry.
-    Tls(tls::TlsProbe),
-    /// A process running by name.
-    Process(process::ProcessProbe),
-    /// A DNS A record through a given resolver.
-    Dns(dns::DnsProbe),
+    Tcp(Spec<tcp::TcpSpec>),
+    /// TLS certificate days to expiry.
+    Tls(Spec<tls::TlsSpec>),
+    /// Process running.
+    Process(Spec<process::ProcessSpec>),
+    /// DNS A record.
+    Dns(Spec<dns::DnsSpec>),
     /// Listening sockets against an allow-list.
-    Exposure(exposure::ExposureProbe),
+    Exposure(Spec<exposure::ExposureSpec>),
     /// Nginx stub_status.
-    Nginx(nginx::NginxProbe),
+    Nginx(Spec<nginx::NginxSpec>),
     /// HAProxy stats.
-    Haproxy(haproxy::HaproxyProbe),
-    /// MySQL/MariaDB health and replication (boxed: it holds a connection).
-    Mysql(Box<mysql::MysqlProbe>),
+    Haproxy(Spec<haproxy::HaproxySpec>),
+    /// MySQL/MariaDB.
+    Mysql(Spec<mysql::MysqlSpec>),
 }
 
-impl Probe {
-    /// Runs the probe once. The caller bounds the time.
-    pub async fn run(&mut self) -> Outcome {
+impl CheckSpec {
+    /// The kind as configured and reported.
+    pub fn kind(&self) -> &'static str {
         match self {
-            Probe::Http(p) => p.run().await,
-            Probe::Tcp(p) => p.run().await,
-            Probe::Tls(p) => p.run().await,
-            // /proc walks block: keep them off the runtime's thread, which
-            // the sampler shares.
-            Probe::Process(p) => blocking(p.clone(), |p| p.run()).await,
-            Probe::Dns(p) => p.run().await,
-            Probe::Exposure(p) => blocking(p.clone(), |p| p.run()).await,
-            Probe::Nginx(p) => p.run().await,
-            Probe::Haproxy(p) => p.run().await,
-            Probe::Mysql(p) => p.run().await,
+            CheckSpec::Http(_) => "http",
+            CheckSpec::App(_) => "app",
+            CheckSpec::Tcp(_) => "tcp",
+            CheckSpec::Tls(_) => "tls",
+            CheckSpec::Process(_) => "process",
+            CheckSpec::Dns(_) => "dns",
+            CheckSpec::Exposure(_) => "exposure",
+            CheckSpec::Nginx(_) => "nginx",
+            CheckSpec::Haproxy(_) => "haproxy",
+            CheckSpec::Mysql(_) => "mysql",
         }
     }
 
-    /// Called when a run timed out: lets a probe with state (a pooled
-    /// connection, a replica it knew about) say what the timeout means for
-    /// its other checks.
-    fn on_timeout(&mut self, timeout: Duration) -> Vec<ExtraCheck> {
+    /// The common keys.
+    pub fn common(&self) -> &Common {
         match self {
-            Probe::Mysql(p) => p.on_failure(&format!("timed out after {}", human(timeout))),
-            _ => Vec::new(),
+            CheckSpec::Http(s) | CheckSpec::App(s) => &s.common,
+            CheckSpec::Tcp(s) => &s.common,
+            CheckSpec::Tls(s) => &s.common,
+            CheckSpec::Process(s) => &s.common,
+            CheckSpec::Dns(s) => &s.common,
+            CheckSpec::Exposure(s) => &s.common,
+            CheckSpec::Nginx(s) => &s.common,
+            CheckSpec::Haproxy(s) => &s.common,
+            CheckSpec::Mysql(s) => &s.common,
         }
     }
-}
 
-/// Runs a blocking probe on tokio's blocking pool.
-async fn blocking<P: Send + 'static>(probe: P, run: fn(&P) -> Outcome) -> Outcome {
-    tokio::task::spawn_blocking(move || run(&probe))
-        .await
-        .unwrap_or_else(|e| Outcome::new(Health::Unknown, format!("probe failed: {e}")))
-}
+    /// The check's name: configured, or derived from kind and target.
+    pub fn name(&self) -> String {
+        if let Some(name) = &self.common().name {
+            return name.clone();
+        }
+        match self {
+            CheckSpec::Http(s) | CheckSpec::App(s) => s.settings.default_name(self.kind()),
+            CheckSpec::Tcp(s) => s.settings.default_name(),
+            CheckSpec::Tls(s) => s.settings.default_name(),
+            CheckSpec::Process(s) => s.settings.default_name(),
+            CheckSpec::Dns(s) => s.settings.default_name(),
+            CheckSpec::Exposure(_)
+            | CheckSpec::Nginx(_)
+            | CheckSpec::Haproxy(_)
+            | CheckSpec::Mysql(_) => self.kind().to_string(),
+        }
+    }
 
-/// A check ready to run: its name, kind, schedule and probe.
-#[derive(Debug)]
-pub struct Check {
-    /// Unique per node, e.g. `http:127.0.0.11:9000/health`.
-    pub name: String,
-    /// The kind reported in results, e.g. `http`.
-    pub kind: &'static str,
-    /// Time between the starts of two runs.
-    pub interval: Duration,
-    /// Bound on one run; always below `interval`.
-    pub timeout: Duration,
-    /// The probe.
-    pub probe: Probe,
-}
+    /// The role the check speaks for: the configured `role`, else the
+    /// one its kind (and name) implies; [`Role::Unspecified`] means
+    /// node-wide. An error when the configured role is not a role.
+    pub fn role(&self) -> Result<Role, SpecError> {
+        match &self.common().role {
+            Some(role) => role
+                .parse()
+                .map_err(|e: stacktop_proto::UnknownRole| SpecError::new("role", e.to_string())),
+            None => Ok(check_role(self.kind(), &self.name())),
+        }
+    }
 
-impl Check {
-    /// Runs once with the timeout and returns what to send.
-    pub async fn run_once(&mut self) -> Vec<Observation> {
-        let started = Instant::now();
-        let (outcome, extra_on_timeout) =
-            match tokio::time::timeout(self.timeout, self.probe.run()).await {
-                Ok(outcome) => (outcome, Vec::new()),
-                Err(_) => (
-                    Outcome::crit(format!("timed out after {}", human(self.timeout))),
-                    self.probe.on_timeout(self.timeout),
+    /// Time between two runs.
+    pub fn interval(&self) -> Duration {
+        let default = match self {
+            CheckSpec::Exposure(_) => exposure::DEFAULT_INTERVAL,
+            _ => DEFAULT_CHECK_INTERVAL,
+        };
+        self.common().interval.unwrap_or(default)
+    }
+
+    /// Bound on one run.
+    pub fn timeout(&self) -> Duration {
+        self.common()
+            .timeout
+            .unwrap_or_else(|| DEFAULT_CHECK_TIMEOUT.min(self.interval() / 2))
+    }
+
+    /// Checks the common keys: the interval's range, the timeout below it,
+    /// a printable name (the role is checked by [`CheckSpec::role`]).
+    fn check_common(&self) -> Result<(), SpecError> {
+        let interval = self.interval();
+        if interval < MIN_CHECK_INTERVAL || interval > crate::config::MAX_INTERVAL {
+            return Err(SpecError::new(
+                "interval",
+                format!(
+                    "interval {} is out of range: expected between {} and {}",
+                    humantime::format_duration(interval),
+                    humantime::format_duration(MIN_CHECK_INTERVAL),
+                    humantime::format_duration(crate::config::MAX_INTERVAL)
                 ),
-            };
-        let latency = started.elapsed().as_secs_f64();
-        let now = unix_ms();
-        let mut out = Vec::with_capacity(4);
-        if !outcome.points.is_empty() {
-            out.push(Observation::Points(outcome.points));
+            ));
         }
-        if !outcome.facts.is_empty() {
-            out.push(Observation::Facts(outcome.facts));
+        let timeout = self.timeout();
+        if timeout.is_zero() || timeout >= interval {
+            return Err(SpecError::new(
+                "timeout",
+                format!(
+                    "timeout {} must be above zero and below the interval ({})",
+                    humantime::format_duration(timeout),
+                    humantime::format_duration(interval)
+                ),
+            ));
         }
-        if let Some(backends) = outcome.backends {
-            out.push(Observation::Backends(backends));
+        if let Some(name) = &self.common().name
+            && (name.trim().is_empty() || name.chars().any(char::is_control))
+        {
+            return Err(SpecError::new(
+                "name",
+                format!("check name {name:?} must be non-empty text"),
+            ));
         }
-        out.push(Observation::Check(CheckResult {
-            name: self.name.clone(),
-            kind: self.kind.to_string(),
-            status: outcome.status as i32,
-            latency_seconds: latency,
-            message: outcome.message,
-            timestamp_ms: now,
-            ..Default::default()
-        }));
-        for extra in outcome.extra.into_iter().chain(extra_on_timeout) {
-            out.push(Observation::Check(CheckResult {
-                name: extra.name,
-                kind: extra.kind.to_string(),
-                status: extra.status as i32,
-                latency_seconds: latency,
-                message: extra.message,
-                timestamp_ms: now,
-                ..Default::default()
-            }));
-        }
-        out
+        Ok(())
     }
 
-    /// Runs every `interval` until `shutdown` fires or `out` closes.
-    pub async fn run(mut self, out: mpsc::Sender<Observation>, shutdown: CancellationToken) {
-        let mut ticks = tokio::time::interval(self.interval);
-        ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                () = shutdown.cancelled() => break,
-                _ = ticks.tick() => {}
+    /// Checks every key and builds the runnable check (reading what the
+    /// probe needs from the file system, such as a CA file). `roles` fill
+    /// in role defaults (the exposure allow-list). The error names the
+    /// first key that cannot be used.
+    pub fn build(&self, roles: &[Role]) -> Result<Check, SpecError> {
+        self.check_common()?;
+        let role = self.role()?;
+        let name = self.name();
+        let timeout = self.timeout();
+        let probe = match self {
+            CheckSpec::Http(s) | CheckSpec::App(s) => {
+                Probe::Http(http::HttpProbe::from_spec(&s.settings)?)
             }
-            let observations = tokio::select! {
-                () = shutdown.cancelled() => break,
-                obs = self.run_once() => obs,
-            };
-            for observation in observations {
-                if let Observation::Check(result) = &observation {
-                    debug!(check = %result.name, status = ?Health::try_from(result.status).unwrap_or_default(),
-                        latency_ms = (result.latency_seconds * 1000.0).round(), message = %result.message, "check result");
-                }
-                if out.send(observation).await.is_err() {
-                    debug!(check = %self.name, "observation channel closed; check stops");
-                    return;
-                }
+            CheckSpec::Tcp(s) => Probe::Tcp(tcp::TcpProbe::from_spec(&s.settings)?),
+            CheckSpec::Tls(s) => Probe::Tls(tls::TlsProbe::from_spec(&s.settings)?),
+            CheckSpec::Process(s) => Probe::Process(process::ProcessProbe::from_spec(&s.settings)?),
+            CheckSpec::Dns(s) => Probe::Dns(dns::DnsProbe::from_spec(&s.settings, timeout)?),
+            CheckSpec::Exposure(s) => {
+                Probe::Exposure(exposure::ExposureProbe::from_spec(&s.settings, roles)?)
             }
-        }
-        debug!(check = %self.name, "check stopped");
+            CheckSpec::Nginx(s) => Probe::Nginx(nginx::NginxProbe::from_spec(&s.settings)?),
+            CheckSpec::Haproxy(s) => Probe::Haproxy(haproxy::HaproxyProbe::from_spec(&s.settings)?),
+            CheckSpec::Mysql(s) => {
+                Probe::Mysql(Box::new(mysql::MysqlProbe::from_spec(&s.settings, &name)?))
+            }
+        };
+        Ok(Check {
+            name,
+            kind: self.kind(),
+            role,
+            interval: self.interval(),
+            timeout,
+            probe,
+        })
+    }
+
+    /// Checks every key by building the check once (without roles) and
+    /// dropping it.
+    pub fn validate(&self) -> Result<(), SpecError> {
+        self.build(&[]).map(drop)
     }
 }
 
-/// Builds every spec into a [`Check`]. A spec that cannot be built (a CA
-/// file that vanished since the config was checked) becomes a check that
-/// reports crit with the reason every interval, so it is never silent.
-pub fn build_all(specs: &[CheckSpec], roles: &[stacktop_proto::Role]) -> Vec<Check> {
+/// A check that could not be built when the agent started: which one, and
+/// the key at fault. (From a config file this is caught at load, with the
+/// file position; at start it means the file system changed since, or a
+/// role default could not be built.)
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("check {name:?} ({kind}): {error}")]
+pub struct BuildError {
+    /// The check's name.
+    pub name: String,
+    /// Its kind.
+    pub kind: &'static str,
+    /// The key at fault and why.
+    pub error: SpecError,
+}
+
+/// Builds every spec into a [`Check`], or says which one cannot be built.
+pub fn build_all(specs: &[CheckSpec], roles: &[Role]) -> Result<Vec<Check>, BuildError> {
     specs
         .iter()
-        .map(|spec| build_or_report(spec, roles))
+        .map(|spec| {
+            spec.build(roles).map_err(|error| BuildError {
+                name: spec.name(),
+                kind: spec.kind(),
+                error,
+            })
+        })
         .collect()
 }
 
-fn build_or_report(spec: &CheckSpec, roles: &[stacktop_proto::Role]) -> Check {
-    match spec.build(roles) {
-        Ok(check) => check,
-        Err(err) => Check {
-            name: spec.name(),
-            kind: spec.kind(),
-            interval: spec.interval(),
-            timeout: spec.timeout(),
-            probe: Probe::Process(process::ProcessProbe::broken(err.to_string())),
-        },
-    }
+/// A `[[checks]]` table that could not be decoded or validated: where
+/// (a byte offset in the file text), which key when it can be told, and
+/// why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableError {
+    /// Byte offset of the offending key (or of the table's header).
+    pub offset: usize,
+    /// The key at fault, when known.
+    pub field: Option<String>,
+    /// What is wrong.
+    pub message: String,
 }
 
-/// Spawns one task per check on `tracker`, each sending into `out` until
-/// `shutdown` fires.
-pub fn spawn_all(
-    checks: Vec<Check>,
-    out: &mpsc::Sender<Observation>,
-    shutdown: &CancellationToken,
-    tracker: &TaskTracker,
-) {
-    for check in checks {
-        tracker.spawn(check.run(out.clone(), shutdown.clone()));
+/// Decodes, validates and builds the `[[checks]]` tables of a config
+/// file (building with `roles` and discarding the result: what matters at
+/// load is that every check can be built).
+///
+/// The tables arrive as plain TOML tables because serde's internally
+/// tagged enums buffer their input and lose toml's positions; this finds
+/// each table's block in `text` (the n-th `[[checks]]` header) and points
+/// errors at the key they are about: an unknown or bad key, `kind` for an
+/// unknown kind, the header when a key is missing.
+pub fn parse_tables(
+    text: &str,
+    tables: Vec<toml::Table>,
+    roles: &[Role],
+) -> std::result::Result<Vec<CheckSpec>, TableError> {
+    let blocks = table_blocks(text);
+    let mut specs: Vec<CheckSpec> = Vec::with_capacity(tables.len());
+    for (i, table) in tables.into_iter().enumerate() {
+        let block = blocks.get(i).cloned().unwrap_or(0..0);
+        let fail = |field: Option<String>, message: String| {
+            let offset = field
+                .as_deref()
+                .and_then(|key| crate::config::key_offset(text, &block, key))
+                .unwrap_or(block.start);
+            TableError {
+                offset,
+                field,
+                message,
+            }
+        };
+        let spec: CheckSpec =
+            toml::Value::Table(table.clone())
+                .try_into()
+                .map_err(|e: toml::de::Error| {
+                    let message = e.message().trim().replace('\n', " ");
+                    let field = between(&message, "unknown field `", "`")
+                        .or_else(|| {
+                            message
+                                .contains("unknown variant")
+                                .then(|| "kind".to_string())
+                        })
+                        .or_else(|| {
+                            // "invalid type: integer `5`, expected a string":
+                            // the key whose value is the one quoted.
+                            let value = between(&message, "`", "`")
+                                .or_else(|| between(&message, "\"", "\""))?;
+                            table
+                                .iter()
+                                .find(|(_, v)| {
+                                    v.as_str() == Some(value.as_str()) || v.to_string() == value
+                                })
+                                .map(|(k, _)| k.clone())
+                        });
+                    fail(field, message)
+                })?;
+        spec.build(roles)
+            .map_err(|e| fail(Some(e.field.to_string()), e.message))?;
+        let name = spec.name();
+        if specs.iter().any(|s| s.name() == name) {
+            return Err(fail(
+                Some("name".into()),
+                format!("check name {name:?} is used twice; give one of them another name"),
+            ));
+        }
+        specs.push(spec);
     }
+    Ok(specs)
 }
 
-/// Current Unix time in milliseconds.
-pub(crate) fn unix_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+/// The text between the first `open` and the next `close`.
+fn between(text: &str, open: &str, close: &str) -> Option<String> {
+    let start = text.find(open)? + open.len();
+    let len = text[start..].find(close)?;
+    Some(text[start..start + len].to_string())
 }
 
-/// A duration the way messages show it: "3 ms", "1.2 s", "2 s".
-pub fn human(d: Duration) -> String {
-    let ms = d.as_secs_f64() * 1000.0;
-    if ms < 1.0 {
-        "<1 ms".to_string()
-    } else if ms < 1000.0 {
-        format!("{} ms", ms.round())
-    } else if d.subsec_millis() == 0 {
-        format!("{} s", d.as_secs())
-    } else {
-        format!("{:.1} s", d.as_secs_f64())
+/// Byte ranges of each `[[checks]]` block, from its header to the next
+/// table header.
+fn table_blocks(text: &str) -> Vec<std::ops::Range<usize>> {
+    let mut blocks: Vec<std::ops::Range<usize>> = Vec::new();
+    let mut offset = 0;
+    let mut open: Option<usize> = None;
+    for line in text.split_inclusive('\n') {
+        let trimmed = line.trim_start();
+        if trimmed.starts_with('[') {
+            if let Some(start) = open.take() {
+                blocks.push(start..offset);
+            }
+            if trimmed.starts_with("[[checks]]") {
+                open = Some(offset + (line.len() - trimmed.len()));
+            }
+        }
+        offset += line.len();
     }
+    if let Some(start) = open {
+        blocks.push(start..text.len());
+    }
+    blocks
 }
 
-/// Turns an I/O error into the short words an operator expects
-/// ("connection refused", "no route to host"...).
-pub fn io_words(err: &std::io::Error) -> String {
-    use std::io::ErrorKind::*;
-    match err.kind() {
-        ConnectionRefused => "connection refused".into(),
-        ConnectionReset => "connection reset".into(),
-        ConnectionAborted => "connection aborted".into(),
-        TimedOut => "timed out".into(),
-        NotFound => "not found".into(),
-        PermissionDenied => "permission denied".into(),
-        HostUnreachable => "no route to host".into(),
-        NetworkUnreachable => "network unreachable".into(),
-        UnexpectedEof => "connection closed early".into(),
-        AddrNotAvailable => "address not available".into(),
-        _ => err.to_string(),
+/// The checks a node runs when its config has no `[[checks]]`: see the
+/// table in this module's docs. Always includes `exposure`.
+pub fn defaults_for_roles(roles: &[Role]) -> Vec<CheckSpec> {
+    let mut specs = Vec::new();
+    for role in roles {
+        match role {
+            Role::Lb => {
+                specs.push(CheckSpec::Haproxy(Spec::new(haproxy::HaproxySpec {
+                    socket: Some("/run/haproxy/admin.sock".into()),
+                    ..Default::default()
+                })));
+                specs.push(CheckSpec::Process(Spec::new(process::ProcessSpec {
+                    process_name: "haproxy".into(),
+                })));
+            }
+            Role::Web => {
+                specs.push(CheckSpec::Nginx(Spec::new(nginx::NginxSpec {
+                    url: "http://127.0.0.1/nginx_status".into(),
+                })));
+                specs.push(CheckSpec::Process(Spec::new(process::ProcessSpec {
+                    process_name: "nginx".into(),
+                })));
+            }
+            Role::App => specs.push(CheckSpec::App(Spec::new(http::HttpSpec {
+                url: "http://127.0.0.1:8080/health".into(),
+                ..Default::default()
+            }))),
+            Role::Db => specs.push(CheckSpec::Mysql(Spec::new(mysql::MysqlSpec::default()))),
+            Role::Unspecified => {}
+        }
     }
+    specs.push(CheckSpec::Exposure(Spec::new(
+        exposure::ExposureSpec::default(),
+    )));
+    specs
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn human_durations() {
-        assert_eq!(human(Duration::from_micros(300)), "<1 ms");
-        assert_eq!(human(Duration::from_millis(3)), "3 ms");
-        assert_eq!(human(Duration::from_secs(2)), "2 s");
-        assert_eq!(human(Duration::from_millis(1500)), "1.5 s");
+    #[derive(Debug, Deserialize)]
+    struct File {
+        checks: Vec<CheckSpec>,
     }
 
-    #[tokio::test]
-    async fn a_timeout_reports_crit() {
-        // A listener that never answers: the connect succeeds (backlog),
-        // the HTTP response never comes.
-        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}/health", silent.local_addr().unwrap());
-        let spec = spec::HttpSpec {
-            url,
-            ..Default::default()
+    fn parse(text: &str) -> Result<Vec<CheckSpec>, String> {
+        toml::from_str::<File>(text)
+            .map(|f| f.checks)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn every_kind_parses() {
+        let checks = parse(
+            r#"
+[[checks]]
+kind = "http"
+url = "http://127.0.0.11:9000/health"
+expect-status = 200
+interval = "2s"
+timeout = "1s"
+[[checks]]
+kind = "app"
+url = "http://127.0.0.1:9000/health"
+expect-status = "200-299,304"
+[[checks]]
+kind = "tcp"
+address = "127.0.0.21:3306"
+[[checks]]
+kind = "tls"
+address = "example.com:443"
+warn-days = 20
+[[checks]]
+kind = "process"
+process-name = "nginx"
+[[checks]]
+kind = "dns"
+query-name = "www.stacktop.test"
+resolver = "127.0.0.30:5353"
+expect = ["127.0.0.10"]
+[[checks]]
+kind = "exposure"
+allow = [22, "127.0.0.1:8080", "[::]:443"]
+[[checks]]
+kind = "nginx"
+url = "http://127.0.0.11:8080/nginx_status"
+[[checks]]
+kind = "haproxy"
+socket = "/tmp/haproxy.sock"
+[[checks]]
+kind = "mysql"
+address = "127.0.0.22:3306"
+password-env = "X"
+warn-lag = "5s"
+"#,
+        )
+        .unwrap();
+        assert_eq!(checks.len(), 10);
+        for c in &checks {
+            c.validate().unwrap_or_else(|e| panic!("{c:?}: {e:?}"));
+        }
+        let names: Vec<String> = checks.iter().map(CheckSpec::name).collect();
+        assert_eq!(
+            names,
+            [
+                "http:127.0.0.11:9000/health",
+                "app:127.0.0.1:9000/health",
+                "tcp:127.0.0.21:3306",
+                "tls:example.com:443",
+                "process:nginx",
+                "dns:www.stacktop.test",
+                "exposure",
+                "nginx",
+                "haproxy",
+                "mysql"
+            ]
+        );
+        assert_eq!(checks[0].interval(), Duration::from_secs(2));
+        assert_eq!(checks[0].timeout(), Duration::from_secs(1));
+        assert_eq!(checks[2].interval(), DEFAULT_CHECK_INTERVAL);
+        assert_eq!(checks[2].timeout(), DEFAULT_CHECK_TIMEOUT);
+    }
+
+    #[test]
+    fn unknown_field_and_kind_are_refused() {
+        let err =
+            parse("[[checks]]\nkind = \"tcp\"\naddress = \"a:1\"\nurl = \"x\"\n").unwrap_err();
+        assert!(err.contains("unknown field `url`"), "{err}");
+        let err = parse("[[checks]]\nkind = \"ping\"\n").unwrap_err();
+        assert!(err.contains("unknown variant `ping`"), "{err}");
+        let err = parse("[[checks]]\nkind = \"tcp\"\n").unwrap_err();
+        assert!(err.contains("missing field `address`"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_name_the_field() {
+        let check = |text: &str| parse(text).unwrap()[0].validate().unwrap_err().field;
+        assert_eq!(
+            check("[[checks]]\nkind = \"tcp\"\naddress = \"nope\""),
+            "address"
+        );
+        assert_eq!(
+            check(
+                "[[checks]]\nkind = \"tcp\"\naddress = \"a:1\"\ninterval = \"1s\"\ntimeout = \"1s\""
+            ),
+            "timeout"
+        );
+        assert_eq!(
+            check("[[checks]]\nkind = \"dns\"\nquery-name = \"x\"\nresolver = \"127.0.0.1\""),
+            "resolver"
+        );
+        assert_eq!(check("[[checks]]\nkind = \"haproxy\""), "socket");
+        assert_eq!(
+            check("[[checks]]\nkind = \"http\"\nurl = \"ftp://x/\""),
+            "url"
+        );
+        assert_eq!(
+            check("[[checks]]\nkind = \"mysql\"\nwarn-lag = \"2m\""),
+            "warn-lag"
+        );
+    }
+
+    #[test]
+    fn every_common_key_reaches_common() {
+        // A key missing from Common::KEYS would go to the kind's spec,
+        // which refuses it.
+        let c = &parse(
+            "[[checks]]\nkind = \"tcp\"\naddress = \"a:1\"\nname = \"n\"\ninterval = \"3s\"\ntimeout = \"1s\"\nrole = \"db\"",
+        )
+        .unwrap()[0];
+        assert_eq!(
+            c.common(),
+            &Common {
+                name: Some("n".into()),
+                interval: Some(Duration::from_secs(3)),
+                timeout: Some(Duration::from_secs(1)),
+                role: Some("db".into()),
+            }
+        );
+    }
+
+    #[test]
+    fn timeout_defaults_below_a_short_interval() {
+        let c =
+            &parse("[[checks]]\nkind = \"tcp\"\naddress = \"a:1\"\ninterval = \"1s\"").unwrap()[0];
+        assert_eq!(c.timeout(), Duration::from_millis(500));
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn role_defaults() {
+        let kinds = |roles: &[Role]| -> Vec<&str> {
+            defaults_for_roles(roles)
+                .iter()
+                .map(CheckSpec::kind)
+                .collect()
         };
-        let mut check = Check {
-            name: "slow".into(),
-            kind: "http",
-            interval: Duration::from_secs(5),
-            timeout: Duration::from_millis(100),
-            probe: Probe::Http(http::HttpProbe::from_spec(&spec).unwrap()),
+        assert_eq!(kinds(&[]), ["exposure"]);
+        assert_eq!(kinds(&[Role::Lb]), ["haproxy", "process", "exposure"]);
+        assert_eq!(
+            kinds(&[Role::Web, Role::App]),
+            ["nginx", "process", "app", "exposure"]
+        );
+        assert_eq!(kinds(&[Role::Db]), ["mysql", "exposure"]);
+        for spec in defaults_for_roles(&[Role::Lb, Role::Web, Role::App, Role::Db]) {
+            spec.validate().unwrap();
+        }
+        // Each default speaks for the role that brought it (exposure for
+        // the whole node).
+        let roles = |role: Role| -> Vec<Role> {
+            defaults_for_roles(&[role])
+                .iter()
+                .map(|s| s.role().unwrap())
+                .collect()
         };
-        let obs = check.run_once().await;
-        let Some(Observation::Check(result)) = obs.last() else {
-            panic!("{obs:?}")
-        };
-        assert_eq!(result.status, Health::Crit as i32);
-        assert_eq!(result.message, "timed out after 100 ms");
-        assert!(result.latency_seconds >= 0.1);
+        assert_eq!(roles(Role::Lb), [Role::Lb, Role::Lb, Role::Unspecified]);
+        assert_eq!(roles(Role::Web), [Role::Web, Role::Web, Role::Unspecified]);
+        assert_eq!(roles(Role::App), [Role::App, Role::Unspecified]);
+        assert_eq!(roles(Role::Db), [Role::Db, Role::Unspecified]);
     }
 }

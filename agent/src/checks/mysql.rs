@@ -30,19 +30,81 @@
 //!
 //! The user needs `PROCESS` and `REPLICATION CLIENT` (MariaDB: `SLAVE
 //! MONITOR`, `REPLICA MONITOR` in newer versions).
+//!
+//! ```toml
+//! [[checks]]
+//! kind = "mysql"
+//! address = "127.0.0.22:3306"         # or socket = "/run/mysqld/mysqld.sock"
+//! user = "stacktop"                   # default
+//! password-env = "STACKTOP_MYSQL_PASSWORD"   # default; or password-file, or password
+//! warn-lag = "10s"
+//! crit-lag = "60s"
+//! ```
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, OptsBuilder, Row, Value};
+use serde::Deserialize;
 use stacktop_proto::Health;
+use stacktop_proto::metrics::{
+    FACT_DB_ROLE, MYSQL_CONNECTIONS, MYSQL_MAX_CONNECTIONS, MYSQL_QUERIES,
+    MYSQL_REPLICA_IO_RUNNING, MYSQL_REPLICA_SQL_RUNNING, MYSQL_REPLICATION_LAG, MYSQL_UP,
+};
 use tracing::debug;
 
-use super::spec::{DEFAULT_MYSQL_PASSWORD_ENV, DEFAULT_MYSQL_USER, MysqlSpec, parse_host_port};
-use super::{ExtraCheck, Outcome, io_words};
+use super::common::{ExtraCheck, Outcome, SpecError, SpecResult, human, io_words, parse_host_port};
 use crate::observe::ObservedPoint;
 use crate::sample::Rate;
+
+/// Environment variable the default MySQL password is read from.
+pub const DEFAULT_PASSWORD_ENV: &str = "STACKTOP_MYSQL_PASSWORD";
+
+/// Monitoring user of the default MySQL check.
+pub const DEFAULT_USER: &str = "stacktop";
+
+/// MySQL/MariaDB health, role and replication.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct MysqlSpec {
+    /// `host:port` (default `127.0.0.1:3306`).
+    #[serde(default)]
+    pub address: Option<String>,
+    /// Unix socket path, used instead of `address`.
+    #[serde(default)]
+    pub socket: Option<String>,
+    /// User (default `stacktop`).
+    #[serde(default)]
+    pub user: Option<String>,
+    /// Password in clear (prefer `password-file` or `password-env`).
+    #[serde(default)]
+    pub password: Option<String>,
+    /// File whose first line is the password (read at each connect, so a
+    /// rotated password is picked up).
+    #[serde(default)]
+    pub password_file: Option<String>,
+    /// Environment variable holding the password (default
+    /// `STACKTOP_MYSQL_PASSWORD` when no password is configured).
+    #[serde(default)]
+    pub password_env: Option<String>,
+    /// Replication lag at which the replication check warns (default 10 s).
+    #[serde(default, with = "humantime_serde")]
+    pub warn_lag: Option<Duration>,
+    /// Replication lag at which the replication check is crit (default 60 s).
+    #[serde(default, with = "humantime_serde")]
+    pub crit_lag: Option<Duration>,
+}
+
+impl MysqlSpec {
+    /// (warn, crit) replication lag, with defaults.
+    pub fn lags(&self) -> (Duration, Duration) {
+        (
+            self.warn_lag.unwrap_or(Duration::from_secs(10)),
+            self.crit_lag.unwrap_or(Duration::from_secs(60)),
+        )
+    }
+}
 
 /// Share of max_connections in use at which the `mysql` check warns.
 pub const CONNECTIONS_WARN_RATIO: f64 = 0.9;
@@ -163,30 +225,42 @@ pub struct MysqlProbe {
 }
 
 impl MysqlProbe {
-    /// Builds the probe from a validated spec; `name` is the `mysql`
-    /// check's name (the replication check is `replication`, or
-    /// `NAME:replication` for a custom name).
-    pub fn from_spec(spec: &MysqlSpec, name: &str) -> Self {
-        let (host, port) = spec
-            .address
-            .as_deref()
-            .and_then(|a| parse_host_port(a).ok())
-            .unwrap_or_else(|| ("127.0.0.1".to_string(), 3306));
+    /// Checks the spec and builds the probe (it connects on its first
+    /// run); `name` is the `mysql` check's name (the replication check is
+    /// `replication`, or `NAME:replication` for a custom name).
+    pub fn from_spec(spec: &MysqlSpec, name: &str) -> SpecResult<Self> {
+        let (host, port) = match spec.address.as_deref() {
+            Some(address) => parse_host_port(address).map_err(|m| SpecError::new("address", m))?,
+            None => ("127.0.0.1".to_string(), 3306),
+        };
         let password = match (&spec.password, &spec.password_file, &spec.password_env) {
-            (Some(p), _, _) => Password::Literal(p.clone()),
-            (_, Some(f), _) => Password::File(f.clone()),
-            (_, _, Some(e)) => Password::Env(e.clone()),
-            (None, None, None) => Password::Env(DEFAULT_MYSQL_PASSWORD_ENV.into()),
+            (Some(p), None, None) => Password::Literal(p.clone()),
+            (None, Some(f), None) => Password::File(f.clone()),
+            (None, None, Some(e)) => Password::Env(e.clone()),
+            (None, None, None) => Password::Env(DEFAULT_PASSWORD_ENV.into()),
+            _ => {
+                return Err(SpecError::new(
+                    "password",
+                    "set at most one of password, password-file and password-env",
+                ));
+            }
         };
         let (warn_lag, crit_lag) = spec.lags();
-        Self {
+        if warn_lag > crit_lag {
+            return Err(SpecError::new(
+                "warn-lag",
+                format!(
+                    "warn-lag {} must not exceed crit-lag {}",
+                    humantime::format_duration(warn_lag),
+                    humantime::format_duration(crit_lag)
+                ),
+            ));
+        }
+        Ok(Self {
             host,
             port,
             socket: spec.socket.clone(),
-            user: spec
-                .user
-                .clone()
-                .unwrap_or_else(|| DEFAULT_MYSQL_USER.into()),
+            user: spec.user.clone().unwrap_or_else(|| DEFAULT_USER.into()),
             password,
             warn_lag,
             crit_lag,
@@ -199,7 +273,7 @@ impl MysqlProbe {
             replica_syntax: true,
             questions: Rate::default(),
             was_replica: false,
-        }
+        })
     }
 
     /// The password and, when it is missing, a note for error messages.
@@ -269,7 +343,7 @@ impl MysqlProbe {
     /// The outcome of a run that could not talk to the server.
     fn failed(&mut self, message: String) -> Outcome {
         let mut out = Outcome::crit(message.clone());
-        out.points.push(ObservedPoint::now("mysql_up", &[], 0.0));
+        out.points.push(ObservedPoint::now(MYSQL_UP, &[], 0.0));
         out.extra = self.on_failure(&message);
         out
     }
@@ -334,7 +408,7 @@ impl MysqlProbe {
             });
         }
         self.was_replica |= replica.is_some();
-        out.message = format!("{} ({} SELECT 1)", out.message, super::human(select_took));
+        out.message = format!("{} ({} SELECT 1)", out.message, human(select_took));
         Ok((conn, out))
     }
 
@@ -411,26 +485,25 @@ pub fn summarize(
         }
     }
     let mut out = Outcome::new(status, parts.join(", "));
-    out.facts.push(("db_role".into(), role.into()));
+    out.facts.push((FACT_DB_ROLE.into(), role.into()));
     let p = |name: &str, v: f64| ObservedPoint::now(name, &[], v);
-    out.points.push(p("mysql_up", 1.0));
+    out.points.push(p(MYSQL_UP, 1.0));
     if let Some(qps) = qps {
-        out.points.push(p("mysql_queries_per_second", qps));
+        out.points.push(p(MYSQL_QUERIES, qps));
     }
     if let Some(c) = connections {
-        out.points.push(p("mysql_connections", c as f64));
+        out.points.push(p(MYSQL_CONNECTIONS, c as f64));
     }
     out.points
-        .push(p("mysql_max_connections", max_connections as f64));
+        .push(p(MYSQL_MAX_CONNECTIONS, max_connections as f64));
     if let Some(state) = replica {
         let flag = |b: bool| if b { 1.0 } else { 0.0 };
         out.points
-            .push(p("mysql_replica_io_running", flag(state.io_ok())));
+            .push(p(MYSQL_REPLICA_IO_RUNNING, flag(state.io_ok())));
         out.points
-            .push(p("mysql_replica_sql_running", flag(state.sql_ok())));
+            .push(p(MYSQL_REPLICA_SQL_RUNNING, flag(state.sql_ok())));
         if let Some(lag) = state.lag_seconds {
-            out.points
-                .push(p("mysql_replication_lag_seconds", lag as f64));
+            out.points.push(p(MYSQL_REPLICATION_LAG, lag as f64));
         }
         let (status, message) = replication_outcome(state, warn_lag, crit_lag);
         out.extra.push(ExtraCheck {

@@ -15,15 +15,33 @@
 //! two runs; none on the first). The check is ok when the page answers and
 //! parses ("2 active, 0.4 req/s"), crit otherwise (nginx down, or the URL
 //! is not a stub_status page).
+//!
+//! ```toml
+//! [[checks]]
+//! kind = "nginx"
+//! url = "http://127.0.0.11:8080/nginx_status"
+//! ```
 
 use std::time::Instant;
 
+use serde::Deserialize;
 use stacktop_proto::Health;
+use stacktop_proto::metrics::{
+    NGINX_ACTIVE, NGINX_READING, NGINX_REQUESTS, NGINX_WAITING, NGINX_WRITING,
+};
 
-use super::spec::NginxSpec;
-use super::{Outcome, http};
+use super::common::{Outcome, SpecResult};
+use super::http;
 use crate::observe::ObservedPoint;
 use crate::sample::Rate;
+
+/// Nginx stub_status.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct NginxSpec {
+    /// The stub_status URL.
+    pub url: String,
+}
 
 /// The numbers of one stub_status page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -77,27 +95,22 @@ pub fn parse(text: &str) -> Option<StubStatus> {
 /// An nginx stub_status check.
 #[derive(Debug)]
 pub struct NginxProbe {
-    fetcher: Option<http::Fetcher>,
+    fetcher: http::Fetcher,
     requests: Rate,
 }
 
 impl NginxProbe {
-    /// Builds the probe from a validated spec.
-    pub fn from_spec(spec: &NginxSpec) -> Self {
-        let fetcher = http::parse_url(&spec.url)
-            .ok()
-            .and_then(|uri| http::Fetcher::new(uri, None).ok());
-        Self {
-            fetcher,
+    /// Checks the spec and builds the probe.
+    pub fn from_spec(spec: &NginxSpec) -> SpecResult<Self> {
+        Ok(Self {
+            fetcher: http::Fetcher::new(&spec.url, "url", None)?,
             requests: Rate::default(),
-        }
+        })
     }
 
     /// Runs the check once.
     pub async fn run(&mut self) -> Outcome {
-        let Some(fetcher) = &self.fetcher else {
-            return Outcome::crit("bad stub_status URL");
-        };
+        let fetcher = &self.fetcher;
         let response = match fetcher.get().await {
             Ok(r) => r,
             Err(e) => return Outcome::crit(e.to_string()),
@@ -128,14 +141,14 @@ pub fn outcome(s: &StubStatus, requests_per_second: Option<f64>) -> Outcome {
     );
     let gauge = |name: &str, v: u64| ObservedPoint::now(name, &[], v as f64);
     out.points = vec![
-        gauge("nginx_connections_active", s.active),
-        gauge("nginx_connections_reading", s.reading),
-        gauge("nginx_connections_writing", s.writing),
-        gauge("nginx_connections_waiting", s.waiting),
+        gauge(NGINX_ACTIVE, s.active),
+        gauge(NGINX_READING, s.reading),
+        gauge(NGINX_WRITING, s.writing),
+        gauge(NGINX_WAITING, s.waiting),
     ];
     if let Some(rate) = requests_per_second {
         out.points
-            .push(ObservedPoint::now("nginx_requests_per_second", &[], rate));
+            .push(ObservedPoint::now(NGINX_REQUESTS, &[], rate));
     }
     out
 }

@@ -4,11 +4,35 @@
 //! basename of its argv\[0\] does (comm is cut to 15 bytes and some daemons
 //! rename their threads; argv\[0\] catches `nginx: worker process` too).
 //! Ok: "3 running (pids 812, 813, 814)"; crit: "not running".
+//!
+//! ```toml
+//! [[checks]]
+//! kind = "process"
+//! process-name = "nginx"
+//! ```
 
 use std::fs;
 
-use super::Outcome;
+use serde::Deserialize;
 use stacktop_proto::Health;
+
+use super::common::{Outcome, SpecError, SpecResult};
+
+/// A process running, by name.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ProcessSpec {
+    /// Matched against `/proc/PID/comm` and the basename of argv\[0\].
+    pub process_name: String,
+}
+
+impl ProcessSpec {
+    /// The name of a check with no configured one: `process:NAME` (the
+    /// form [`stacktop_proto::metrics::check_role`] reads the role from).
+    pub fn default_name(&self) -> String {
+        format!("process:{}", self.process_name)
+    }
+}
 
 /// How many pids a message lists before "…".
 const PIDS_SHOWN: usize = 5;
@@ -71,12 +95,10 @@ pub fn scan() -> std::io::Result<Vec<ProcessNames>> {
     Ok(out)
 }
 
-/// A process check (also the stand-in for a check that could not be
-/// built, which reports its reason every run).
+/// A process check.
 #[derive(Debug, Clone)]
 pub struct ProcessProbe {
     name: String,
-    broken: Option<String>,
 }
 
 impl ProcessProbe {
@@ -84,24 +106,23 @@ impl ProcessProbe {
     pub fn new(name: &str) -> Self {
         Self {
             name: name.to_string(),
-            broken: None,
         }
     }
 
-    /// A check that reports crit `reason` every run: used for a check
-    /// whose setup failed, so the failure is visible rather than silent.
-    pub fn broken(reason: String) -> Self {
-        Self {
-            name: String::new(),
-            broken: Some(reason),
+    /// Checks the spec and builds the probe.
+    pub fn from_spec(spec: &ProcessSpec) -> SpecResult<Self> {
+        let name = &spec.process_name;
+        if name.trim().is_empty() || name.contains('/') {
+            return Err(SpecError::new(
+                "process-name",
+                format!("process name {name:?} must be a program name such as \"nginx\""),
+            ));
         }
+        Ok(Self::new(name))
     }
 
     /// Runs the check once (reads /proc; no await).
     pub fn run(&self) -> Outcome {
-        if let Some(reason) = &self.broken {
-            return Outcome::crit(format!("cannot run: {reason}"));
-        }
         match scan() {
             Ok(procs) => judge(&self.name, &procs),
             Err(e) => Outcome::new(Health::Unknown, format!("cannot read /proc: {e}")),

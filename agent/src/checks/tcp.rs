@@ -1,13 +1,35 @@
-//! The `tcp` check: connect to `host:port` and close. Ok with the connect
-//! time ("connected in 1 ms"), crit with the reason ("connection
-//! refused"). Host names resolve through the system resolver on each run.
+//! The `tcp` check ([`TcpSpec`]): connect to `host:port` and close. Ok
+//! with the connect time ("connected in 1 ms"), crit with the reason
+//! ("connection refused"). Host names resolve through the system resolver
+//! on each run.
+//!
+//! ```toml
+//! [[checks]]
+//! kind = "tcp"
+//! address = "127.0.0.21:3306"
+//! ```
 
 use std::time::Instant;
 
+use serde::Deserialize;
 use tokio::net::TcpStream;
 
-use super::spec::{TcpSpec, parse_host_port};
-use super::{Outcome, human, io_words};
+use super::common::{Outcome, SpecError, SpecResult, human, io_words, parse_host_port};
+
+/// A TCP connect.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct TcpSpec {
+    /// `host:port`.
+    pub address: String,
+}
+
+impl TcpSpec {
+    /// The name of a check with no configured one: `tcp:ADDRESS`.
+    pub fn default_name(&self) -> String {
+        format!("tcp:{}", self.address)
+    }
+}
 
 /// A TCP connect check.
 #[derive(Debug)]
@@ -25,10 +47,11 @@ impl TcpProbe {
         }
     }
 
-    /// Builds the probe from a validated spec.
-    pub fn from_spec(spec: &TcpSpec) -> Self {
-        let (host, port) = parse_host_port(&spec.address).unwrap_or_default();
-        Self { host, port }
+    /// Checks the spec and builds the probe.
+    pub fn from_spec(spec: &TcpSpec) -> SpecResult<Self> {
+        let (host, port) =
+            parse_host_port(&spec.address).map_err(|m| SpecError::new("address", m))?;
+        Ok(Self { host, port })
     }
 
     /// Runs the check once.

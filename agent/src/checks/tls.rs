@@ -1,6 +1,16 @@
 //! TLS: the rustls client configuration shared by `https` checks, and the
-//! `tls` check, which completes a verified handshake and reports the days
-//! left on the server's (leaf) certificate.
+//! `tls` check ([`TlsSpec`]), which completes a verified handshake and
+//! reports the days left on the server's (leaf) certificate.
+//!
+//! ```toml
+//! [[checks]]
+//! kind = "tls"
+//! address = "127.0.0.10:443"
+//! server-name = "www.example.com"   # default: the address's host
+//! warn-days = 14                    # default 14
+//! crit-days = 3                     # default 3
+//! ca-file = "/etc/ssl/lab-ca.pem"   # default: the web PKI
+//! ```
 //!
 //! Trust comes from the Mozilla roots (webpki-roots, compiled in so the
 //! agent does not depend on the host's CA bundle) or, with `ca-file`, from
@@ -16,25 +26,54 @@ use std::sync::Arc;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
+use serde::Deserialize;
 use stacktop_proto::Health;
 use tokio::net::TcpStream;
 
-use super::spec::{TlsSpec, parse_host_port};
-use super::{BuildError, Outcome, io_words};
+use super::common::{Outcome, SpecError, SpecResult, io_words, parse_host_port, unix_ms};
+
+/// A TLS handshake and the days left on the server's certificate.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct TlsSpec {
+    /// `host:port`.
+    pub address: String,
+    /// SNI and verification name (default: the address's host).
+    #[serde(default)]
+    pub server_name: Option<String>,
+    /// Warn when fewer days are left (default 14).
+    #[serde(default)]
+    pub warn_days: Option<u32>,
+    /// Crit when fewer days are left (default 3).
+    #[serde(default)]
+    pub crit_days: Option<u32>,
+    /// PEM file of CA certificates to trust instead of the web PKI.
+    #[serde(default)]
+    pub ca_file: Option<String>,
+}
+
+impl TlsSpec {
+    /// (warn, crit) days, with defaults.
+    pub fn days(&self) -> (u32, u32) {
+        (self.warn_days.unwrap_or(14), self.crit_days.unwrap_or(3))
+    }
+
+    /// The name of a check with no configured one: `tls:ADDRESS`.
+    pub fn default_name(&self) -> String {
+        format!("tls:{}", self.address)
+    }
+}
 
 /// A rustls client config trusting `ca_file`'s certificates, or the web
-/// PKI roots when `None`.
-pub fn client_config(
-    ca_file: Option<&str>,
-) -> std::result::Result<Arc<rustls::ClientConfig>, BuildError> {
+/// PKI roots when `None`. Errors name `ca-file`, the only key that shapes
+/// the TLS setup.
+pub fn client_config(ca_file: Option<&str>) -> SpecResult<Arc<rustls::ClientConfig>> {
     let mut roots = rustls::RootCertStore::empty();
     match ca_file {
         None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
         Some(path) => {
-            let ca_err = |reason: String| BuildError::CaFile {
-                path: path.to_string(),
-                reason,
-            };
+            let ca_err =
+                |reason: String| SpecError::new("ca-file", format!("CA file {path:?}: {reason}"));
             let certs = CertificateDer::pem_file_iter(path)
                 .map_err(|e| ca_err(e.to_string()))?
                 .collect::<std::result::Result<Vec<_>, _>>()
@@ -51,7 +90,7 @@ pub fn client_config(
         rustls::crypto::ring::default_provider(),
     ))
     .with_safe_default_protocol_versions()
-    .map_err(|e| BuildError::Tls(e.to_string()))?
+    .map_err(|e| SpecError::new("ca-file", format!("TLS setup: {e}")))?
     .with_root_certificates(roots)
     .with_no_client_auth();
     Ok(Arc::new(config))
@@ -69,13 +108,25 @@ pub struct TlsProbe {
 }
 
 impl TlsProbe {
-    /// Builds the probe from a validated spec (loads the CA file).
-    pub fn from_spec(spec: &TlsSpec) -> std::result::Result<Self, BuildError> {
-        let (host, port) = parse_host_port(&spec.address).map_err(BuildError::Spec)?;
-        let name = spec.server_name.clone().unwrap_or_else(|| host.clone());
-        let server_name = ServerName::try_from(name.clone())
-            .map_err(|e| BuildError::Tls(format!("server name {name:?}: {e}")))?;
+    /// Checks the spec and builds the probe (loading the CA file): any
+    /// key that cannot be used is an error naming it.
+    pub fn from_spec(spec: &TlsSpec) -> SpecResult<Self> {
+        let (host, port) =
+            parse_host_port(&spec.address).map_err(|m| SpecError::new("address", m))?;
+        let (name, name_key) = match &spec.server_name {
+            Some(name) => (name.clone(), "server-name"),
+            None => (host.clone(), "address"),
+        };
+        let server_name = ServerName::try_from(name.clone()).map_err(|e| {
+            SpecError::new(name_key, format!("server name {name:?} is not valid: {e}"))
+        })?;
         let (warn_days, crit_days) = spec.days();
+        if crit_days > warn_days {
+            return Err(SpecError::new(
+                "crit-days",
+                format!("crit-days {crit_days} must not exceed warn-days {warn_days}"),
+            ));
+        }
         Ok(Self {
             host,
             port,
@@ -97,7 +148,7 @@ impl TlsProbe {
             .await
         {
             Ok(t) => t,
-            Err(e) => return Outcome::crit(format!("TLS: {}", super::http::tls_words(&e))),
+            Err(e) => return Outcome::crit(format!("TLS: {}", tls_words(&e))),
         };
         let Some(leaf) = tls.get_ref().1.peer_certificates().and_then(|c| c.first()) else {
             return Outcome::new(Health::Unknown, "the server sent no certificate");
@@ -106,7 +157,7 @@ impl TlsProbe {
             Ok(t) => t,
             Err(e) => return Outcome::new(Health::Unknown, e),
         };
-        let now = super::unix_ms() / 1000;
+        let now = unix_ms() / 1000;
         judge(
             &self.server_name.to_str(),
             not_after,
@@ -114,6 +165,15 @@ impl TlsProbe {
             self.warn_days,
             self.crit_days,
         )
+    }
+}
+
+/// The innermost cause of a TLS error, e.g. "invalid peer certificate:
+/// UnknownIssuer".
+pub fn tls_words(err: &std::io::Error) -> String {
+    match err.get_ref() {
+        Some(inner) => inner.to_string(),
+        None => io_words(err),
     }
 }
 
@@ -187,5 +247,37 @@ mod tests {
         let err = client_config(Some("/nonexistent/ca.pem")).unwrap_err();
         assert!(err.to_string().contains("/nonexistent/ca.pem"), "{err}");
         assert!(client_config(None).is_ok());
+    }
+
+    #[test]
+    fn bad_keys_are_named() {
+        let build = |spec: TlsSpec| TlsProbe::from_spec(&spec).unwrap_err().field;
+        let spec = |address: &str| TlsSpec {
+            address: address.into(),
+            ..Default::default()
+        };
+        assert_eq!(build(spec("example.com")), "address");
+        assert_eq!(
+            build(TlsSpec {
+                ca_file: Some("/nonexistent/ca.pem".into()),
+                ..spec("example.com:443")
+            }),
+            "ca-file"
+        );
+        assert_eq!(
+            build(TlsSpec {
+                warn_days: Some(2),
+                ..spec("example.com:443")
+            }),
+            "crit-days"
+        );
+        assert_eq!(
+            build(TlsSpec {
+                server_name: Some("not a name".into()),
+                ..spec("example.com:443")
+            }),
+            "server-name"
+        );
+        assert!(TlsProbe::from_spec(&spec("example.com:443")).is_ok());
     }
 }

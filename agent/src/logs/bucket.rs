@@ -27,6 +27,13 @@
 //! than filled. A line stamped more than [`MAX_FUTURE`] seconds ahead of the wall clock is
 //! counted as malformed instead (see there). Malformed lines carry no trustworthy time, so they are counted in the next
 //! second that is emitted.
+//!
+//! # Health checks
+//!
+//! A line the parser marked as a health check ([`Record::health_check`]) moves the log's clock
+//! like any line but counts only in [`SecondStats::health_checks`]: not as a request, not in
+//! the bytes, not in the latency quantiles. A load balancer probing every web server each
+//! second would otherwise read as traffic the load balancer never forwarded.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -58,8 +65,9 @@ pub const MAX_FUTURE: i64 = 300;
 /// Largest recorded latency: 1 hour in microseconds; longer values are clamped.
 const MAX_LATENCY_US: u64 = 3_600_000_000;
 
-/// Status classes, in the order of [`SecondStats::classes`].
-pub const CLASSES: [&str; 5] = ["2xx", "3xx", "4xx", "5xx", "other"];
+/// Status classes, in the order of [`SecondStats::classes`]: the `class` label values every
+/// side agrees on.
+pub const CLASSES: [&str; 5] = stacktop_proto::metrics::ALL_CLASSES;
 
 /// Index into [`CLASSES`] for a status code; 1xx, 0 and anything above 599 are "other".
 #[inline]
@@ -101,6 +109,9 @@ pub struct SecondStats {
     pub late: u64,
     /// Latency quantiles, when the format has a request time and some request had one.
     pub latency: Option<Quantiles>,
+    /// Health-check requests in this second; `None` when the source has no health-check
+    /// paths (then nothing is reported for them, rather than a zero that means nothing).
+    pub health_checks: Option<u64>,
 }
 
 impl SecondStats {
@@ -117,8 +128,22 @@ struct Bucket {
     classes: [u64; 5],
     /// Bytes sent.
     bytes: u64,
+    /// Health-check requests, counted apart.
+    health_checks: u64,
     /// Latencies in microseconds; created on the first line with a latency.
     hist: Option<Histogram<u32>>,
+}
+
+impl Bucket {
+    /// A second with no line yet.
+    fn empty() -> Self {
+        Self {
+            classes: [0; 5],
+            bytes: 0,
+            health_checks: 0,
+            hist: None,
+        }
+    }
 }
 
 /// Accumulates [`Record`]s of one source into complete seconds.
@@ -145,6 +170,8 @@ pub struct Aggregator {
     /// Histograms of emitted seconds, reset and kept for reuse so steady state allocates
     /// nothing.
     spare: Vec<Histogram<u32>>,
+    /// Whether the source has health-check paths, so seconds report their count.
+    health_checks: bool,
 }
 
 impl Aggregator {
@@ -162,7 +189,15 @@ impl Aggregator {
             late: 0,
             wall: None,
             spare: Vec::new(),
+            health_checks: false,
         }
+    }
+
+    /// Reports [`SecondStats::health_checks`] for every second (zeros included): for a source
+    /// with health-check paths.
+    pub fn with_health_checks(mut self, counted: bool) -> Self {
+        self.health_checks = counted;
+        self
     }
 
     /// Lines counted as late so far and not yet reported.
@@ -190,11 +225,11 @@ impl Aggregator {
             return;
         }
         self.max_seen = Some(self.max_seen.map_or(r.unix, |m| m.max(r.unix)));
-        let b = self.pending.entry(r.unix).or_insert_with(|| Bucket {
-            classes: [0; 5],
-            bytes: 0,
-            hist: None,
-        });
+        let b = self.pending.entry(r.unix).or_insert_with(Bucket::empty);
+        if r.health_check {
+            b.health_checks += 1;
+            return;
+        }
         b.classes[class_index(r.status)] += 1;
         b.bytes = b.bytes.saturating_add(r.bytes);
         if let Some(us) = r.latency_us {
@@ -249,17 +284,8 @@ impl Aggregator {
                 }
                 (None, None) => return,
             };
-            let stats = match self.pending.remove(&s) {
-                Some(b) => self.complete(s, b),
-                None => self.complete(
-                    s,
-                    Bucket {
-                        classes: [0; 5],
-                        bytes: 0,
-                        hist: None,
-                    },
-                ),
-            };
+            let bucket = self.pending.remove(&s).unwrap_or_else(Bucket::empty);
+            let stats = self.complete(s, bucket);
             self.emitted_through = Some(s);
             out(stats);
         }
@@ -286,6 +312,7 @@ impl Aggregator {
             malformed: std::mem::take(&mut self.malformed),
             late: std::mem::take(&mut self.late),
             latency,
+            health_checks: self.health_checks.then_some(b.health_checks),
         }
     }
 }
@@ -306,6 +333,7 @@ mod tests {
             status,
             bytes: 100,
             latency_us: latency_ms.map(|m| m * 1000),
+            health_check: false,
         }
     }
 
@@ -404,6 +432,34 @@ mod tests {
         assert!((q.p99 - 0.099).abs() < 0.001, "{q:?}");
         // The zero second between has no latency.
         assert_eq!(out[1].latency, None);
+    }
+
+    #[test]
+    fn health_checks_are_counted_apart_from_requests() {
+        let check = |unix: i64| Record {
+            health_check: true,
+            bytes: 5_000,
+            ..r(unix, 200, Some(900))
+        };
+        let mut a = Aggregator::new("web", Duration::ZERO, 50).with_health_checks(true);
+        a.record(&r(50, 200, Some(10)));
+        a.record(&check(50));
+        a.record(&check(50));
+        // A second with only health checks still moves the log's clock.
+        a.record(&check(52));
+        let out = collect(&mut a, 50);
+        assert_eq!(out.len(), 2, "{out:?}");
+        assert_eq!(
+            (out[0].requests(), out[0].bytes, out[0].health_checks),
+            (1, 100, Some(2))
+        );
+        // The 900 ms health checks are not in the quantiles.
+        assert!((out[0].latency.unwrap().p99 - 0.010).abs() < 0.001);
+        assert_eq!((out[1].requests(), out[1].health_checks), (0, Some(0)));
+        // Without health-check paths nothing is reported for them.
+        let mut a = Aggregator::new("web", Duration::ZERO, 50);
+        a.record(&r(50, 200, None));
+        assert_eq!(collect(&mut a, 60)[0].health_checks, None);
     }
 
     #[test]

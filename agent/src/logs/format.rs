@@ -97,6 +97,15 @@ impl Format {
             Self::Custom(c) => c.has_latency,
         }
     }
+
+    /// Whether lines in this format carry the request line (`"GET /health HTTP/1.1"`), so
+    /// load-balancer health checks can be told by their path.
+    pub fn has_request_line(&self) -> bool {
+        match self {
+            Self::NginxCombined | Self::NginxTimed | Self::Stacktop | Self::HaproxyHttp => true,
+            Self::Custom(c) => c.has_request,
+        }
+    }
 }
 
 impl std::str::FromStr for Format {
@@ -150,8 +159,14 @@ pub struct CustomFormat {
     /// Matching stops after this many steps, because nothing later is needed. This is what
     /// keeps a format string with a trailing user agent as cheap as the built-ins.
     pub needed_steps: usize,
+    /// The steps to match when the request line is wanted too (health-check paths are
+    /// configured): at least [`CustomFormat::needed_steps`], and up to the literal that ends
+    /// `$request`.
+    pub request_steps: usize,
     /// Whether `$request_time` is present.
     pub has_latency: bool,
+    /// Whether `$request` is present.
+    pub has_request: bool,
     /// Whether to take bytes from `$body_bytes_sent` (preferred) or `$bytes_sent`.
     pub bytes_field: Option<Field>,
 }
@@ -233,10 +248,16 @@ impl CustomFormat {
         // Keep the literal that ends the last needed field: it is what delimits it.
         let last = steps.iter().rposition(needed).unwrap_or(0);
         let needed_steps = (last + 2).min(steps.len());
+        let request_steps = steps
+            .iter()
+            .position(|s| *s == Step::Field(Field::Request))
+            .map_or(needed_steps, |r| needed_steps.max((r + 2).min(steps.len())));
         Ok(Self {
             has_latency: has(Field::RequestTime),
+            has_request: has(Field::Request),
             steps,
             needed_steps,
+            request_steps,
             bytes_field,
         })
     }
@@ -288,6 +309,28 @@ mod tests {
         assert_eq!(f.bytes_field, Some(Field::BodyBytesSent));
         // Stops after `$body_bytes_sent` and the ` "` that ends it.
         assert_eq!(f.steps[f.needed_steps - 1], Step::Literal(b" \"".to_vec()));
+        // `$request` comes before it, so wanting the request line costs no extra step.
+        assert!(f.has_request);
+        assert_eq!(f.request_steps, f.needed_steps);
+    }
+
+    #[test]
+    fn a_trailing_request_extends_the_steps_only_when_wanted() {
+        let f = CustomFormat::compile(
+            r#"$msec $status $body_bytes_sent "$request" "$http_user_agent""#,
+        )
+        .unwrap();
+        assert_eq!(f.steps[f.needed_steps - 1], Step::Literal(b" \"".to_vec()));
+        assert_eq!(f.steps[f.request_steps - 2], Step::Field(Field::Request));
+        assert_eq!(
+            f.steps[f.request_steps - 1],
+            Step::Literal(b"\" \"".to_vec())
+        );
+        let f = CustomFormat::compile("$msec $status").unwrap();
+        assert!(!f.has_request);
+        assert_eq!(f.request_steps, f.needed_steps);
+        assert!(!Format::Custom(f).has_request_line());
+        assert!(Format::HaproxyHttp.has_request_line());
     }
 
     #[test]

@@ -1,28 +1,21 @@
 //! Turning a complete [`SecondStats`] into named metric points for the sampler.
 //!
-//! Names follow the project's Prometheus-style convention (base units, no renaming needed on
-//! export). Every point of a second carries that second's start as its timestamp, so the
-//! collector files it under the log's clock, not under the moment it arrived.
+//! Names and label keys are `stacktop_proto::metrics`' constants, the spelling the collector
+//! and the dashboard read them back by. Every point of a second carries that second's start
+//! as its timestamp, so the collector files it under the log's clock, not under the moment it
+//! arrived.
+
+use stacktop_proto::metrics::{
+    HTTP_DURATION, HTTP_HEALTH_CHECKS, HTTP_LOG_LATE, HTTP_LOG_MALFORMED, HTTP_REQUESTS,
+    HTTP_RESPONSE_BYTES, QUANTILES, label,
+};
 
 use super::bucket::{CLASSES, SecondStats};
-
-/// Requests in the second, labelled `source` and `class` (`2xx`, `3xx`, `4xx`, `5xx`,
-/// `other`). The collector sums it over classes and sources into the node's QPS.
-pub const HTTP_REQUESTS_PER_SECOND: &str = "http_requests_per_second";
-/// Response bytes sent in the second, labelled `source`.
-pub const HTTP_RESPONSE_BYTES_PER_SECOND: &str = "http_response_bytes_per_second";
-/// Request latency quantiles in seconds, labelled `source` and `quantile` (`0.5`, `0.95`,
-/// `0.99`); only for formats with a request time and seconds with requests.
-pub const HTTP_REQUEST_DURATION_SECONDS: &str = "http_request_duration_seconds";
-/// Lines that could not be parsed (or were too long), labelled `source`.
-pub const HTTP_LOG_MALFORMED_LINES_PER_SECOND: &str = "http_log_malformed_lines_per_second";
-/// Lines that arrived after their second had already been reported, labelled `source`.
-pub const HTTP_LOG_LATE_LINES_PER_SECOND: &str = "http_log_late_lines_per_second";
 
 /// One value of one series at one time, borrowing its label values from the stats.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MetricPoint<'a> {
-    /// Metric name, one of the constants in this module.
+    /// Metric name, one of `stacktop_proto::metrics`' constants.
     pub name: &'static str,
     /// Label pairs, in a fixed order (`source` first).
     pub labels: Vec<(&'static str, &'a str)>,
@@ -34,7 +27,8 @@ pub struct MetricPoint<'a> {
 
 impl SecondStats {
     /// The points to send for this second: five class rates, bytes, malformed and late
-    /// lines always (zeros are real rates), and three latency quantiles when known.
+    /// lines always (zeros are real rates), three latency quantiles when known, and the
+    /// health-check rate for a source with health-check paths.
     pub fn metric_points(&self) -> Vec<MetricPoint<'_>> {
         let ts = self.unix.saturating_mul(1000);
         let src = &*self.source;
@@ -44,38 +38,45 @@ impl SecondStats {
             value,
             timestamp_ms: ts,
         };
-        let mut v = Vec::with_capacity(11);
+        let mut v = Vec::with_capacity(12);
         for (class, n) in CLASSES.iter().zip(self.classes) {
             v.push(point(
-                HTTP_REQUESTS_PER_SECOND,
-                vec![("source", src), ("class", class)],
+                HTTP_REQUESTS,
+                vec![(label::SOURCE, src), (label::CLASS, class)],
                 n as f64,
             ));
         }
         v.push(point(
-            HTTP_RESPONSE_BYTES_PER_SECOND,
-            vec![("source", src)],
+            HTTP_RESPONSE_BYTES,
+            vec![(label::SOURCE, src)],
             self.bytes as f64,
         ));
         if let (Some(q), true) = (self.latency, self.requests() > 0) {
-            for (quantile, value) in [("0.5", q.p50), ("0.95", q.p95), ("0.99", q.p99)] {
+            for (quantile, value) in QUANTILES.iter().zip([q.p50, q.p95, q.p99]) {
                 v.push(point(
-                    HTTP_REQUEST_DURATION_SECONDS,
-                    vec![("source", src), ("quantile", quantile)],
+                    HTTP_DURATION,
+                    vec![(label::SOURCE, src), (label::QUANTILE, quantile)],
                     value,
                 ));
             }
         }
         v.push(point(
-            HTTP_LOG_MALFORMED_LINES_PER_SECOND,
-            vec![("source", src)],
+            HTTP_LOG_MALFORMED,
+            vec![(label::SOURCE, src)],
             self.malformed as f64,
         ));
         v.push(point(
-            HTTP_LOG_LATE_LINES_PER_SECOND,
-            vec![("source", src)],
+            HTTP_LOG_LATE,
+            vec![(label::SOURCE, src)],
             self.late as f64,
         ));
+        if let Some(n) = self.health_checks {
+            v.push(point(
+                HTTP_HEALTH_CHECKS,
+                vec![(label::SOURCE, src)],
+                n as f64,
+            ));
+        }
         v
     }
 }
@@ -99,18 +100,51 @@ mod tests {
                 p95: 0.2,
                 p99: 0.5,
             }),
+            health_checks: None,
         };
         let p = s.metric_points();
         assert_eq!(p.len(), 11);
         assert!(p.iter().all(|p| p.timestamp_ms == 10_000));
         assert_eq!(p[0].labels, [("source", "nginx"), ("class", "2xx")]);
         assert_eq!(p[3].value, 2.0);
-        assert_eq!(p[7].name, HTTP_REQUEST_DURATION_SECONDS);
+        assert_eq!(p[7].name, HTTP_DURATION);
         assert_eq!(p[7].labels[1], ("quantile", "0.95"));
         let quiet = SecondStats {
             classes: [0; 5],
             ..s
         };
         assert_eq!(quiet.metric_points().len(), 8);
+    }
+
+    #[test]
+    fn health_checks_are_their_own_series() {
+        let s = SecondStats {
+            source: "nginx".into(),
+            unix: 10,
+            classes: [5, 0, 0, 0, 0],
+            bytes: 1,
+            malformed: 0,
+            late: 0,
+            latency: None,
+            health_checks: Some(3),
+        };
+        let p = s.metric_points();
+        let last = p.last().unwrap();
+        assert_eq!(
+            (
+                last.name,
+                last.labels.as_slice(),
+                last.value,
+                last.timestamp_ms
+            ),
+            (HTTP_HEALTH_CHECKS, &[("source", "nginx")][..], 3.0, 10_000)
+        );
+        // The request rates do not include them.
+        let requests: f64 = p
+            .iter()
+            .filter(|p| p.name == HTTP_REQUESTS)
+            .map(|p| p.value)
+            .sum();
+        assert_eq!(requests, 5.0);
     }
 }

@@ -10,7 +10,8 @@
 //! - `bucket.rs`: per-second aggregation with a grace for late lines ([`Aggregator`]);
 //! - `tail.rs`: following a file through rotation ([`Tailer`]) and the synchronous
 //!   [`SourceCore`] (tail + parse + aggregate);
-//! - `metrics.rs`: [`SecondStats`] to named [`MetricPoint`]s;
+//! - `metrics.rs`: [`SecondStats`] to named [`MetricPoint`]s (names from
+//!   `stacktop_proto::metrics`);
 //! - `check.rs`: the `check-logs` report ([`check_file`]);
 //! - this file: the config ([`LogSourceConfig`]) and the async runner ([`LogSource`]).
 //!
@@ -23,10 +24,21 @@
 //! | `http_request_duration_seconds` | `source`, `quantile` = `0.5` `0.95` `0.99` | latency, only when the format has a request time and the second has requests |
 //! | `http_log_malformed_lines_per_second` | `source` | lines that did not parse or were longer than 16 KiB |
 //! | `http_log_late_lines_per_second` | `source` | lines that arrived after their second was reported (dropped) |
+//! | `http_health_check_requests_per_second` | `source` | requests for a `health-check-paths` path, only when some are configured |
 //!
 //! Each point is stamped with the start of its second (the log's clock). A second is sent
 //! once the log's clock has passed it by the grace (default 2 s), or the wall clock by the
 //! grace + 1 s; quiet seconds are sent as zeros (see `bucket.rs`).
+//!
+//! # Health checks
+//!
+//! A load balancer probes every web server (HAProxy's `option httpchk GET /health`), and the
+//! probes land in the web servers' access logs. Counted as requests they would make the web
+//! tier look busier than the traffic the load balancer forwarded (about 15% at 20 req/s).
+//! With `health-check-paths = ["/health"]` a request whose path (the request line's target,
+//! up to `?`) equals one of them is counted as `http_health_check_requests_per_second` only:
+//! not in the request rates, the response bytes or the latency quantiles. The format must
+//! carry the request line (every built-in one does; a format string needs `$request`).
 //!
 //! # Recommended Nginx format
 //!
@@ -63,12 +75,8 @@ pub use check::{CheckError, CheckReport, CheckSecond, check_file, check_reader};
 pub use format::{
     CustomFormat, FORMAT_NAMES, Field, Format, FormatError, STACKTOP_LOG_FORMAT, Step,
 };
-pub use metrics::{
-    HTTP_LOG_LATE_LINES_PER_SECOND, HTTP_LOG_MALFORMED_LINES_PER_SECOND,
-    HTTP_REQUEST_DURATION_SECONDS, HTTP_REQUESTS_PER_SECOND, HTTP_RESPONSE_BYTES_PER_SECOND,
-    MetricPoint,
-};
-pub use parse::{LineError, Parser, Record};
+pub use metrics::MetricPoint;
+pub use parse::{HealthPaths, LineError, Parser, Record};
 pub use tail::{
     DRAIN_POLLS, Line, LineSplitter, MAX_BYTES_PER_POLL, MAX_LINE, POLL_INTERVAL, PollOutcome,
     READ_CHUNK, SourceCore, Tailer,
@@ -87,6 +95,7 @@ pub const MAX_GRACE: Duration = Duration::from_secs(60);
 /// source = "nginx"            # optional; default: the file stem ("access")
 /// grace = "2s"                # optional
 /// utc-offset = "+0100"        # optional; only for HAProxy's zone-less dates (default UTC)
+/// health-check-paths = ["/health"]   # optional; counted apart from the traffic
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
@@ -106,6 +115,10 @@ pub struct LogSourceConfig {
     /// time), as `+hhmm`, `-hh:mm` or `Z`; default UTC.
     #[serde(default)]
     pub utc_offset: Option<String>,
+    /// Request paths that are health checks (`/health`): counted as
+    /// `http_health_check_requests_per_second`, not as requests; default none.
+    #[serde(default)]
+    pub health_check_paths: Vec<String>,
 }
 
 /// A log source config that does not make sense; every variant quotes the bad value.
@@ -134,6 +147,15 @@ pub enum ConfigError {
     /// The offset is not a valid zone offset.
     #[error("log utc-offset {0:?} is not an offset like +0530, -07:00 or Z")]
     BadOffset(String),
+    /// A health-check path is not a path.
+    #[error(
+        "health-check-paths entry {0:?} is not a request path such as \"/health\" (it starts \
+         with `/`, without a query or blanks)"
+    )]
+    BadHealthCheckPath(String),
+    /// Health-check paths for a format that does not log the request line.
+    #[error("health-check-paths needs the request line, but log format {0:?} has no $request")]
+    NoRequestLine(String),
     /// The file exists but cannot be opened.
     #[error("cannot open log {path}: {source}")]
     Io {
@@ -142,6 +164,17 @@ pub enum ConfigError {
         /// The underlying error.
         source: std::io::Error,
     },
+}
+
+impl ConfigError {
+    /// The key of the `[[logs]]` table the error is about, when it is one key's alone;
+    /// `None` for errors reported for the whole table.
+    pub fn key(&self) -> Option<&'static str> {
+        match self {
+            Self::BadHealthCheckPath(_) | Self::NoRequestLine(_) => Some("health-check-paths"),
+            _ => None,
+        }
+    }
 }
 
 /// A checked config: everything resolved.
@@ -157,6 +190,8 @@ pub struct ValidLogSource {
     pub grace: Duration,
     /// Seconds east of UTC for zone-less timestamps.
     pub utc_offset: i32,
+    /// Request paths counted as health checks, not requests.
+    pub health_check_paths: Vec<String>,
 }
 
 impl LogSourceConfig {
@@ -190,12 +225,24 @@ impl LogSourceConfig {
                 time::parse_offset_text(s).ok_or_else(|| ConfigError::BadOffset(s.clone()))?
             }
         };
+        for path in &self.health_check_paths {
+            if !path.starts_with('/')
+                || path.contains(['?', '#'])
+                || path.contains(char::is_whitespace)
+            {
+                return Err(ConfigError::BadHealthCheckPath(path.clone()));
+            }
+        }
+        if !self.health_check_paths.is_empty() && !format.has_request_line() {
+            return Err(ConfigError::NoRequestLine(self.format.clone()));
+        }
         Ok(ValidLogSource {
             path: self.path.clone(),
             format,
             source,
             grace,
             utc_offset,
+            health_check_paths: self.health_check_paths.clone(),
         })
     }
 }
@@ -230,8 +277,11 @@ impl LogSource {
             source,
         })?;
         let name: Arc<str> = v.source.into();
-        let parser = Parser::new(v.format).with_utc_offset(v.utc_offset);
-        let agg = Aggregator::new(name.clone(), v.grace, start);
+        let parser = Parser::new(v.format)
+            .with_utc_offset(v.utc_offset)
+            .with_health_check_paths(&v.health_check_paths);
+        let agg = Aggregator::new(name.clone(), v.grace, start)
+            .with_health_checks(!v.health_check_paths.is_empty());
         Ok(Self {
             name,
             core: SourceCore::new(tailer, parser, agg),
@@ -335,6 +385,40 @@ mod tests {
         assert!(bad("path = \"/x.log\"\nformat = \"stacktop\"\nsource = \" \"").contains("\" \""));
     }
 
+    #[test]
+    fn health_check_paths_need_paths_and_a_request_line() {
+        let c = cfg("path = \"/x.log\"\nformat = \"haproxy-http\"\nhealth-check-paths = [\"/health\", \"/ping\"]").unwrap();
+        assert_eq!(
+            c.validate().unwrap().health_check_paths,
+            ["/health", "/ping"]
+        );
+        let c = cfg("path = \"/x.log\"\nformat = \"stacktop\"").unwrap();
+        assert!(c.validate().unwrap().health_check_paths.is_empty());
+        let bad = |t: &str| cfg(t).unwrap().validate().unwrap_err();
+        for path in ["health", "/health?full=1", "/a b", ""] {
+            let e = bad(&format!(
+                "path = \"/x.log\"\nformat = \"stacktop\"\nhealth-check-paths = [{path:?}]"
+            ));
+            assert_eq!(e.key(), Some("health-check-paths"), "{path}");
+            assert!(e.to_string().contains(&format!("{path:?}")), "{e}");
+        }
+        let e = bad(
+            "path = \"/x.log\"\nformat = '$msec $status $body_bytes_sent'\nhealth-check-paths = [\"/health\"]",
+        );
+        assert_eq!(
+            e.to_string(),
+            "health-check-paths needs the request line, but log format \"$msec $status $body_bytes_sent\" has no $request"
+        );
+        assert_eq!(e.key(), Some("health-check-paths"));
+        // Without paths the same format is fine.
+        assert!(
+            cfg("path = \"/x.log\"\nformat = '$msec $status $body_bytes_sent'")
+                .unwrap()
+                .validate()
+                .is_ok()
+        );
+    }
+
     #[tokio::test]
     async fn runner_sends_seconds_and_stops() {
         let dir = tempfile::tempdir().unwrap();
@@ -345,6 +429,7 @@ mod tests {
             source: None,
             grace: Some(Duration::ZERO),
             utc_offset: None,
+            health_check_paths: Vec::new(),
         }
         .validate()
         .unwrap();

@@ -10,6 +10,18 @@
 //!
 //! A line that does not fit its format yields a [`LineError`] (counted as malformed by the
 //! caller), never a panic: every index is bounds-checked through `get`.
+//!
+//! # Health checks
+//!
+//! With health-check paths configured ([`Parser::with_health_check_paths`]), the parser also
+//! finds the request line and marks a [`Record`] whose path (the request target up to `?`)
+//! equals one of them: the load balancer's own `GET /health`, which the aggregator counts
+//! apart from the traffic. Without paths, none of that runs: the request line is not looked
+//! at (for `stacktop` and `haproxy-http` it is not even found), so the usual parse costs the
+//! same as before. A line whose request line cannot be found is an ordinary request, not a
+//! malformed line: the paths only decide what to count apart.
+
+use std::ops::Range;
 
 use memchr::{memchr, memchr2, memrchr};
 use thiserror::Error;
@@ -29,6 +41,9 @@ pub struct Record {
     /// Total request duration in microseconds, when the format has one and the request was
     /// not aborted.
     pub latency_us: Option<u64>,
+    /// The request's path is one of the configured health-check paths: a load balancer's (or
+    /// a monitor's) probe rather than traffic. Always false without configured paths.
+    pub health_check: bool,
 }
 
 /// Why a line was counted as malformed.
@@ -60,6 +75,54 @@ pub enum LineError {
 /// Shorthand for a parse result.
 pub type LineResult<T> = std::result::Result<T, LineError>;
 
+/// The request paths that are health checks, compared as bytes with a request's path.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HealthPaths {
+    /// Each path, e.g. `/health`; a handful at most, so a linear scan is the fastest match.
+    paths: Vec<Box<[u8]>>,
+}
+
+impl HealthPaths {
+    /// The paths to match (`/health`, `/haproxy-check`...).
+    pub fn new<S: AsRef<str>>(paths: &[S]) -> Self {
+        Self {
+            paths: paths.iter().map(|p| p.as_ref().as_bytes().into()).collect(),
+        }
+    }
+
+    /// Whether no path is configured (then nothing is a health check).
+    pub fn is_empty(&self) -> bool {
+        self.paths.is_empty()
+    }
+
+    /// Whether the request line (`GET /health?x=1 HTTP/1.1`) asks for one of the paths: its
+    /// target up to `?` (the path of an absolute-form target, `http://host/health`) equals
+    /// one exactly.
+    #[inline]
+    pub fn matches(&self, request: &[u8]) -> bool {
+        // The method is a few letters: a plain loop beats a memchr call here.
+        let Some(sp) = request.iter().take(16).position(|&b| b == b' ') else {
+            return false;
+        };
+        let mut target = &request[sp + 1..];
+        if target.first() != Some(&b'/') {
+            // Absolute form (rare): skip the scheme and the authority.
+            let Some(rest) = target
+                .strip_prefix(b"http://".as_slice())
+                .or_else(|| target.strip_prefix(b"https://".as_slice()))
+            else {
+                return false;
+            };
+            target = memchr2(b'/', b' ', rest).map_or(&[][..], |k| &rest[k..]);
+        }
+        // A path matches when the target starts with it and the path ends there: no need to
+        // find the target's end first.
+        self.paths.iter().any(|p| {
+            target.starts_with(p) && matches!(target.get(p.len()), None | Some(b' ' | b'?'))
+        })
+    }
+}
+
 /// Parses lines of one format. Holds the minute cache, so keep one per source.
 #[derive(Debug, Clone)]
 pub struct Parser {
@@ -69,6 +132,9 @@ pub struct Parser {
     cache: MinuteCache,
     /// Offset east of UTC, in seconds, for timestamps without a zone (HAProxy).
     utc_offset: i32,
+    /// Paths whose requests are marked [`Record::health_check`]; empty: none, and the request
+    /// line is not read.
+    health: HealthPaths,
 }
 
 impl Parser {
@@ -78,7 +144,16 @@ impl Parser {
             format,
             cache: MinuteCache::new(),
             utc_offset: 0,
+            health: HealthPaths::default(),
         }
+    }
+
+    /// Marks requests for these paths as health checks ([`Record::health_check`]). The
+    /// format must have the request line ([`Format::has_request_line`]); config validation
+    /// refuses paths for one that has not (without it nothing would ever be marked).
+    pub fn with_health_check_paths<S: AsRef<str>>(mut self, paths: &[S]) -> Self {
+        self.health = HealthPaths::new(paths);
+        self
     }
 
     /// Sets the offset (seconds east of UTC) used for timestamps that carry no zone:
@@ -101,13 +176,38 @@ impl Parser {
             Some(_) => line,
             None => return Err(LineError::Empty),
         };
-        match &self.format {
-            Format::NginxCombined => combined(&mut self.cache, line).map(|(r, _)| r),
-            Format::NginxTimed => timed(&mut self.cache, line),
-            Format::Stacktop => stacktop(line),
-            Format::HaproxyHttp => haproxy(&mut self.cache, line, self.utc_offset),
-            Format::Custom(f) => custom(&mut self.cache, f, line),
+        if !self.health.is_empty() {
+            return self.parse_marking(line);
         }
+        // The usual case, kept as small as it was so it still inlines into the caller's
+        // loop: the request line is never looked for.
+        match &self.format {
+            Format::NginxCombined => combined(&mut self.cache, line).map(|(r, ..)| r),
+            Format::NginxTimed => timed(&mut self.cache, line).map(|(r, _)| r),
+            Format::Stacktop => stacktop(line).map(|(r, _)| r),
+            Format::HaproxyHttp => haproxy(&mut self.cache, line, self.utc_offset),
+            Format::Custom(f) => custom(&mut self.cache, f, line, false).map(|(r, _)| r),
+        }
+    }
+
+    /// [`Parser::parse`] with health-check paths: also finds the request line and marks the
+    /// record when its path is one of them. Out of line, so it does not weigh on the usual
+    /// case.
+    #[inline(never)]
+    fn parse_marking(&mut self, line: &[u8]) -> LineResult<Record> {
+        let (mut record, request) = match &self.format {
+            Format::NginxCombined => combined(&mut self.cache, line).map(|(r, _, q)| (r, Some(q))),
+            Format::NginxTimed => timed(&mut self.cache, line).map(|(r, q)| (r, Some(q))),
+            Format::Stacktop => stacktop(line).map(|(r, end)| (r, stacktop_request(line, end))),
+            Format::HaproxyHttp => {
+                haproxy(&mut self.cache, line, self.utc_offset).map(|r| (r, last_quoted(line)))
+            }
+            Format::Custom(f) => custom(&mut self.cache, f, line, true),
+        }?;
+        record.health_check = request
+            .and_then(|r| line.get(r))
+            .is_some_and(|r| self.health.matches(r));
+        Ok(record)
     }
 }
 
@@ -213,9 +313,10 @@ fn end_of_token(l: &[u8], i: usize) -> LineResult<()> {
     }
 }
 
-/// `nginx-combined`; also returns the index just after `$body_bytes_sent`.
+/// `nginx-combined`; also returns the index just after `$body_bytes_sent` and where the
+/// request line is (found on the way, so it costs nothing).
 #[inline(always)]
-fn combined(cache: &mut MinuteCache, l: &[u8]) -> LineResult<(Record, usize)> {
+fn combined(cache: &mut MinuteCache, l: &[u8]) -> LineResult<(Record, usize, Range<usize>)> {
     let lb = memchr(b'[', l).ok_or(LineError::Truncated)?;
     let t = l.get(lb + 1..lb + 27).ok_or(LineError::Truncated)?;
     let unix = cache.clf(t).ok_or(LineError::BadTime)?;
@@ -223,7 +324,9 @@ fn combined(cache: &mut MinuteCache, l: &[u8]) -> LineResult<(Record, usize)> {
     expect(l, i, b']')?;
     expect(l, i + 1, b' ')?;
     expect(l, i + 2, b'"')?;
-    i = quoted_end(l, i + 3)? + 1;
+    let request_end = quoted_end(l, i + 3)?;
+    let request = i + 3..request_end;
+    i = request_end + 1;
     expect(l, i, b' ')?;
     let status = status3(l, i + 1)?;
     expect(l, i + 4, b' ')?;
@@ -234,15 +337,16 @@ fn combined(cache: &mut MinuteCache, l: &[u8]) -> LineResult<(Record, usize)> {
         status,
         bytes,
         latency_us: None,
+        health_check: false,
     };
-    Ok((rec, j))
+    Ok((rec, j, request))
 }
 
 /// `nginx-timed`: combined, then ` $request_time` after the user agent's closing quote,
 /// optionally followed by ` $upstream_response_time` (ignored: it may be a list).
 #[inline]
-fn timed(cache: &mut MinuteCache, l: &[u8]) -> LineResult<Record> {
-    let (mut rec, after_bytes) = combined(cache, l)?;
+fn timed(cache: &mut MinuteCache, l: &[u8]) -> LineResult<(Record, Range<usize>)> {
+    let (mut rec, after_bytes, request) = combined(cache, l)?;
     // The last quote on the line closes the user agent: nothing after it is quoted.
     let q = memrchr(b'"', l).ok_or(LineError::Truncated)?;
     if q <= after_bytes {
@@ -252,12 +356,13 @@ fn timed(cache: &mut MinuteCache, l: &[u8]) -> LineResult<Record> {
     let (lat, j) = seconds_us(l, q + 2)?;
     end_of_token(l, j)?;
     rec.latency_us = lat;
-    Ok(rec)
+    Ok((rec, request))
 }
 
 /// `stacktop`: `$msec $status $body_bytes_sent $request_time ...` — four tokens, then stop.
+/// Also returns the index after the fourth, where [`stacktop_request`] goes on.
 #[inline]
-fn stacktop(l: &[u8]) -> LineResult<Record> {
+fn stacktop(l: &[u8]) -> LineResult<(Record, usize)> {
     let (unix, mut i) = msec(l).ok_or(LineError::BadTime)?;
     expect(l, i, b' ')?;
     let status = status3(l, i + 1)?;
@@ -267,12 +372,34 @@ fn stacktop(l: &[u8]) -> LineResult<Record> {
     expect(l, j, b' ')?;
     let (latency_us, k) = seconds_us(l, j + 1)?;
     end_of_token(l, k)?;
-    Ok(Record {
+    let rec = Record {
         unix,
         status,
         bytes,
         latency_us,
-    })
+        health_check: false,
+    };
+    Ok((rec, k))
+}
+
+/// The request line of a `stacktop` line, read on from `k` (after `$request_time`):
+/// ` $remote_addr "$request"`.
+fn stacktop_request(l: &[u8], k: usize) -> Option<Range<usize>> {
+    let addr = k.checked_add(1)?;
+    let quote = addr + memchr(b' ', l.get(addr..)?)? + 1;
+    if l.get(quote) != Some(&b'"') {
+        return None;
+    }
+    let end = quoted_end(l, quote + 1).ok()?;
+    Some(quote + 1..end)
+}
+
+/// The last quoted field of a line, when the line ends with it: HAProxy's `"$request"`
+/// (HAProxy writes a `"` inside it as `#22`, so the quote before the last one opens it).
+fn last_quoted(l: &[u8]) -> Option<Range<usize>> {
+    let end = l.len().checked_sub(1).filter(|&e| l[e] == b'"')?;
+    let start = memrchr(b'"', &l[..end])? + 1;
+    Some(start..end)
 }
 
 /// HAProxy `option httplog`:
@@ -348,6 +475,7 @@ fn haproxy(cache: &mut MinuteCache, l: &[u8], offset: i32) -> LineResult<Record>
         status,
         bytes,
         latency_us,
+        health_check: false,
     })
 }
 
@@ -401,14 +529,26 @@ fn skip_until(l: &[u8], i: usize, next: Option<&[u8]>) -> LineResult<usize> {
     }
 }
 
-/// A compiled format string: walk the steps up to the last needed one.
-fn custom(cache: &mut MinuteCache, f: &CustomFormat, l: &[u8]) -> LineResult<Record> {
+/// A compiled format string: walk the steps up to the last needed one (up to `$request`'s
+/// end too when `want_request`), returning where the request line is when it was read.
+fn custom(
+    cache: &mut MinuteCache,
+    f: &CustomFormat,
+    l: &[u8],
+    want_request: bool,
+) -> LineResult<(Record, Option<Range<usize>>)> {
     let mut unix = None;
     let mut status = None;
     let mut bytes = 0;
     let mut latency_us = None;
+    let mut request = None;
     let mut i = 0;
-    let steps = &f.steps[..f.needed_steps];
+    let needed = if want_request {
+        f.request_steps
+    } else {
+        f.needed_steps
+    };
+    let steps = &f.steps[..needed];
     for (k, step) in steps.iter().enumerate() {
         let field = match step {
             Step::Literal(lit) => {
@@ -466,16 +606,22 @@ fn custom(cache: &mut MinuteCache, f: &CustomFormat, l: &[u8]) -> LineResult<Rec
                     Some(Step::Literal(lit)) => Some(lit.as_slice()),
                     _ => None,
                 };
+                let start = i;
                 i = skip_until(l, i, next)?;
+                if field == Field::Request {
+                    request = Some(start..i);
+                }
             }
         }
     }
-    Ok(Record {
+    let rec = Record {
         unix: unix.ok_or(LineError::Truncated)?,
         status: status.ok_or(LineError::Truncated)?,
         bytes,
         latency_us,
-    })
+        health_check: false,
+    };
+    Ok((rec, request))
 }
 
 #[cfg(test)]
@@ -495,6 +641,7 @@ mod tests {
             status,
             bytes,
             latency_us,
+            health_check: false,
         }
     }
 
@@ -663,5 +810,122 @@ mod tests {
             Ok(rec(T, 301, 7, None))
         );
         assert_eq!(p3.parse(b"1795608001.5;301;7"), Err(LineError::Mismatch));
+    }
+
+    #[test]
+    fn health_paths_match_the_path_exactly() {
+        let h = HealthPaths::new(&["/health", "/ping"]);
+        for yes in [
+            &b"GET /health HTTP/1.1"[..],
+            b"HEAD /health?full=1 HTTP/1.0",
+            b"OPTIONS /ping HTTP/1.1",
+            b"GET http://10.0.0.11/health HTTP/1.1",
+            b"GET /health",
+        ] {
+            assert!(h.matches(yes), "{}", String::from_utf8_lossy(yes));
+        }
+        for no in [
+            &b"GET /healthz HTTP/1.1"[..],
+            b"GET /health/ HTTP/1.1",
+            b"GET /api/health HTTP/1.1",
+            b"GET / HTTP/1.1",
+            b"/health",
+            b"\\x16\\x03\\x01",
+            b"",
+        ] {
+            assert!(!h.matches(no), "{}", String::from_utf8_lossy(no));
+        }
+        assert!(!HealthPaths::default().matches(b"GET /health HTTP/1.1"));
+    }
+
+    /// (health check?, status) of `lines` parsed by `format` with `/health` as the path.
+    fn marks(format: &str, lines: &[&str]) -> Vec<(bool, u16)> {
+        let mut p = p(format).with_health_check_paths(&["/health"]);
+        lines
+            .iter()
+            .map(|l| {
+                let r = p.parse(l.as_bytes()).unwrap();
+                (r.health_check, r.status)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_format_with_a_request_line_marks_health_checks() {
+        let health = COMBINED.replace("GET /index.html", "GET /health");
+        assert_eq!(
+            marks("nginx-combined", &[COMBINED, &health]),
+            [(false, 200), (true, 200)]
+        );
+        assert_eq!(
+            marks(
+                "nginx-timed",
+                &[
+                    &format!("{COMBINED} 0.001"),
+                    &format!("{health} 0.001 0.001")
+                ]
+            ),
+            [(false, 200), (true, 200)]
+        );
+        assert_eq!(
+            marks(
+                "stacktop",
+                &[
+                    r#"1795608001.123 200 2 0.001 10.0.0.10 "GET /health HTTP/1.1" "-" "-" 0.001"#,
+                    r#"1795608001.123 200 2 0.001 10.0.0.10 "GET /healthy HTTP/1.1" "-" "-" 0.001"#,
+                    // No request line: an ordinary request, not a malformed line.
+                    "1795608001.123 503 2 0.001",
+                ]
+            ),
+            [(true, 200), (false, 200), (false, 503)]
+        );
+        assert_eq!(
+            marks(
+                "haproxy-http",
+                &[
+                    &HAPROXY.replace("GET / ", "GET /health "),
+                    HAPROXY,
+                    // A captured header before the request line is not it.
+                    &HAPROXY.replace(" \"GET / ", " {/health} \"GET /x "),
+                ]
+            ),
+            [(true, 200), (false, 200), (false, 200)]
+        );
+        // A format string with `$request` after everything else it needs, and one with it
+        // in the middle.
+        assert_eq!(
+            marks(
+                r#"$msec $status $body_bytes_sent "$request" "$http_user_agent""#,
+                &[
+                    r#"1795608001.5 200 7 "GET /health HTTP/1.1" "HAProxy""#,
+                    r#"1795608001.5 200 7 "GET /index.html HTTP/1.1" "curl""#,
+                ]
+            ),
+            [(true, 200), (false, 200)]
+        );
+        assert_eq!(
+            marks(
+                r#"$remote_addr [$time_local] "$request" $status $body_bytes_sent"#,
+                &[r#"10.0.0.10 [25/Nov/2026:12:00:01 +0000] "GET /health?x HTTP/1.1" 200 2"#]
+            ),
+            [(true, 200)]
+        );
+    }
+
+    #[test]
+    fn without_paths_nothing_is_a_health_check() {
+        let mut p = p("nginx-combined");
+        let health = COMBINED.replace("GET /index.html", "GET /health");
+        assert_eq!(p.parse(health.as_bytes()), Ok(rec(T, 200, 612, None)));
+        // A line the marking path reads further than the plain one is no less valid.
+        let mut p = p_with("stacktop");
+        assert!(
+            p.parse(b"1795608001.123 200 2 0.001 10.0.0.10 \"GET /health")
+                .is_ok()
+        );
+    }
+
+    fn p_with(format: &str) -> Parser {
+        p(format).with_health_check_paths(&["/health"])
     }
 }

@@ -3,14 +3,12 @@
 //! sysinfo computes usage from the `/proc/stat` jiffy counters between two
 //! refreshes, so the first refresh only primes it and reports nothing.
 
+use stacktop_proto::metrics::{CPU_USAGE, label};
 use stacktop_proto::v1::Point;
 use sysinfo::{CpuRefreshKind, System};
 
 use super::push;
 use crate::series::SeriesTable;
-
-/// Metric name of CPU usage: no labels for the total, `cpu="N"` per core.
-pub const CPU_USAGE: &str = "node_cpu_usage_ratio";
 
 /// The CPU part of the sampler.
 #[derive(Debug)]
@@ -45,7 +43,7 @@ impl Cpu {
             while self.core_ids.len() <= index {
                 let core = self.core_ids.len().to_string();
                 self.core_ids
-                    .push(self.series.intern(CPU_USAGE, &[("cpu", &core)]));
+                    .push(self.series.intern(CPU_USAGE, &[(label::CPU, &core)]));
             }
             push(out, self.core_ids[index], ratio(cpu.usage()));
         }

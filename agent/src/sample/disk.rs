@@ -9,6 +9,7 @@
 
 use std::time::{Duration, Instant};
 
+use stacktop_proto::metrics::{self, label};
 use stacktop_proto::v1::Point;
 use sysinfo::DiskRefreshKind;
 
@@ -104,10 +105,10 @@ impl Disks {
             self.mounts.push(Mount {
                 used_id: self
                     .series
-                    .intern("node_filesystem_used_bytes", &[("mount", &mount)]),
+                    .intern(metrics::FILESYSTEM_USED, &[(label::MOUNT, &mount)]),
                 size_id: self
                     .series
-                    .intern("node_filesystem_size_bytes", &[("mount", &mount)]),
+                    .intern(metrics::FILESYSTEM_SIZE, &[(label::MOUNT, &mount)]),
             });
         }
         self.whole = std::fs::read_dir("/sys/block").ok().map(|dir| {
@@ -140,10 +141,10 @@ impl Disks {
                         name: name.to_string(),
                         read_id: self
                             .series
-                            .intern("node_disk_read_bytes_per_second", &[("device", name)]),
+                            .intern(metrics::DISK_READ, &[(label::DEVICE, name)]),
                         written_id: self
                             .series
-                            .intern("node_disk_written_bytes_per_second", &[("device", name)]),
+                            .intern(metrics::DISK_WRITTEN, &[(label::DEVICE, name)]),
                         read: Rate::default(),
                         written: Rate::default(),
                     });

@@ -7,6 +7,7 @@
 
 use std::time::{Duration, Instant};
 
+use stacktop_proto::metrics;
 use stacktop_proto::v1::Point;
 use sysinfo::System;
 
@@ -32,11 +33,11 @@ impl Host {
     /// A host sampler interning into `series`.
     pub fn new(series: &SeriesTable) -> Self {
         Self {
-            load1: series.intern("node_load1", &[]),
-            load5: series.intern("node_load5", &[]),
-            load15: series.intern("node_load15", &[]),
-            uptime: series.intern("node_uptime_seconds", &[]),
-            processes: series.intern("node_processes", &[]),
+            load1: series.intern(metrics::LOAD1, &[]),
+            load5: series.intern(metrics::LOAD5, &[]),
+            load15: series.intern(metrics::LOAD15, &[]),
+            uptime: series.intern(metrics::UPTIME, &[]),
+            processes: series.intern(metrics::PROCESSES, &[]),
             process_count: None,
             counted_at: None,
         }

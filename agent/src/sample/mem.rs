@@ -1,5 +1,6 @@
 //! Memory and swap, in bytes, from `/proc/meminfo` through sysinfo.
 
+use stacktop_proto::metrics;
 use stacktop_proto::v1::Point;
 use sysinfo::{MemoryRefreshKind, System};
 
@@ -20,11 +21,11 @@ impl Memory {
     /// A memory sampler interning into `series`.
     pub fn new(series: &SeriesTable) -> Self {
         Self {
-            used: series.intern("node_memory_used_bytes", &[]),
-            available: series.intern("node_memory_available_bytes", &[]),
-            total: series.intern("node_memory_total_bytes", &[]),
-            swap_used: series.intern("node_swap_used_bytes", &[]),
-            swap_total: series.intern("node_swap_total_bytes", &[]),
+            used: series.intern(metrics::MEMORY_USED, &[]),
+            available: series.intern(metrics::MEMORY_AVAILABLE, &[]),
+            total: series.intern(metrics::MEMORY_TOTAL, &[]),
+            swap_used: series.intern(metrics::SWAP_USED, &[]),
+            swap_total: series.intern(metrics::SWAP_TOTAL, &[]),
         }
     }
 

@@ -146,7 +146,10 @@ struct Extras {
     /// Every fact known so far; batches carry them whole (a few labels), so
     /// a collector that restarts learns them from the next batch.
     facts: BTreeMap<String, String>,
+    /// The latest backend sample since the last batch, or (exclusively)
+    /// why the latest read failed: whichever came last wins.
     backends: Vec<BackendServer>,
+    backends_error: String,
 }
 
 impl Extras {
@@ -184,7 +187,14 @@ impl Extras {
                         }
                     }
                 }
-                Observation::Backends(backends) => self.backends = backends,
+                Observation::Backends(backends) => {
+                    self.backends = backends;
+                    self.backends_error.clear();
+                }
+                Observation::BackendsUnknown(reason) => {
+                    self.backends.clear();
+                    self.backends_error = reason;
+                }
             }
         }
     }
@@ -193,6 +203,7 @@ impl Extras {
     fn fill(&mut self, batch: &mut Batch) {
         batch.checks = std::mem::take(&mut self.checks);
         batch.backends = std::mem::take(&mut self.backends);
+        batch.backends_error = std::mem::take(&mut self.backends_error);
         batch.facts = self.facts.iter().map(|(k, v)| Label::new(k, v)).collect();
     }
 }
@@ -305,6 +316,70 @@ mod tests {
         assert_eq!(rate.update(10, t0 + Duration::from_secs(1)), None);
         assert_eq!(rate.update(20, t0 + Duration::from_secs(1)), None);
         assert_eq!(rate.update(30, t0 + Duration::from_secs(2)), Some(10.0));
+    }
+
+    /// Runs `observations` through one tick's drain and fill.
+    fn tick(extras: &mut Extras, observations: Vec<Observation>) -> Batch {
+        let (tx, rx) = mpsc::channel(16);
+        let (_seconds_tx, seconds) = mpsc::channel(1);
+        for o in observations {
+            tx.try_send(o).unwrap();
+        }
+        let mut inputs = Inputs {
+            seconds,
+            observations: rx,
+        };
+        let mut batch = Batch::default();
+        extras.drain(&mut inputs, &SeriesTable::new(), &mut batch.points);
+        extras.fill(&mut batch);
+        batch
+    }
+
+    #[test]
+    fn a_failed_backend_read_is_sent_until_a_sample_replaces_it() {
+        let server = |name: &str| BackendServer {
+            backend: "be_web".into(),
+            server: name.into(),
+            status: "UP".into(),
+            ..Default::default()
+        };
+        let mut extras = Extras::default();
+        let batch = tick(
+            &mut extras,
+            vec![Observation::Backends(vec![server("web1")])],
+        );
+        assert_eq!(
+            (batch.backends.len(), batch.backends_error.as_str()),
+            (1, "")
+        );
+        // No read this tick: no news, and no error either.
+        let batch = tick(&mut extras, Vec::new());
+        assert_eq!(
+            (batch.backends.len(), batch.backends_error.as_str()),
+            (0, "")
+        );
+        // A failed read: the batch says why, with no backends.
+        let batch = tick(
+            &mut extras,
+            vec![
+                Observation::Backends(vec![server("web1")]),
+                Observation::BackendsUnknown("connection refused".into()),
+            ],
+        );
+        assert!(batch.backends.is_empty());
+        assert_eq!(batch.backends_error, "connection refused");
+        // A later good read in the same tick clears it.
+        let batch = tick(
+            &mut extras,
+            vec![
+                Observation::BackendsUnknown("connection refused".into()),
+                Observation::Backends(vec![server("web1"), server("web2")]),
+            ],
+        );
+        assert_eq!(
+            (batch.backends.len(), batch.backends_error.as_str()),
+            (2, "")
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 use std::time::Instant;
 
+use stacktop_proto::metrics::{self, label};
 use stacktop_proto::v1::Point;
 
 use super::{Rate, push, read_into};
@@ -58,11 +59,10 @@ impl Network {
                         name: name.to_string(),
                         rx_id: self
                             .series
-                            .intern("node_network_receive_bytes_per_second", &[("device", name)]),
-                        tx_id: self.series.intern(
-                            "node_network_transmit_bytes_per_second",
-                            &[("device", name)],
-                        ),
+                            .intern(metrics::NETWORK_RECEIVE, &[(label::DEVICE, name)]),
+                        tx_id: self
+                            .series
+                            .intern(metrics::NETWORK_TRANSMIT, &[(label::DEVICE, name)]),
                         rx: Rate::default(),
                         tx: Rate::default(),
                         seen: false,
