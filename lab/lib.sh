@@ -237,11 +237,10 @@ http {
             deny all;
             access_log off;
         }
-        # Health probes (HAProxy's httpchk, the agents) are not user traffic:
-        # keeping them out of the access log keeps log-derived QPS comparable
-        # with the LB's request rate.
+        # HAProxy's httpchk lands here every second and is logged like any
+        # request, as on a stock nginx: the agents' health-check-paths keep
+        # it out of the request rate.
         location = /health {
-            access_log off;
             proxy_pass http://app;
             proxy_http_version 1.1;
             proxy_set_header Connection "";

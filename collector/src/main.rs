@@ -67,6 +67,12 @@ struct BenchArgs {
     #[arg(long, value_name = "N", default_value_t = 1000)]
     agents: usize,
 
+    /// Agents sharing one connection. 1 (the default) is what real agents
+    /// do; more leaves out the load generator's and the kernel's cost per
+    /// connection, to see what the collector itself can take.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    agents_per_connection: usize,
+
     /// Series per agent (the standard set of 25-33 is always sent).
     /// [default: 50]
     #[arg(long, value_name = "N", default_value_t = 50)]
@@ -232,6 +238,7 @@ async fn bench(args: BenchArgs) -> ExitCode {
     };
     let config = bench::BenchConfig {
         agents: args.agents,
+        agents_per_connection: args.agents_per_connection,
         series: args.series,
         interval: args.interval.into(),
         watchers: args.watchers,

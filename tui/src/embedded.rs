@@ -50,7 +50,7 @@ pub async fn start(
     tracker.spawn(async move {
         let result = stacktop_agent::run(config, token.clone())
             .await
-            .map_err(|e| format!("{e:#}"));
+            .map_err(|e| chain(&e));
         report("agent", result, &token, &tx).await;
     });
     Ok(url)

@@ -74,7 +74,7 @@ impl Drop for Collector {
 /// An in-process agent; cancelled when dropped.
 struct Agent {
     token: CancellationToken,
-    task: Option<JoinHandle<anyhow::Result<()>>>,
+    task: Option<JoinHandle<Result<(), stacktop_agent::Error>>>,
 }
 
 impl Agent {

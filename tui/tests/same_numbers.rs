@@ -17,7 +17,6 @@ use std::time::Duration;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use stacktop::app::{Action, App};
-use stacktop::event::Event;
 use stacktop::format;
 use stacktop::model::SourceId;
 use stacktop_proto::transport::ClientConfig;

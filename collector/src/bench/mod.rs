@@ -64,6 +64,10 @@ pub enum Target {
 pub struct BenchConfig {
     /// Simulated agents.
     pub agents: usize,
+    /// Agents sharing one connection (HTTP/2 streams on it): 1 is what real
+    /// agents do; more takes the load generator's and the kernel's
+    /// per-connection cost out of the picture.
+    pub agents_per_connection: usize,
     /// Series per agent (at least the standard set of about 25-33).
     pub series: usize,
     /// Sampling interval of every agent.
@@ -141,6 +145,8 @@ pub struct Phase {
 pub struct Report {
     /// Simulated agents.
     pub agents: usize,
+    /// Agents per connection.
+    pub agents_per_connection: usize,
     /// Series per agent.
     pub series_per_agent: usize,
     /// Interval, ms.
@@ -155,8 +161,12 @@ impl Report {
     /// A table for people.
     pub fn to_table(&self) -> String {
         let mut out = format!(
-            "{} agents x {} series every {} ms, collector {}\n",
-            self.agents, self.series_per_agent, self.interval_ms, self.collector
+            "{} agents x {} series every {} ms ({} per connection), collector {}\n",
+            self.agents,
+            self.series_per_agent,
+            self.interval_ms,
+            self.agents_per_connection,
+            self.collector
         );
         let _ = writeln!(
             out,
@@ -245,6 +255,7 @@ pub async fn run(config: BenchConfig, stop: CancellationToken) -> Result<Report,
     }
     result.map(|phases| Report {
         agents: config.agents,
+        agents_per_connection: config.agents_per_connection.max(1),
         series_per_agent: agent::series(1, config.series).len(),
         interval_ms: config.interval.as_millis() as u64,
         collector: kind,
@@ -277,9 +288,11 @@ async fn measure(
     stop: &CancellationToken,
 ) -> Result<Vec<Phase>, BenchError> {
     let counters = Arc::new(Counters::default());
-    let agents = channels(client, config.agents).await?;
+    let per = config.agents_per_connection.max(1);
+    let connections = channels(client, config.agents.div_ceil(per)).await?;
     let mut tasks = JoinSet::new();
-    for (i, channel) in agents.into_iter().enumerate() {
+    for i in 0..config.agents {
+        let channel = connections[i / per].clone();
         let delay = config.interval.mul_f64(i as f64 / config.agents as f64);
         let sim = agent::Sim {
             i,
@@ -430,6 +443,7 @@ mod tests {
     async fn a_small_fleet_in_process() {
         let config = BenchConfig {
             agents: 20,
+            agents_per_connection: 3,
             series: 40,
             interval: Duration::from_millis(200),
             watchers: vec![1, 3],
