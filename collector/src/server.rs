@@ -22,6 +22,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::config::{self, Config, ConfigError};
+use crate::fleet::routes::FleetRoutes;
 use crate::fleet::{self, FleetService, Views};
 use crate::ingest::IngestService;
 use crate::store::Store;
@@ -117,13 +118,14 @@ pub async fn serve(
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
         )
-        .add_service(
+        .add_service(FleetRoutes::new(
+            fleet.clone(),
             FleetServer::new(fleet)
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 // A snapshot of a large fleet is big; dashboards raise their
                 // own decoding limit to match.
                 .max_encoding_message_size(usize::MAX),
-        )
+        ))
         .serve_with_incoming_shutdown(
             TcpListenerStream::new(listener),
             inner.clone().cancelled_owned(),

@@ -18,11 +18,13 @@
 //!   cross-check.
 //! - [`diff`]: the change between two states of a node.
 //! - [`view`]: the shared view, its builder and the delta broadcast.
-//! - [`watch`]: one Watch stream.
+//! - [`watch`]: one Watch stream; [`routes`] serves it with updates encoded
+//!   once for every stream.
 
 pub mod copy;
 pub mod diff;
 pub mod eval;
+pub mod routes;
 pub mod summary;
 pub mod traffic;
 pub mod view;
@@ -30,6 +32,9 @@ pub mod watch;
 
 use std::pin::Pin;
 use std::sync::Arc;
+
+use bytes::Bytes;
+use prost::Message as _;
 
 use stacktop_proto::now_unix_ms;
 use stacktop_proto::v1::fleet_server::Fleet;
@@ -45,8 +50,7 @@ use tokio_util::task::TaskTracker;
 use tonic::{Request, Response, Status};
 
 use crate::store::{SeriesKey, Store, StoreError};
-pub use view::{BUILD_INTERVAL, FleetView, NodeView, Views};
-pub use watch::MIN_UPDATE_GAP;
+pub use view::{BUILD_INTERVAL, FleetView, NodeView, Published, Views};
 
 /// Most Watch streams served at once; each costs a task and a backlog.
 pub const MAX_WATCHERS: usize = 1_024;
@@ -110,9 +114,9 @@ pub fn snapshot(view: &FleetView, store: &Store, include_latest: bool) -> FleetS
     snap
 }
 
-/// Keeps `views` up to date every [`BUILD_INTERVAL`] until cancelled, so
-/// that watchers get changes and silence turns into `down` without any
-/// incoming frame.
+/// Publishes `views` every [`BUILD_INTERVAL`] until cancelled, so that
+/// watchers get changes and silence turns into `down` without any incoming
+/// frame.
 pub async fn keep_fresh(views: Arc<Views>, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(BUILD_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -120,17 +124,26 @@ pub async fn keep_fresh(views: Arc<Views>, shutdown: CancellationToken) {
         tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = tick.tick() => {
-                refresh(&views).await;
+                publish(&views).await;
             }
         }
     }
 }
 
-/// Brings `views` up to date now, off the async workers (a refresh of a
-/// large fleet is CPU work).
+/// Brings the latest view up to date now, off the async workers (a
+/// refresh of a large fleet is CPU work).
 pub async fn refresh(views: &Arc<Views>) -> Arc<FleetView> {
+    off_workers(views, |views, now| views.refresh(now)).await
+}
+
+/// Brings the view up to date and publishes it, off the async workers.
+pub async fn publish(views: &Arc<Views>) -> Arc<FleetView> {
+    off_workers(views, |views, now| views.publish(now)).await
+}
+
+async fn off_workers(views: &Arc<Views>, f: fn(&Views, i64) -> Arc<FleetView>) -> Arc<FleetView> {
     let views = views.clone();
-    match tokio::task::spawn_blocking(move || views.refresh(now_unix_ms())).await {
+    match tokio::task::spawn_blocking(move || f(&views, now_unix_ms())).await {
         Ok(view) => view,
         // Only a panic in the builder gets here; re-raise it.
         Err(err) => std::panic::resume_unwind(err.into_panic()),
@@ -171,27 +184,16 @@ impl FleetService {
 
 type WatchStream = Pin<Box<dyn Stream<Item = Result<FleetUpdate, Status>> + Send>>;
 
-#[tonic::async_trait]
-impl Fleet for FleetService {
-    async fn snapshot(
-        &self,
-        request: Request<SnapshotRequest>,
-    ) -> Result<Response<FleetSnapshot>, Status> {
-        let include_latest = request.into_inner().include_latest;
-        let view = refresh(&self.views).await;
-        Ok(Response::new(snapshot(&view, &self.store, include_latest)))
-    }
+/// A Watch stream's updates, encoded.
+pub type EncodedStream = Pin<Box<dyn Stream<Item = Result<Bytes, Status>> + Send>>;
 
-    type WatchStream = WatchStream;
-
-    async fn watch(
+impl FleetService {
+    /// Starts one Watch stream (see [`watch`]) for a client at `peer`.
+    pub fn start_watch(
         &self,
-        request: Request<WatchRequest>,
-    ) -> Result<Response<Self::WatchStream>, Status> {
-        let peer = request
-            .remote_addr()
-            .map(|a| a.to_string())
-            .unwrap_or_default();
+        peer: Option<std::net::SocketAddr>,
+    ) -> Result<Response<EncodedStream>, Status> {
+        let peer = peer.map(|a| a.to_string()).unwrap_or_default();
         let permit = self.watchers.clone().try_acquire_owned().map_err(|_| {
             Status::resource_exhausted(format!(
                 "this collector already serves its limit of {MAX_WATCHERS} Watch streams"
@@ -206,6 +208,37 @@ impl Fleet for FleetService {
             drop(permit);
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+
+#[tonic::async_trait]
+impl Fleet for FleetService {
+    async fn snapshot(
+        &self,
+        request: Request<SnapshotRequest>,
+    ) -> Result<Response<FleetSnapshot>, Status> {
+        let include_latest = request.into_inner().include_latest;
+        let view = refresh(&self.views).await;
+        Ok(Response::new(snapshot(&view, &self.store, include_latest)))
+    }
+
+    type WatchStream = WatchStream;
+
+    /// Served by [`routes::FleetRoutes`] with pre-encoded updates; this
+    /// decoding path only serves a bare `FleetServer`.
+    async fn watch(
+        &self,
+        request: Request<WatchRequest>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
+        use tokio_stream::StreamExt as _;
+        let encoded = self.start_watch(request.remote_addr())?.into_inner();
+        let decoded = encoded.map(|item| {
+            item.and_then(|bytes| {
+                FleetUpdate::decode(bytes)
+                    .map_err(|e| Status::internal(format!("decoding an update: {e}")))
+            })
+        });
+        Ok(Response::new(Box::pin(decoded)))
     }
 
     async fn node(&self, request: Request<NodeRequest>) -> Result<Response<NodeState>, Status> {
@@ -317,7 +350,7 @@ mod tests {
         let store = Arc::new(Store::new(Duration::from_secs(60)));
         let views = Views::new(store.clone());
         let h = add(&store, "lb1", vec![Role::Lb], NOW);
-        views.refresh(NOW);
+        views.publish(NOW);
         let mut deltas = views.subscribe();
         let server = |name: &str, status: &str| BackendServer {
             backend: "web".into(),
@@ -331,14 +364,14 @@ mod tests {
             ..Default::default()
         };
         store.apply(&h, 1, &[], first, NOW).unwrap();
-        views.refresh(NOW);
-        let d = deltas.try_recv().unwrap();
+        views.publish(NOW);
+        let d = deltas.try_recv().unwrap().decode();
         assert_eq!(d.changed[0].facts.len(), 2);
         assert_eq!(d.changed[0].backends.as_ref().unwrap().servers.len(), 2);
 
         // Empty lists mean "unchanged".
         store.apply(&h, 2, &[], Reported::default(), NOW).unwrap();
-        let view = views.refresh(NOW);
+        let view = views.publish(NOW);
         let node = view.node("lb1").unwrap().state();
         assert_eq!(node.facts.len(), 2);
         assert_eq!(node.backends.len(), 2);
@@ -350,7 +383,7 @@ mod tests {
             ..Default::default()
         };
         store.apply(&h, 3, &[], next, NOW).unwrap();
-        let view = views.refresh(NOW);
+        let view = views.publish(NOW);
         let node = view.node("lb1").unwrap().state();
         assert_eq!(node.facts, [Label::new("db_role", "replica")]);
         assert_eq!(node.backends, [server("web2", "DOWN")]);
@@ -380,7 +413,7 @@ mod tests {
             value: 1.5,
         };
         store.apply(&h, 2, &[p], Reported::default(), now).unwrap();
-        let view = views.refresh(now);
+        let view = views.publish(now);
         let detail = node_detail(&view, &store, "web1", now).unwrap();
         assert_eq!(detail.latest.len(), 2);
         assert_eq!(detail.traffic.len(), 1);
@@ -395,28 +428,35 @@ mod tests {
         assert_eq!(load.value, 1.5);
     }
 
+    fn decode(update: Result<Bytes, Status>) -> fleet_update::Update {
+        FleetUpdate::decode(update.unwrap())
+            .unwrap()
+            .update
+            .unwrap()
+    }
+
+    /// Many changes, and point reads refreshing the view after each: the
+    /// stream still gets one update per publication (4 a second), not one
+    /// per refresh.
     #[tokio::test(start_paused = true)]
-    async fn a_watcher_folds_many_changes_into_at_most_four_updates_a_second() {
+    async fn a_watcher_gets_about_four_updates_a_second_however_often_the_view_is_read() {
         let store = Arc::new(Store::new(Duration::from_secs(60)));
         let views = Arc::new(Views::new(store.clone()));
         let now = now_unix_ms();
         let h = add(&store, "a", vec![Role::Web], now);
-        views.refresh(now);
-        let (tx, mut rx) = mpsc::channel(1);
         let shutdown = CancellationToken::new();
+        let publisher = tokio::spawn(keep_fresh(views.clone(), shutdown.clone()));
+        let (tx, mut rx) = mpsc::channel(1);
         let task = tokio::spawn(watch::run(
             views.clone(),
             tx,
             shutdown.clone(),
             "test".into(),
         ));
-        let first = rx.recv().await.unwrap().unwrap();
-        assert!(matches!(
-            first.update,
-            Some(fleet_update::Update::Snapshot(_))
-        ));
+        let first = rx.recv().await.unwrap();
+        assert!(matches!(decode(first), fleet_update::Update::Snapshot(_)));
         let mut deltas = 0;
-        // 100 changes over one (virtual) second, each published at once.
+        // 100 changes over one (virtual) second, each read at once.
         for seq in 1..=100 {
             // Each batch moves the node's last-seen time: a real change.
             store
@@ -425,10 +465,7 @@ mod tests {
             views.refresh(now + seq as i64);
             tokio::time::sleep(Duration::from_millis(10)).await;
             while let Ok(update) = rx.try_recv() {
-                assert!(matches!(
-                    update.unwrap().update,
-                    Some(fleet_update::Update::Delta(_))
-                ));
+                assert!(matches!(decode(update), fleet_update::Update::Delta(_)));
                 deltas += 1;
             }
         }
@@ -436,9 +473,10 @@ mod tests {
         while rx.try_recv().is_ok() {
             deltas += 1;
         }
-        assert!((2..=6).contains(&deltas), "{deltas} deltas");
+        assert!((2..=7).contains(&deltas), "{deltas} deltas");
         shutdown.cancel();
         task.await.unwrap();
+        publisher.await.unwrap();
     }
 
     #[tokio::test(start_paused = true)]
@@ -447,7 +485,6 @@ mod tests {
         let views = Arc::new(Views::new(store.clone()));
         let now = now_unix_ms();
         let h = add(&store, "a", vec![Role::Web], now);
-        views.refresh(now);
         let (tx, mut rx) = mpsc::channel(1);
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(watch::run(
@@ -460,27 +497,20 @@ mod tests {
         // The reader stops reading: one delta fills its queue, the watcher
         // blocks sending the next, and many more are published than the
         // backlog holds.
-        for seq in 1..=2 {
+        for seq in 1..=(view::DELTA_BACKLOG as u64 * 3) {
             store
                 .apply(&h, seq, &[], Reported::default(), now + seq as i64)
                 .unwrap();
-            views.refresh(now + seq as i64);
-            tokio::time::sleep(BUILD_INTERVAL * 2).await;
-        }
-        for seq in 3..=(view::DELTA_BACKLOG as u64 * 3) {
-            store
-                .apply(&h, seq, &[], Reported::default(), now + seq as i64)
-                .unwrap();
-            views.refresh(now + seq as i64);
+            views.publish(now + seq as i64);
             tokio::task::yield_now().await;
         }
-        let newest = views.current().generation;
-        // It catches up with a snapshot of the newest state (after at most
-        // the one update that was already queued).
+        let newest = views.published().generation;
+        // It catches up with a snapshot of the newest state (after the
+        // updates that were already queued).
         let caught_up = tokio::time::timeout(Duration::from_secs(5), async {
             loop {
-                match rx.recv().await.unwrap().unwrap().update {
-                    Some(fleet_update::Update::Snapshot(s)) => return s,
+                match decode(rx.recv().await.unwrap()) {
+                    fleet_update::Update::Snapshot(s) => return s,
                     _ => continue,
                 }
             }

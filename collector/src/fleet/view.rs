@@ -30,10 +30,15 @@
 //!
 //! [`NodeChange`]: stacktop_proto::v1::NodeChange
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
-use stacktop_proto::v1::{FleetDelta, FleetSnapshot, FleetTotals, TierState, Traffic};
+use bytes::Bytes;
+use prost::Message;
+use stacktop_proto::v1::{
+    FleetDelta, FleetSnapshot, FleetTotals, FleetUpdate, NodeChange, TierState, Traffic,
+    fleet_update,
+};
 use stacktop_proto::{Health, Role, VERSION};
 use tokio::sync::{broadcast, watch};
 
@@ -53,8 +58,9 @@ pub const BUILD_INTERVAL: Duration = Duration::from_millis(250);
 /// A refresh taking longer than this is logged: watchers get updates late.
 const SLOW_REFRESH: Duration = Duration::from_millis(100);
 
-/// Deltas a watcher may fall behind by before it is sent a fresh snapshot.
-pub const DELTA_BACKLOG: usize = 64;
+/// Deltas a watcher may fall behind by before it is sent a fresh snapshot
+/// (4 seconds' worth).
+pub const DELTA_BACKLOG: usize = 16;
 
 /// The whole fleet, decided.
 #[derive(Debug, Default)]
@@ -70,9 +76,25 @@ pub struct FleetView {
     order: Arc<Vec<u32>>,
     /// Tiers, site, counts and traffic.
     pub totals: FleetTotals,
+    /// [`FleetView::snapshot`] as an encoded `FleetUpdate`, made once for
+    /// every Watch stream that starts from this view.
+    encoded_snapshot: OnceLock<Bytes>,
 }
 
 impl FleetView {
+    /// The snapshot as an encoded `FleetUpdate`, made once per view.
+    pub fn encoded_snapshot(&self) -> Bytes {
+        self.encoded_snapshot
+            .get_or_init(|| {
+                FleetUpdate {
+                    update: Some(fleet_update::Update::Snapshot(self.snapshot())),
+                }
+                .encode_to_vec()
+                .into()
+            })
+            .clone()
+    }
+
     /// Every node, sorted by name.
     pub fn nodes(&self) -> impl Iterator<Item = &Arc<NodeView>> {
         self.order
@@ -128,6 +150,8 @@ struct Tracked {
     next_change_ms: i64,
     /// An LB or web node: its sources count in the cross-check.
     in_traffic: bool,
+    /// Listed in the builder's `unpublished_ids`.
+    unpublished: bool,
 }
 
 /// The builder's state: the nodes as last copied and evaluated.
@@ -137,157 +161,227 @@ struct Builder {
     tracked: Vec<Option<Tracked>>,
     /// The soonest predicted change over all nodes.
     next_change_ms: i64,
+    /// Nodes whose latest view differs from the published one.
+    unpublished_ids: Vec<u32>,
+    /// The latest view differs from the published one.
+    unpublished: bool,
 }
 
-/// The current view, its builder, and the channels readers follow.
+/// A published delta, encoded once for every Watch stream.
+#[derive(Debug)]
+pub struct Published {
+    /// The generation it leads to.
+    pub generation: u64,
+    /// `FleetUpdate { delta }`, protobuf-encoded.
+    pub encoded: Bytes,
+}
+
+impl Published {
+    /// The delta itself (for tests and tools; streams send the bytes).
+    pub fn decode(&self) -> FleetDelta {
+        match FleetUpdate::decode(self.encoded.clone()).map(|u| u.update) {
+            Ok(Some(fleet_update::Update::Delta(d))) => d,
+            _ => FleetDelta::default(),
+        }
+    }
+}
+
+/// The views, their builder, and the channels readers follow.
+///
+/// There are two views: the *latest*, which point reads (Snapshot,
+/// Fleet.Node) bring up to date before they answer, and the *published*
+/// one, which Watch streams follow. Only [`Views::publish`] (every
+/// [`BUILD_INTERVAL`], and when a stream starts) moves the published view,
+/// with one delta from the previous published view; so a client calling
+/// Snapshot in a loop makes no extra deltas for everyone else.
 #[derive(Debug)]
 pub struct Views {
     store: Arc<Store>,
     builder: Mutex<Builder>,
-    /// The newest view (readers take an `Arc` and let go of the lock).
-    current: watch::Sender<Arc<FleetView>>,
+    /// The latest view (readers take an `Arc` and let go of the lock).
+    latest: watch::Sender<Arc<FleetView>>,
+    /// The published view: what Watch streams hold once they applied every
+    /// delta.
+    published: watch::Sender<Arc<FleetView>>,
     /// Every published delta, in generation order.
-    deltas: broadcast::Sender<Arc<FleetDelta>>,
+    deltas: broadcast::Sender<Arc<Published>>,
 }
 
 impl Views {
     /// Views of `store`, empty until the first refresh.
     pub fn new(store: Arc<Store>) -> Self {
-        let empty = FleetView {
+        let empty = Arc::new(FleetView {
             totals: totals(&[], Traffic::default(), 0),
             ..Default::default()
-        };
+        });
         Self {
             store,
             builder: Mutex::new(Builder::default()),
-            current: watch::channel(Arc::new(empty)).0,
+            latest: watch::channel(empty.clone()).0,
+            published: watch::channel(empty).0,
             deltas: broadcast::channel(DELTA_BACKLOG).0,
         }
     }
 
-    /// The newest view.
+    /// The latest view.
     pub fn current(&self) -> Arc<FleetView> {
-        self.current.borrow().clone()
+        self.latest.borrow().clone()
+    }
+
+    /// The published view (what a Watch stream holds).
+    pub fn published(&self) -> Arc<FleetView> {
+        self.published.borrow().clone()
     }
 
     /// Every delta published from now on, in order.
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<FleetDelta>> {
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Published>> {
         self.deltas.subscribe()
     }
 
-    /// A receiver that sees each new view (only ever the newest).
+    /// A receiver that sees each newly published view (only ever the
+    /// newest).
     pub fn watch(&self) -> watch::Receiver<Arc<FleetView>> {
-        self.current.subscribe()
+        self.published.subscribe()
     }
 
-    /// Brings the view up to date at `now_ms` (see the module docs) and
-    /// returns it. Cheap when nothing changed.
+    /// Brings the latest view up to date at `now_ms` (see the module docs)
+    /// and returns it, without publishing. Cheap when nothing changed.
     pub fn refresh(&self, now_ms: i64) -> Arc<FleetView> {
+        self.update(now_ms, false)
+    }
+
+    /// Brings the view up to date at `now_ms` and publishes it: one delta
+    /// from the previous published view (none when nothing a reader sees
+    /// changed). Returns the published view.
+    pub fn publish(&self, now_ms: i64) -> Arc<FleetView> {
+        self.update(now_ms, true)
+    }
+
+    fn update(&self, now_ms: i64, publish: bool) -> Arc<FleetView> {
         let mut builder = self.builder.lock().unwrap_or_else(PoisonError::into_inner);
+        let builder = &mut *builder;
         let version = self.store.version();
         let previous = self.current();
-        if version == previous.store_version && now_ms < builder.next_change_ms {
-            return previous;
+        let stale = version != previous.store_version || now_ms >= builder.next_change_ms;
+        if !(stale || publish && builder.unpublished) {
+            return if publish { self.published() } else { previous };
         }
         let started = Instant::now();
-        let appeared = self.copy_changed(&mut builder);
-        let copied = started.elapsed();
-
         let mut by_id = previous.by_id.clone();
-        if by_id.len() < builder.tracked.len() {
-            by_id.resize(builder.tracked.len(), None);
-        }
-        let mut changed = Vec::new();
-        let mut next_change_ms = i64::MAX;
-        for (id, t) in builder.tracked.iter_mut().enumerate() {
-            let Some(t) = t else { continue };
-            if t.dirty || now_ms >= t.next_change_ms {
-                let old = by_id[id].as_deref();
-                let (view, next) = eval::evaluate(&t.copy, &t.cpu, old, now_ms);
-                if view.health() == Health::Down {
-                    t.cpu.clear();
-                }
-                t.dirty = false;
-                t.next_change_ms = next;
-                if let Some(change) = diff::change(old, &view) {
-                    changed.push(change);
-                    by_id[id] = Some(Arc::new(view));
-                }
+        let mut order = previous.order.clone();
+        let mut totals_now = previous.totals.clone();
+        if stale {
+            let appeared = self.copy_changed(builder);
+            if by_id.len() < builder.tracked.len() {
+                by_id.resize(builder.tracked.len(), None);
             }
-            next_change_ms = next_change_ms.min(t.next_change_ms);
+            let mut next_change_ms = i64::MAX;
+            for (id, t) in builder.tracked.iter_mut().enumerate() {
+                let Some(t) = t else { continue };
+                if t.dirty || now_ms >= t.next_change_ms {
+                    let old = by_id[id].as_deref();
+                    let (view, next) = eval::evaluate(&t.copy, &t.cpu, old, now_ms);
+                    if view.health() == Health::Down {
+                        t.cpu.clear();
+                    }
+                    t.dirty = false;
+                    t.next_change_ms = next;
+                    if diff::change(old, &view).is_some() {
+                        by_id[id] = Some(Arc::new(view));
+                        if !t.unpublished {
+                            t.unpublished = true;
+                            builder.unpublished_ids.push(id as u32);
+                        }
+                    }
+                }
+                next_change_ms = next_change_ms.min(t.next_change_ms);
+            }
+            builder.next_change_ms = next_change_ms;
+            if appeared {
+                let mut ids: Vec<u32> = (0..by_id.len() as u32)
+                    .filter(|&id| by_id[id as usize].is_some())
+                    .collect();
+                ids.sort_by(|a, b| {
+                    let name = |id: &u32| {
+                        by_id[*id as usize]
+                            .as_ref()
+                            .map(|n| n.identity.name.as_str())
+                    };
+                    name(a).cmp(&name(b))
+                });
+                order = Arc::new(ids);
+            }
+            let traffic = cross_check(&builder.tracked, now_ms);
+            totals_now = totals(&by_id, traffic, now_ms);
+            builder.unpublished |=
+                !builder.unpublished_ids.is_empty() || !same_totals(&totals_now, &previous.totals);
         }
-        builder.next_change_ms = next_change_ms;
-        let order = if appeared {
-            let mut order: Vec<u32> = (0..by_id.len() as u32)
-                .filter(|&id| by_id[id as usize].is_some())
-                .collect();
-            order.sort_by(|a, b| {
-                let name = |id: &u32| {
-                    by_id[*id as usize]
-                        .as_ref()
-                        .map(|n| n.identity.name.as_str())
-                };
-                name(a).cmp(&name(b))
-            });
-            Arc::new(order)
-        } else {
-            previous.order.clone()
-        };
-        // Changes in name order: readers apply them to sorted lists.
-        if changed.len() > 1 {
-            changed.sort_by(|a, b| a.name.cmp(&b.name));
-        }
-
-        let traffic = cross_check(&builder.tracked, now_ms);
-        let mut totals = totals(&by_id, traffic, now_ms);
-        let totals_changed = {
-            let mut old = previous.totals.clone();
-            old.timestamp_ms = totals.timestamp_ms;
-            old != totals
-        };
-        if changed.is_empty() && !totals_changed {
-            // Nothing a reader would see; keep the published generation
-            // (but remember the store version it covers).
-            totals.timestamp_ms = previous.totals.timestamp_ms;
-            let view = Arc::new(FleetView {
-                generation: previous.generation,
-                store_version: version,
-                by_id,
-                order,
-                totals,
-            });
-            self.current.send_replace(view.clone());
-            return view;
-        }
-        let generation = previous.generation + 1;
         let took = started.elapsed();
         if took > SLOW_REFRESH {
             tracing::warn!(
                 nodes = order.len(),
-                changed = changed.len(),
-                copy_ms = copied.as_millis() as u64,
-                total_ms = took.as_millis() as u64,
+                changed = builder.unpublished_ids.len(),
+                took_ms = took.as_millis() as u64,
                 "fleet view refresh is slow"
             );
         }
-        let view = Arc::new(FleetView {
-            generation,
+        let mut view = FleetView {
+            generation: previous.generation,
             store_version: version,
             by_id,
             order,
-            totals: totals.clone(),
-        });
+            totals: totals_now,
+            encoded_snapshot: OnceLock::new(),
+        };
+        if !publish {
+            let view = Arc::new(view);
+            self.latest.send_replace(view.clone());
+            return view;
+        }
+
+        // Publish: every node that changed since the published view, and
+        // the totals.
+        let published = self.published();
+        let mut changed: Vec<NodeChange> = Vec::new();
+        for id in builder.unpublished_ids.drain(..) {
+            if let Some(Some(t)) = builder.tracked.get_mut(id as usize) {
+                t.unpublished = false;
+            }
+            let old = published.by_id.get(id as usize).and_then(Option::as_deref);
+            if let Some(new) = view.by_id.get(id as usize).and_then(Option::as_deref)
+                && let Some(change) = diff::change(old, new)
+            {
+                changed.push(change);
+            }
+        }
+        builder.unpublished = false;
+        if changed.is_empty() && same_totals(&view.totals, &published.totals) {
+            let view = Arc::new(view);
+            self.latest.send_replace(view.clone());
+            return published;
+        }
+        // Changes in name order: readers apply them to sorted lists.
+        changed.sort_by(|a, b| a.name.cmp(&b.name));
+        view.generation = published.generation + 1;
+        let view = Arc::new(view);
+        self.latest.send_replace(view.clone());
         // The view first: a watcher that sees the delta and then asks for
-        // the current view (to resync) must find at least this generation.
-        self.current.send_replace(view.clone());
-        let delta = FleetDelta {
-            changed,
-            totals: Some(totals),
-            generation,
-            ..Default::default()
+        // the published view (to resync) must find at least this generation.
+        self.published.send_replace(view.clone());
+        let update = FleetUpdate {
+            update: Some(fleet_update::Update::Delta(FleetDelta {
+                changed,
+                totals: Some(view.totals.clone()),
+                generation: view.generation,
+                ..Default::default()
+            })),
+        };
+        let published = Published {
+            generation: view.generation,
+            encoded: update.encode_to_vec().into(),
         };
         // No receiver is fine: nobody is watching.
-        let _ = self.deltas.send(Arc::new(delta));
+        let _ = self.deltas.send(Arc::new(published));
         view
     }
 
@@ -326,6 +420,7 @@ impl Views {
                         cpu,
                         dirty: true,
                         next_change_ms: i64::MIN,
+                        unpublished: false,
                     });
                     appeared = true;
                 }
@@ -369,6 +464,28 @@ fn cross_check(tracked: &[Option<Tracked>], now_ms: i64) -> Traffic {
         }
     }
     traffic::cross_check(&lb, &web)
+}
+
+/// Whether two totals say the same, apart from when they were evaluated.
+fn same_totals(a: &FleetTotals, b: &FleetTotals) -> bool {
+    a.tiers == b.tiers
+        && a.site == b.site
+        && a.traffic == b.traffic
+        && (
+            a.nodes_total,
+            a.nodes_ok,
+            a.nodes_warn,
+            a.nodes_crit,
+            a.nodes_unknown,
+            a.nodes_down,
+        ) == (
+            b.nodes_total,
+            b.nodes_ok,
+            b.nodes_warn,
+            b.nodes_crit,
+            b.nodes_unknown,
+            b.nodes_down,
+        )
 }
 
 /// Tiers, site and node counts from every node's served state.
@@ -462,7 +579,7 @@ mod tests {
         add(&store, "db1", vec![Role::Db]);
         add(&store, "web1", vec![Role::Web]);
         add(&store, "misc", vec![]);
-        let snap = views.refresh(NOW + 10).snapshot();
+        let snap = views.publish(NOW + 10).snapshot();
         let names: Vec<_> = snap.nodes.iter().map(|n| n.name.as_str()).collect();
         assert_eq!(names, ["db1", "misc", "web1", "web2"]);
         let totals = snap.totals.unwrap();
@@ -475,7 +592,7 @@ mod tests {
         assert_eq!(totals.site(), Health::Ok);
         assert_eq!((totals.nodes_total, totals.nodes_ok), (4, 4));
         // Silence: everything is down three intervals later.
-        let snap = views.refresh(NOW + 3_001).snapshot();
+        let snap = views.publish(NOW + 3_001).snapshot();
         assert!(snap.nodes.iter().all(|n| n.health() == Health::Down));
         let totals = snap.totals.unwrap();
         assert_eq!(totals.site(), Health::Down);
@@ -487,16 +604,16 @@ mod tests {
         let (store, views) = setup();
         add(&store, "n", vec![Role::Web]);
         let mut deltas = views.subscribe();
-        let first = views.refresh(NOW);
+        let first = views.publish(NOW);
         assert_eq!(first.generation, 1);
         // Nothing changes before the liveness window ends.
-        let same = views.refresh(NOW + 1_000);
+        let same = views.publish(NOW + 1_000);
         assert!(Arc::ptr_eq(&first, &same));
-        let down = views.refresh(NOW + 3_001);
+        let down = views.publish(NOW + 3_001);
         assert_eq!(down.generation, 2);
         assert_eq!(down.node("n").unwrap().health(), Health::Down);
-        let d1 = deltas.try_recv().unwrap();
-        let d2 = deltas.try_recv().unwrap();
+        let d1 = deltas.try_recv().unwrap().decode();
+        let d2 = deltas.try_recv().unwrap().decode();
         assert_eq!((d1.generation, d2.generation), (1, 2));
         assert_eq!(
             d2.changed[0].status.as_ref().unwrap().health(),
@@ -509,10 +626,10 @@ mod tests {
         let (store, views) = setup();
         let a = add(&store, "a", vec![Role::Web]);
         add(&store, "b", vec![Role::Web]);
-        let first = views.refresh(NOW);
+        let first = views.publish(NOW);
         let mut reader = first.snapshot().nodes;
         let mut deltas = views.subscribe();
-        assert_eq!(views.refresh(NOW).generation, first.generation);
+        assert_eq!(views.publish(NOW).generation, first.generation);
         assert!(deltas.try_recv().is_err(), "nothing changed, nothing sent");
 
         // Several batches of one node between two refreshes: one change
@@ -528,8 +645,8 @@ mod tests {
                 .apply(&a, seq, &[p], Reported::default(), NOW + 10)
                 .unwrap();
         }
-        let view = views.refresh(NOW + 20);
-        let d = deltas.try_recv().unwrap();
+        let view = views.publish(NOW + 20);
+        let d = deltas.try_recv().unwrap().decode();
         assert_eq!(d.changed.len(), 1);
         let change = &d.changed[0];
         assert_eq!(change.name, "a");
@@ -545,13 +662,13 @@ mod tests {
         );
         assert_eq!(change.cpu_appended.len(), 5);
         assert_eq!(d.totals.as_ref().unwrap().tiers.len(), 1);
-        delta::apply_delta(&mut reader, (*d).clone());
+        delta::apply_delta(&mut reader, d.clone());
         assert_eq!(reader, view.snapshot().nodes);
 
         // A new node appears whole in the next delta.
         add(&store, "c", vec![]);
-        views.refresh(NOW + 30);
-        let d = deltas.try_recv().unwrap();
+        views.publish(NOW + 30);
+        let d = deltas.try_recv().unwrap().decode();
         assert_eq!(d.changed.len(), 1);
         assert!(d.changed[0].full.is_some());
     }
@@ -571,7 +688,7 @@ mod tests {
             };
             store.apply(&h, 1, &[], reported, NOW).unwrap();
         }
-        let view = views.refresh(NOW + 10);
+        let view = views.publish(NOW + 10);
         assert_eq!(tier(&view, Role::Web), (2, 3, false));
         assert_eq!(tier(&view, Role::App), (3, 3, false));
         assert_eq!(view.node("web1").unwrap().health(), Health::Crit);
@@ -593,7 +710,7 @@ mod tests {
             ..Default::default()
         };
         store.apply(&lb, 1, &[], sample, NOW).unwrap();
-        let view = views.refresh(NOW + 10);
+        let view = views.publish(NOW + 10);
         let state = view.node("lb1").unwrap().state();
         assert_eq!(state.backends_up, Some(3));
         assert!(!state.backends_stale);
@@ -605,12 +722,12 @@ mod tests {
         };
         let mut deltas = views.subscribe();
         store.apply(&lb, 2, &[], failed, NOW + 1_000).unwrap();
-        let view = views.refresh(NOW + 1_010);
+        let view = views.publish(NOW + 1_010);
         let state = view.node("lb1").unwrap().state();
         assert!(state.backends_stale);
         assert_eq!(state.backends_up, None);
         assert_eq!(state.backends_error, "haproxy.sock: connection refused");
-        let d = deltas.try_recv().unwrap();
+        let d = deltas.try_recv().unwrap().decode();
         let b = d.changed[0].backends.as_ref().unwrap();
         assert!(b.stale && b.up.is_none());
     }
@@ -623,7 +740,7 @@ mod tests {
         let web2 = add(&store, "web2", vec![Role::Web]);
         add(&store, "db1", vec![Role::Db]);
         let traffic = |view: &FleetView| view.totals.traffic.unwrap();
-        let t = traffic(&views.refresh(NOW));
+        let t = traffic(&views.publish(NOW));
         assert_eq!(t.web_lb_request_ratio, None);
         assert_eq!(t.lb_requests_per_second, None);
 
@@ -643,7 +760,7 @@ mod tests {
         store
             .apply(&lb, 1, &points, Reported::default(), NOW)
             .unwrap();
-        let t = traffic(&views.refresh(NOW));
+        let t = traffic(&views.publish(NOW));
         assert_eq!(t.lb_requests_per_second, Some(100.0));
         assert_eq!(t.web_requests_per_second, None);
         assert_eq!(t.web_lb_request_ratio, None);
@@ -667,7 +784,7 @@ mod tests {
                 NOW,
             )
             .unwrap();
-        let t = traffic(&views.refresh(NOW));
+        let t = traffic(&views.publish(NOW));
         assert_eq!(t.web_requests_per_second, Some(98.0));
         assert_eq!(t.web_lb_request_ratio, Some(0.98));
 
@@ -675,7 +792,7 @@ mod tests {
         store
             .apply(&web2, 2, &[], Reported::default(), NOW + 3_500)
             .unwrap();
-        let t = traffic(&views.refresh(NOW + 3_500));
+        let t = traffic(&views.publish(NOW + 3_500));
         assert_eq!(t.web_requests_per_second, Some(50.0));
     }
 }
