@@ -84,7 +84,7 @@ impl Fleet {
                     value: (seq % 100) as f64 / 100.0,
                 })
                 .collect();
-            let checks = if seq % 5 == 0 {
+            let checks = if seq.is_multiple_of(5) {
                 vec![CheckResult {
                     name: "tcp:db".into(),
                     kind: "tcp".into(),
