@@ -138,7 +138,7 @@ impl Ingest for IngestService {
             store: self.store.clone(),
             handle: attached.handle,
             instance_id: identity.instance_id,
-            defs: HashMap::new(),
+            defs: Defs::default(),
             tx,
             cancel,
             shutdown: self.shutdown.clone(),
@@ -227,13 +227,55 @@ struct StreamSeries {
     index: Cell<Option<u32>>,
 }
 
+/// The series defined on one stream, by id. Agents number their series
+/// 0, 1, 2...: ids below [`MAX_SERIES_PER_STREAM`] live in a vector (a
+/// point costs an index, not a hash), others in a map.
+#[derive(Default)]
+struct Defs {
+    dense: Vec<Option<StreamSeries>>,
+    sparse: HashMap<u32, StreamSeries>,
+    len: usize,
+}
+
+impl Defs {
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn get(&self, id: u32) -> Option<&StreamSeries> {
+        match self.dense.get(id as usize) {
+            Some(slot) => slot.as_ref(),
+            None => self.sparse.get(&id),
+        }
+    }
+
+    fn contains(&self, id: u32) -> bool {
+        self.get(id).is_some()
+    }
+
+    fn insert(&mut self, id: u32, series: StreamSeries) {
+        let replaced = if (id as usize) < MAX_SERIES_PER_STREAM {
+            let at = id as usize;
+            if self.dense.len() <= at {
+                self.dense.resize_with(at + 1, || None);
+            }
+            self.dense[at].replace(series).is_some()
+        } else {
+            self.sparse.insert(id, series).is_some()
+        };
+        if !replaced {
+            self.len += 1;
+        }
+    }
+}
+
 /// One agent's stream, owned by its task.
 struct AgentStream {
     store: Arc<Store>,
     handle: NodeHandle,
     instance_id: String,
     /// Series ids defined on this stream.
-    defs: HashMap<u32, StreamSeries>,
+    defs: Defs,
     tx: Outbound,
     /// Cancelled when a newer stream of the same agent takes over, or on
     /// shutdown.
@@ -347,7 +389,7 @@ impl AgentStream {
         let batch_ts = if timestamp_ms > 0 { timestamp_ms } else { now };
         let mut refused_defs = 0usize;
         for def in series {
-            if self.defs.len() >= MAX_SERIES_PER_STREAM && !self.defs.contains_key(&def.id) {
+            if self.defs.len() >= MAX_SERIES_PER_STREAM && !self.defs.contains(def.id) {
                 refused_defs += 1;
                 continue;
             }
@@ -369,7 +411,7 @@ impl AgentStream {
         let mut resolved = Vec::with_capacity(points.len());
         let mut hints = Vec::with_capacity(points.len());
         for p in &points {
-            let Some(def) = self.defs.get(&p.series_id) else {
+            let Some(def) = self.defs.get(p.series_id) else {
                 undefined += 1;
                 continue;
             };

@@ -59,8 +59,8 @@ pub const BUILD_INTERVAL: Duration = Duration::from_millis(250);
 const SLOW_REFRESH: Duration = Duration::from_millis(100);
 
 /// Deltas a watcher may fall behind by before it is sent a fresh snapshot
-/// (4 seconds' worth).
-pub const DELTA_BACKLOG: usize = 16;
+/// (16 seconds' worth; deltas are shared, so the backlog costs one copy).
+pub const DELTA_BACKLOG: usize = 64;
 
 /// The whole fleet, decided.
 #[derive(Debug, Default)]
