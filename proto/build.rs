@@ -8,6 +8,7 @@ use prost::Message;
 
 const PROTOS: &[&str] = &[
     "proto/stacktop/v1/common.proto",
+    "proto/stacktop/v1/alerts.proto",
     "proto/stacktop/v1/ingest.proto",
     "proto/stacktop/v1/fleet.proto",
 ];

@@ -29,6 +29,8 @@ pub fn status_of(state: &NodeState) -> NodeStatus {
         summary: state.summary,
         last_summary: state.last_summary,
         role_health: state.role_health.clone(),
+        in_maintenance: state.in_maintenance,
+        maintenance_until_ms: state.maintenance_until_ms,
     }
 }
 
@@ -39,6 +41,8 @@ fn set_status(state: &mut NodeState, status: NodeStatus) {
     state.summary = status.summary;
     state.last_summary = status.last_summary;
     state.role_health = status.role_health;
+    state.in_maintenance = status.in_maintenance;
+    state.maintenance_until_ms = status.maintenance_until_ms;
 }
 
 /// Keeps the newest [`CPU_RECENT`] values.
@@ -192,11 +196,18 @@ pub fn merge_deltas(older: FleetDelta, newer: FleetDelta) -> FleetDelta {
             removed.push(name);
         }
     }
+    let (alerts_changed, alerts) = if newer.alerts_changed {
+        (true, newer.alerts)
+    } else {
+        (older.alerts_changed, older.alerts)
+    };
     FleetDelta {
         removed,
         changed: changed.into_values().collect(),
         totals: newer.totals.or(older.totals),
         generation: newer.generation,
+        alerts_changed,
+        alerts,
         ..Default::default()
     }
 }

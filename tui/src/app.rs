@@ -607,6 +607,7 @@ mod tests {
                     total: 1,
                     spof: true,
                     health: Health::Down as i32,
+                    ..Default::default()
                 }],
                 site: Health::Down as i32,
                 timestamp_ms: 42,

@@ -645,6 +645,7 @@ mod tests {
                     role: Role::Web as i32,
                     health: Health::Down as i32,
                 }],
+                ..Default::default()
             }),
             ..Default::default()
         };

@@ -65,6 +65,13 @@ impl Fleet for Fake {
         Ok(Response::new(Box::pin(stream)))
     }
 
+    async fn alerts(
+        &self,
+        _: Request<stacktop_proto::v1::AlertsRequest>,
+    ) -> Result<Response<stacktop_proto::v1::AlertsResponse>, Status> {
+        Ok(Response::new(Default::default()))
+    }
+
     async fn history(
         &self,
         _: Request<HistoryRequest>,
@@ -251,6 +258,7 @@ async fn the_watch_task_feeds_snapshot_and_deltas_into_the_model() {
                 ..Default::default()
             }),
             role_health: vec![],
+            ..Default::default()
         }),
         cpu_reset: true,
         ..Default::default()

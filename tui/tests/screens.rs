@@ -135,6 +135,7 @@ fn tier(role: Role, healthy: u32, total: u32, health: Health) -> TierState {
         total,
         spof: healthy < 2,
         health: health as i32,
+        ..Default::default()
     }
 }
 
@@ -284,6 +285,7 @@ fn fleet() -> FleetSnapshot {
             nodes_crit: 0,
             nodes_unknown: 1,
             nodes_down: 1,
+            ..Default::default()
         }),
         generation: 1,
         ..Default::default()

@@ -202,6 +202,8 @@ impl NodeView {
             backends_error: self.backends.error.to_string(),
             backends_up: self.backends.up,
             traffic: Vec::new(),
+            in_maintenance: status.in_maintenance,
+            maintenance_until_ms: status.maintenance_until_ms,
         }
     }
 }
@@ -341,6 +343,7 @@ pub fn evaluate(
             summary: Some(summary),
             last_summary,
             role_health,
+            ..Default::default()
         },
         cpu: cpu_values,
         cpu_seq: cpu.seq(),

@@ -254,6 +254,13 @@ impl Fleet for FleetService {
             })
     }
 
+    async fn alerts(
+        &self,
+        _request: Request<stacktop_proto::v1::AlertsRequest>,
+    ) -> Result<Response<stacktop_proto::v1::AlertsResponse>, Status> {
+        Err(Status::unimplemented("alerts are not evaluated yet"))
+    }
+
     async fn history(
         &self,
         request: Request<HistoryRequest>,

@@ -521,6 +521,7 @@ fn totals(nodes: &[Option<Arc<NodeView>>], traffic: Traffic, now_ms: i64) -> Fle
             total: tier.total,
             spof: tier.spof,
             health: tier.health as i32,
+            ..Default::default()
         })
         .collect();
     t
