@@ -13,10 +13,14 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use stacktop_proto::v1::fleet_client::FleetClient;
-use stacktop_proto::v1::{FleetSnapshot, HistoryRequest, NodeState, SnapshotRequest, Traffic};
+use stacktop_proto::v1::{
+    Alert, AlertState, AlertsRequest, FleetSnapshot, HistoryRequest, NodeState, SnapshotRequest,
+    Traffic,
+};
 use stacktop_proto::{Health, Role};
 
 /// Liveness bound for every wait. Faults are expected to show within 10 s;
@@ -65,9 +69,11 @@ struct Lab {
 }
 
 impl Lab {
-    fn up() -> Self {
+    /// Starts the lab, its collector with `collector_config`.
+    fn up(collector_config: &Path) -> Self {
         let state = tempfile::tempdir().unwrap();
         let out = Command::new(repo_root().join("lab/up"))
+            .env("STACKTOP_LAB_COLLECTOR_CONFIG", collector_config)
             .env("STACKTOP_LAB_STATE", state.path().join("lab.state"))
             .env("STACKTOP_BIN_DIR", bin_dir())
             .output()
@@ -242,6 +248,133 @@ async fn ratio_during_traffic(url: &str, start_ms: i64, what: &str) {
     .await;
 }
 
+/// A webhook receiver on 127.0.0.1 keeping every notification with the
+/// time it arrived.
+struct Webhook {
+    port: u16,
+    received: Arc<Mutex<Vec<(Instant, serde_json::Value)>>>,
+}
+
+impl Webhook {
+    fn start() -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let keep = Arc::downgrade(&received);
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { return };
+                let Some(body) = read_request(stream) else {
+                    continue;
+                };
+                // Gone with the test.
+                let Some(keep) = keep.upgrade() else { return };
+                if let Ok(json) = serde_json::from_slice(&body) {
+                    keep.lock().unwrap().push((Instant::now(), json));
+                }
+            }
+        });
+        Self { port, received }
+    }
+
+    fn since(&self, t: Instant) -> Vec<serde_json::Value> {
+        let received = self.received.lock().unwrap();
+        received
+            .iter()
+            .filter(|(at, _)| *at >= t)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
+    fn first_since(&self, t: Instant) -> Option<Duration> {
+        let received = self.received.lock().unwrap();
+        received
+            .iter()
+            .find(|(at, _)| *at >= t)
+            .map(|(at, _)| *at - t)
+    }
+}
+
+/// Reads one HTTP request's body and answers 200.
+fn read_request(mut stream: std::net::TcpStream) -> Option<Vec<u8>> {
+    use std::io::{BufRead, Read, Write};
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let mut reader = std::io::BufReader::new(stream.try_clone().ok()?);
+    let mut line = String::new();
+    let mut length = 0;
+    loop {
+        line.clear();
+        if reader.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        if line == "\r\n" {
+            break;
+        }
+        if let Some((k, v)) = line.split_once(':')
+            && k.eq_ignore_ascii_case("content-length")
+        {
+            length = v.trim().parse().ok()?;
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).ok()?;
+    stream
+        .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        .ok()?;
+    Some(body)
+}
+
+trait LabelStartsWith {
+    fn label_starts_with(&self, name: &str, prefix: &str) -> bool;
+}
+
+impl LabelStartsWith for Alert {
+    /// The app checks are named after their URL: `app:…`.
+    fn label_starts_with(&self, name: &str, prefix: &str) -> bool {
+        self.labels
+            .iter()
+            .any(|l| l.key == name && l.value.starts_with(prefix))
+    }
+}
+
+/// Polls Fleet.Alerts until `check` gives a value; panics with its last
+/// complaint after [`PATIENCE`].
+async fn within_alerts<T>(
+    url: &str,
+    what: &str,
+    check: impl Fn(&[Alert]) -> Result<T, String>,
+) -> T {
+    let start = Instant::now();
+    let mut last = String::from("no answer yet");
+    while start.elapsed() < PATIENCE {
+        if let Some(alerts) = fleet_alerts(url).await {
+            match check(&alerts) {
+                Ok(v) => {
+                    eprintln!("{what}: after {:.1} s", start.elapsed().as_secs_f64());
+                    return v;
+                }
+                Err(why) => last = why,
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    panic!("timed out after {PATIENCE:?} waiting for {what}: {last}");
+}
+
+async fn fleet_alerts(url: &str) -> Option<Vec<Alert>> {
+    let channel = tonic::transport::Endpoint::from_shared(url.to_string())
+        .ok()?
+        .connect_timeout(Duration::from_secs(2))
+        .connect()
+        .await
+        .ok()?;
+    let reply = FleetClient::new(channel)
+        .alerts(AlertsRequest::default())
+        .await
+        .ok()?;
+    Some(reply.into_inner().alerts)
+}
+
 /// Polls until `check` returns `Ok` for a snapshot; panics with its last
 /// complaint after [`PATIENCE`]. Prints how long it took.
 async fn wait_for(url: &str, what: &str, check: impl Fn(&FleetSnapshot) -> Result<(), String>) {
@@ -373,7 +506,19 @@ async fn the_lab_stack_through_the_collector() {
         return;
     }
 
-    let mut lab = Lab::up();
+    // Every notification the collector sends reaches this webhook.
+    let hooks = Webhook::start();
+    let config_dir = tempfile::tempdir().unwrap();
+    let collector_config = config_dir.path().join("collector.toml");
+    std::fs::write(
+        &collector_config,
+        format!(
+            "[[notify]]\nkind = \"webhook\"\nurl = \"http://127.0.0.1:{}/hook\"\n",
+            hooks.port
+        ),
+    )
+    .unwrap();
+    let mut lab = Lab::up(&collector_config);
     let url = lab.collector.clone();
     eprintln!("lab at {} with collector {url}", lab.dir.display());
 
@@ -530,6 +675,7 @@ async fn the_lab_stack_through_the_collector() {
     .await;
 
     // Fault: the primary dies; the apps' health checks fail with it.
+    let fault_at = Instant::now();
     lab.fault("kill-primary", None);
     wait_for(&url, "db1 crit and the app checks failing", |s| {
         expect_check(s, "db1", "mysql", Health::Crit)?;
@@ -547,6 +693,79 @@ async fn the_lab_stack_through_the_collector() {
         Ok(())
     })
     .await;
+    // One page, not five: the primary's alert is the root, the apps' (and
+    // the tiers' in front) are grouped under it, and the webhook is told
+    // once, naming them.
+    let root = within_alerts(&url, "one DB root with the app checks under it", |alerts| {
+        let root = alerts
+            .iter()
+            .find(|a| a.node == "db1" && a.rule == "check-failed")
+            .ok_or("no check-failed alert for db1")?;
+        if root.state() != AlertState::Firing || !root.root.is_empty() {
+            return Err(format!("db1's alert is not a firing root: {root:?}"));
+        }
+        for web in ["web1", "web2", "web3"] {
+            let app = alerts
+                .iter()
+                .find(|a| {
+                    a.node == web && a.rule == "check-failed" && a.label_starts_with("check", "app")
+                })
+                .ok_or(format!("no check-failed alert for {web}'s app check"))?;
+            if app.state() != AlertState::Firing || app.root != root.id {
+                return Err(format!(
+                    "{web}'s app alert is not firing under the root: {app:?}"
+                ));
+            }
+        }
+        let loose: Vec<_> = alerts
+            .iter()
+            .filter(|a| {
+                a.state() == AlertState::Firing
+                    && a.root.is_empty()
+                    && a.id != root.id
+                    && a.started_ms >= root.started_ms
+            })
+            .map(|a| format!("{} {} {}", a.rule, a.node, a.summary))
+            .collect();
+        if !loose.is_empty() {
+            return Err(format!("firing alerts not grouped under db1's: {loose:?}"));
+        }
+        Ok(root.clone())
+    })
+    .await;
+    // Long enough for everything in front to have fired and been held.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let pages: Vec<serde_json::Value> = hooks
+        .since(fault_at)
+        .into_iter()
+        .filter(|n| n["status"] == "firing")
+        .collect();
+    let summaries: Vec<String> = pages
+        .iter()
+        .map(|p| format!("{} {} {}", p["rule"], p["node"], p["summary"]))
+        .collect();
+    assert_eq!(
+        pages.len(),
+        1,
+        "one notification, not several: {summaries:?}"
+    );
+    assert_eq!(pages[0]["id"], root.id.as_str(), "{summaries:?}");
+    let dependents: Vec<&str> = pages[0]["dependents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|d| d["node"].as_str())
+        .collect();
+    for web in ["web1", "web2", "web3"] {
+        assert!(dependents.contains(&web), "{web} not named: {}", pages[0]);
+    }
+    eprintln!(
+        "kill-primary: {} alerts grouped under {} ({}), one webhook notification {:.1} s after the fault",
+        root.grouped.len(),
+        root.id,
+        root.summary,
+        hooks.first_since(fault_at).unwrap().as_secs_f64()
+    );
     lab.fault("start-primary", None);
     wait_for(&url, "all ok after start-primary", all_ok).await;
 

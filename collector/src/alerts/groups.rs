@@ -9,7 +9,10 @@
 //!
 //! An active, critical alert about a role deeper on the path is the
 //! **root** of the active alerts about roles in front of it that started
-//! after it (within [`SLACK_MS`], since checks notice in their own time).
+//! after it (or up to [`SLACK_MS`] before it, since checks notice in their
+//! own time); and of the alerts about its own tier that started within
+//! [`SLACK_MS`] after it (the primary's check, then the DB tier short of
+//! healthy nodes: one problem).
 //! A dependent alert is grouped under its root: the root is notified once,
 //! naming them, and they are not notified on their own.
 
@@ -63,9 +66,21 @@ pub fn roots(members: &[Member]) -> Vec<Option<String>> {
         let a = &members[i];
         let root = order[..pos].iter().copied().find(|&j| {
             let r = &members[j];
+            let Some(r_depth) = r.role.map(depth) else {
+                return false;
+            };
             r.critical
-                && r.role.is_some_and(|rr| depth(rr) > depth(role))
-                && r.started_ms <= a.started_ms + SLACK_MS
+                && if r_depth > depth(role) {
+                    r.started_ms <= a.started_ms + SLACK_MS
+                } else {
+                    // The same tier failing in several ways at once (the
+                    // primary's check, then the tier short of nodes) is one
+                    // problem; the first to start stands for it.
+                    r_depth == depth(role)
+                        && roots[j].is_none()
+                        && (r.started_ms, &r.id) < (a.started_ms, &a.id)
+                        && a.started_ms - r.started_ms <= SLACK_MS
+                }
         });
         if let Some(j) = root {
             roots[i] = Some(roots[j].clone().unwrap_or_else(|| members[j].id.clone()));
@@ -105,7 +120,21 @@ mod tests {
         // the app alerts it stands behind.
         assert_eq!(roots[3].as_deref(), Some("primary"));
         assert_eq!(roots[4], None, "off the path");
-        assert_eq!(roots[5], None, "same depth: not a dependent");
+        assert_eq!(
+            roots[5].as_deref(),
+            Some("primary"),
+            "the same tier failing at once is one problem"
+        );
+    }
+
+    #[test]
+    fn the_same_tier_later_on_is_a_problem_of_its_own() {
+        let members = [
+            m("web1", Some(Role::Web), true, 0),
+            m("web2", Some(Role::Web), true, 30_000),
+            m("web3", Some(Role::Web), false, 2_000),
+        ];
+        assert_eq!(roots(&members), [None, None, Some("web1".to_string())]);
     }
 
     #[test]
