@@ -45,12 +45,33 @@ fn invalid_configs_are_refused_with_a_useful_message() {
             Err(err) => err,
         };
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        let mentions_field = ["listen", "history", "max-agents", "max_agents", "insecure"]
-            .iter()
-            .any(|f| err.contains(f));
+        let mentions_field = [
+            "listen",
+            "history",
+            "max-agents",
+            "max_agents",
+            "insecure",
+            "rule",
+            "notify",
+        ]
+        .iter()
+        .any(|f| err.contains(f));
         assert!(
             err.contains(&name) || mentions_field,
             "{name}: message names neither file nor field: {err}"
         );
     }
+}
+
+#[test]
+fn a_rule_that_cannot_work_is_reported_at_its_line() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/invalid_configs/rule_without_condition.toml");
+    let err = load(&path).unwrap_err();
+    assert!(err.contains("rule_without_condition.toml"), "{err}");
+    assert!(err.contains("line 6"), "the second [[rules]] table: {err}");
+    assert!(
+        err.contains("mystery") && err.contains("condition"),
+        "{err}"
+    );
 }

@@ -116,7 +116,14 @@ impl Persist {
         let path = dir.join(FILE);
         let db = Database::create(&path).map_err(|e| PersistError::Store {
             path: path.clone(),
-            message: e.to_string(),
+            message: match e {
+                redb::DatabaseError::DatabaseAlreadyOpen => {
+                    "in use by another process: is another collector running with this data \
+                     directory? (give each its own --data-dir)"
+                        .to_string()
+                }
+                other => other.to_string(),
+            },
         })?;
         Ok(Self { db, path })
     }
@@ -155,8 +162,14 @@ impl Persist {
         };
         let mut out = Vec::new();
         for row in table.iter().map_err(|e| self.err(e))? {
-            let (_, v) = row.map_err(|e| self.err(e))?;
-            out.push(self.decode(name, v.value())?);
+            let (k, v) = row.map_err(|e| self.err(e))?;
+            // One damaged record costs that record, not the rest.
+            match self.decode(name, v.value()) {
+                Ok(record) => out.push(record),
+                Err(err) => {
+                    tracing::warn!(key = k.value(), cause = %err, "skipping a damaged record")
+                }
+            }
         }
         Ok(out)
     }
@@ -179,9 +192,12 @@ impl Persist {
                     .take(history_limit);
                 for row in rows {
                     let (k, v) = row.map_err(|e| self.err(e))?;
-                    loaded
-                        .history
-                        .push((k.value(), self.decode("history", v.value())?));
+                    match self.decode("history", v.value()) {
+                        Ok(event) => loaded.history.push((k.value(), event)),
+                        Err(err) => {
+                            tracing::warn!(seq = k.value(), cause = %err, "skipping a damaged record")
+                        }
+                    }
                 }
                 loaded.history.reverse();
             }

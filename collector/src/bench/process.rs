@@ -4,7 +4,7 @@
 
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -63,6 +63,16 @@ pub struct Spawned {
     child: Child,
     /// Where it listens.
     pub addr: SocketAddr,
+    /// Its own data directory, removed when it stops: a benchmark must not
+    /// touch (or be refused by) the operator's collector state.
+    data_dir: PathBuf,
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
 }
 
 impl Spawned {
@@ -75,9 +85,16 @@ impl Spawned {
             Some(path) => Stdio::from(std::fs::File::create(path)?),
             None => Stdio::null(),
         };
+        let data_dir = std::env::temp_dir().join(format!(
+            "stacktop-bench-{}-{}",
+            std::process::id(),
+            addr.port()
+        ));
         let child = Command::new(exe)
             .arg("--listen")
             .arg(addr.to_string())
+            .arg("--data-dir")
+            .arg(&data_dir)
             .arg("--max-agents")
             .arg(max_agents.to_string())
             .env("RUST_LOG", "warn")
@@ -86,7 +103,11 @@ impl Spawned {
             .stderr(stderr)
             .kill_on_drop(true)
             .spawn()?;
-        let mut spawned = Self { child, addr };
+        let mut spawned = Self {
+            child,
+            addr,
+            data_dir,
+        };
         let started = Instant::now();
         while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
             if let Some(status) = spawned.child.try_wait()? {
@@ -112,6 +133,7 @@ impl Spawned {
     /// Stops it: SIGKILL to its own PID (it is ours), then reaps it.
     pub async fn stop(mut self) {
         let _ = self.child.kill().await;
+        let _ = std::fs::remove_dir_all(&self.data_dir);
     }
 }
 
