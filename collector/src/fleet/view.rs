@@ -889,4 +889,167 @@ mod tests {
         let t = traffic(&views.publish(NOW + 3_500));
         assert_eq!(t.web_requests_per_second, Some(50.0));
     }
+
+    /// Alert rules evaluated by the views, second by second, with the
+    /// built-in rules and no sink.
+    mod alerting {
+        use super::*;
+        use crate::alerts::AlertsConfig;
+        use stacktop_proto::v1::{AlertState, Severity};
+        use tokio_util::task::TaskTracker;
+
+        fn engine(store: &Arc<Store>) -> (Arc<Alerts>, Views) {
+            let alerts = Arc::new(
+                Alerts::start(
+                    &AlertsConfig::default(),
+                    NOW,
+                    CancellationToken::new(),
+                    &TaskTracker::new(),
+                )
+                .unwrap(),
+            );
+            let views = Views::with_alerts(store.clone(), Some(alerts.clone()));
+            (alerts, views)
+        }
+
+        fn report(store: &Store, node: &NodeHandle, seq: u64, checks: Vec<CheckResult>, t: i64) {
+            let reported = Reported {
+                checks,
+                ..Default::default()
+            };
+            store.apply(node, seq, &[], reported, t).unwrap();
+        }
+
+        fn firing(view: &FleetView) -> Vec<&Alert> {
+            view.alerts
+                .iter()
+                .filter(|a| a.state() == AlertState::Firing)
+                .collect()
+        }
+
+        #[test]
+        fn a_dead_primary_is_one_root_with_the_apps_under_it() {
+            let store = Arc::new(Store::new(Duration::from_secs(60)));
+            let (_alerts, views) = engine(&store);
+            let db1 = add(&store, "db1", vec![Role::Db]);
+            let apps = [
+                add(&store, "app1", vec![Role::App]),
+                add(&store, "app2", vec![Role::App]),
+            ];
+            let mut view = views.publish(NOW);
+            for s in 0..20u64 {
+                let t = NOW + s as i64 * 1_000;
+                report(
+                    &store,
+                    &db1,
+                    s + 1,
+                    vec![check("mysql", "mysql", Health::Crit)],
+                    t,
+                );
+                // The apps notice two seconds later.
+                let app = if s >= 2 { Health::Crit } else { Health::Ok };
+                for a in &apps {
+                    report(&store, a, s + 1, vec![check("app:health", "app", app)], t);
+                }
+                view = views.publish(t + 10);
+            }
+            let firing = firing(&view);
+            let roots: Vec<_> = firing.iter().filter(|a| a.root.is_empty()).collect();
+            assert_eq!(roots.len(), 1, "one root: {firing:#?}");
+            let root = roots[0];
+            assert!(
+                root.node == "db1" || root.tier() == Role::Db,
+                "the root is the DB's: {root:?}"
+            );
+            for app in ["app1", "app2"] {
+                let a = firing
+                    .iter()
+                    .find(|a| a.node == app && a.rule == "check-failed")
+                    .unwrap_or_else(|| panic!("{app}'s check alert: {firing:#?}"));
+                assert_eq!(a.root, root.id, "{app} grouped under the root");
+                assert!(root.grouped.contains(&a.id));
+            }
+            assert_eq!(view.totals.alerts_firing as usize, firing.len());
+            assert_eq!(view.totals.alerts_critical as usize, firing.len());
+        }
+
+        #[test]
+        fn maintenance_holds_a_node_but_tier_spof_still_warns() {
+            let store = Arc::new(Store::new(Duration::from_secs(60)));
+            let (alerts, views) = engine(&store);
+            let webs = [
+                add(&store, "web1", vec![Role::Web]),
+                add(&store, "web2", vec![Role::Web]),
+            ];
+            let window = alerts
+                .start_maintenance("web2", None, Duration::from_secs(600), "test", "", NOW)
+                .unwrap();
+            let mut view = views.publish(NOW);
+            for s in 0..40u64 {
+                let t = NOW + s as i64 * 1_000;
+                report(
+                    &store,
+                    &webs[0],
+                    s + 1,
+                    vec![check("nginx", "nginx", Health::Ok)],
+                    t,
+                );
+                // web2 is being worked on: its nginx is stopped.
+                report(
+                    &store,
+                    &webs[1],
+                    s + 1,
+                    vec![check("nginx", "nginx", Health::Crit)],
+                    t,
+                );
+                view = views.publish(t + 10);
+            }
+            let web2 = view.node("web2").unwrap().state();
+            assert!(web2.in_maintenance, "shown in maintenance");
+            assert_eq!(web2.maintenance_until_ms, window.ends_ms);
+            let held = view
+                .alerts
+                .iter()
+                .find(|a| a.node == "web2" && a.rule == "check-failed")
+                .expect("web2's check alert, held");
+            assert!(held.in_maintenance, "{held:?}");
+            let spof = view
+                .alerts
+                .iter()
+                .find(|a| a.rule == "tier-spof" && a.tier() == Role::Web)
+                .expect("the web tier is down to one node");
+            assert_eq!(spof.state(), AlertState::Firing);
+            assert_eq!(spof.severity(), Severity::Warning);
+            assert!(
+                !spof.in_maintenance,
+                "the rest of the tier is alone: {spof:?}"
+            );
+
+            // The window ends: web2's alert is no longer held.
+            alerts.end_maintenance(&window.id, NOW + 40_000).unwrap();
+            report(
+                &store,
+                &webs[1],
+                99,
+                vec![check("nginx", "nginx", Health::Crit)],
+                NOW + 40_000,
+            );
+            report(
+                &store,
+                &webs[0],
+                99,
+                vec![check("nginx", "nginx", Health::Ok)],
+                NOW + 40_000,
+            );
+            let view = views.publish(NOW + 40_010);
+            let web2 = view.node("web2").unwrap().state();
+            assert!(!web2.in_maintenance);
+            let alert = view
+                .alerts
+                .iter()
+                .find(|a| a.node == "web2" && a.rule == "check-failed")
+                .unwrap();
+            assert!(!alert.in_maintenance);
+        }
+    }
 }
