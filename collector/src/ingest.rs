@@ -10,8 +10,12 @@
 //! 2. Each `Batch` defines new series (ids valid on this stream only),
 //!    carries points and check results. A batch whose seq is not above the
 //!    stored one is acknowledged but not re-applied. Points naming an
-//!    undefined series id, and non-finite values, are counted, skipped and
-//!    logged. Every batch is answered with a cumulative `Ack`.
+//!    undefined series id, non-finite values or values beyond f32, negative
+//!    values of ratios, byte counts and counters, points stamped more than
+//!    [`MAX_FUTURE_MS`] ahead or older than the history window are counted
+//!    ([`crate::store::IngestCounters`]), skipped and logged; a batch seq
+//!    no agent could have reached ends the stream (INVALID_ARGUMENT). Every
+//!    batch is answered with a cumulative `Ack`.
 //! 3. The stream ends when the agent closes it, when a newer stream of the
 //!    same agent replaces it, or on shutdown; the node stays known and is
 //!    marked disconnected.
@@ -37,7 +41,7 @@ use tonic::{Request, Response, Status, Streaming};
 use tracing::{debug, info, instrument, warn};
 
 use crate::store::{
-    Applied, Identity, NodeHandle, Reported, ResolvedPoint, SeriesKey, Store, StoreError,
+    Applied, Identity, NodeHandle, Reported, ResolvedPoint, SeriesKey, Skipped, Store, StoreError,
 };
 
 /// How long a new stream may take to send its Hello.
@@ -48,6 +52,16 @@ pub const MAX_NODE_NAME: usize = 253;
 
 /// Most series one stream may define.
 pub const MAX_SERIES_PER_STREAM: usize = 8_192;
+
+/// How far ahead of the collector's clock a point may be stamped: clocks
+/// drift, but not by more.
+pub const MAX_FUTURE_MS: i64 = 5 * 60 * 1_000;
+
+/// Whether a series of this name cannot hold a negative value (Prometheus'
+/// unit conventions: a ratio, a byte count, a counter).
+pub fn cannot_be_negative(name: &str) -> bool {
+    name.ends_with("_ratio") || name.ends_with("_bytes") || name.ends_with("_total")
+}
 
 /// Frames queued towards one agent (Welcome and Acks).
 const OUTBOUND_CAPACITY: usize = 16;
@@ -335,6 +349,9 @@ impl AgentStream {
             let ack = match self.apply(batch) {
                 Ok(seq) => seq,
                 Err(StoreError::Replaced { .. }) => break End::Cancelled,
+                Err(err @ StoreError::SeqJump { .. }) => {
+                    break End::Error(Status::invalid_argument(err.to_string()));
+                }
                 Err(other) => break End::Error(Status::internal(other.to_string())),
             };
             let ack = frame(collector_frame::Frame::Ack(Ack { seq: ack }));
@@ -406,34 +423,60 @@ impl AgentStream {
                 },
             );
         }
-        let mut undefined = 0usize;
-        let mut non_finite = 0usize;
+        let mut skipped = Skipped {
+            refused_defs,
+            ..Skipped::default()
+        };
+        let newest = now + MAX_FUTURE_MS;
+        let oldest = now - self.store.window_ms();
         let mut resolved = Vec::with_capacity(points.len());
         let mut hints = Vec::with_capacity(points.len());
         for p in &points {
             let Some(def) = self.defs.get(p.series_id) else {
-                undefined += 1;
+                skipped.undefined += 1;
                 continue;
             };
-            if !p.value.is_finite() {
-                non_finite += 1;
+            let timestamp_ms = if p.timestamp_ms > 0 {
+                p.timestamp_ms
+            } else {
+                batch_ts
+            };
+            // Each rule keeps one bad value from harming the series: a
+            // point from the far future would become its latest for good.
+            let counter = if !p.value.is_finite() {
+                &mut skipped.non_finite
+            } else if p.value.abs() > f64::from(f32::MAX) {
+                // History keeps f32: this would be served as infinity.
+                &mut skipped.out_of_range
+            } else if p.value < 0.0 && cannot_be_negative(&def.key.name) {
+                &mut skipped.negative
+            } else if timestamp_ms > newest {
+                &mut skipped.future
+            } else if timestamp_ms < oldest {
+                &mut skipped.too_old
+            } else {
+                resolved.push(ResolvedPoint {
+                    key: &def.key,
+                    timestamp_ms,
+                    value: p.value,
+                });
+                hints.push(&def.index);
                 continue;
-            }
-            resolved.push(ResolvedPoint {
-                key: &def.key,
-                timestamp_ms: if p.timestamp_ms > 0 {
-                    p.timestamp_ms
-                } else {
-                    batch_ts
-                },
-                value: p.value,
-            });
-            hints.push(&def.index);
+            };
+            *counter += 1;
         }
-        if refused_defs + undefined + non_finite > 0 {
+        if skipped.any() {
+            self.store.count_skipped(&skipped);
             warn!(
                 seq,
-                refused_defs, undefined, non_finite, "skipped parts of a batch"
+                refused_defs = skipped.refused_defs,
+                undefined = skipped.undefined,
+                non_finite = skipped.non_finite,
+                out_of_range = skipped.out_of_range,
+                negative = skipped.negative,
+                future = skipped.future,
+                too_old = skipped.too_old,
+                "skipped parts of a batch"
             );
         }
         match self.store.apply_hinted(
@@ -452,9 +495,22 @@ impl AgentStream {
             Applied::Stored {
                 seq,
                 dropped_points,
+                overlapping_points,
             } => {
                 if dropped_points > 0 {
                     warn!(seq, dropped_points, "node is at its series limit");
+                }
+                if overlapping_points > 0 {
+                    self.store.count_skipped(&Skipped {
+                        overlapping: overlapping_points,
+                        ..Skipped::default()
+                    });
+                    warn!(
+                        seq,
+                        overlapping_points,
+                        "dropped points from before this agent took the name over \
+                         (they overlap the previous agent's)"
+                    );
                 }
                 Ok(seq)
             }

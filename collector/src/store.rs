@@ -48,6 +48,15 @@ use crate::slot::{Slot, SlotValue, SourceSeconds};
 /// Most distinct series one node may hold; further series are dropped.
 pub const MAX_SERIES_PER_NODE: usize = 4_096;
 
+/// Highest batch seq accepted: 2^53, which an agent sending 10 batches a
+/// second reaches in 28 million years.
+pub const MAX_SEQ: u64 = 1 << 53;
+
+/// Furthest a batch seq may run ahead of the stored one: 100 million
+/// batches, 115 days at 10 a second (an agent whose other collector kept
+/// acknowledging while this one was away).
+pub const MAX_SEQ_JUMP: u64 = 100_000_000;
+
 /// Most distinct check names one node may hold; further checks are dropped.
 pub const MAX_CHECKS_PER_NODE: usize = 512;
 
@@ -61,15 +70,28 @@ pub const MAX_BACKENDS_PER_NODE: usize = 1_024;
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum StoreError {
     /// Another agent instance holds a live stream for this node name.
+    // The holder's instance id is not in the message: whoever knows it can
+    // take the stream over.
     #[error(
-        "node name {node:?} is already in use by a live agent (instance {other_instance:?}); \
+        "node name {node:?} is already in use by a live agent; \
          node names must be unique: give this agent another name"
     )]
     NameTaken {
         /// The contested node name.
         node: String,
-        /// The instance id of the agent that holds the name.
-        other_instance: String,
+    },
+    /// A batch seq no honest agent could have reached from the stored one.
+    #[error(
+        "batch seq {seq} is not believable after {held} for node {node:?} \
+         (more than {MAX_SEQ_JUMP} ahead, or above {MAX_SEQ}); the agent must start a new instance"
+    )]
+    SeqJump {
+        /// The node.
+        node: String,
+        /// The seq sent.
+        seq: u64,
+        /// The highest seq stored.
+        held: u64,
     },
     /// The stream was replaced by a newer stream of the same agent, or the
     /// node was taken over; its frames are no longer applied.
@@ -81,6 +103,72 @@ pub enum StoreError {
     /// No node of that name is known.
     #[error("unknown node {0:?}")]
     UnknownNode(String),
+}
+
+/// What one batch had skipped, by reason.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Skipped {
+    /// Series definitions refused (empty name, over the stream's limit).
+    pub refused_defs: usize,
+    /// Points naming an undefined series id.
+    pub undefined: usize,
+    /// NaN or infinite values.
+    pub non_finite: usize,
+    /// Values beyond what history keeps (f32).
+    pub out_of_range: usize,
+    /// Negative ratios, byte counts, counters.
+    pub negative: usize,
+    /// Points stamped too far in the future.
+    pub future: usize,
+    /// Points older than the history window.
+    pub too_old: usize,
+    /// Points overlapping a previous instance's data.
+    pub overlapping: usize,
+}
+
+impl Skipped {
+    /// Anything skipped at all.
+    pub fn any(&self) -> bool {
+        *self != Self::default()
+    }
+}
+
+/// Everything ingest skipped since the collector started, by reason.
+#[derive(Debug, Default)]
+pub struct IngestCounters {
+    /// See [`Skipped`]'s fields.
+    pub refused_defs: AtomicU64,
+    /// See [`Skipped::undefined`].
+    pub undefined: AtomicU64,
+    /// See [`Skipped::non_finite`].
+    pub non_finite: AtomicU64,
+    /// See [`Skipped::out_of_range`].
+    pub out_of_range: AtomicU64,
+    /// See [`Skipped::negative`].
+    pub negative: AtomicU64,
+    /// See [`Skipped::future`].
+    pub future: AtomicU64,
+    /// See [`Skipped::too_old`].
+    pub too_old: AtomicU64,
+    /// See [`Skipped::overlapping`].
+    pub overlapping: AtomicU64,
+}
+
+impl IngestCounters {
+    /// The counts so far.
+    pub fn get(&self) -> Skipped {
+        let n = |c: &AtomicU64| c.load(Ordering::Relaxed) as usize;
+        Skipped {
+            refused_defs: n(&self.refused_defs),
+            undefined: n(&self.undefined),
+            non_finite: n(&self.non_finite),
+            out_of_range: n(&self.out_of_range),
+            negative: n(&self.negative),
+            future: n(&self.future),
+            too_old: n(&self.too_old),
+            overlapping: n(&self.overlapping),
+        }
+    }
 }
 
 /// Result type of this module.
@@ -184,6 +272,9 @@ pub struct Node {
     pub last_seen_ms: i64,
     /// Highest batch seq stored for `identity.instance_id`.
     pub last_seq: u64,
+    /// Points at or before this time (Unix ms) from the current instance
+    /// are dropped: they overlap the previous instance's data.
+    pub takeover_ms: i64,
     /// Every series, in the order they first arrived: an index into this
     /// vector never changes, so a stream resolves each of its series ids
     /// once and stores points by index.
@@ -216,6 +307,7 @@ impl Node {
             owner: None,
             last_seen_ms: 0,
             last_seq: 0,
+            takeover_ms: 0,
             series: Vec::new(),
             keys: Vec::new(),
             index: BTreeMap::new(),
@@ -332,6 +424,9 @@ pub enum Applied {
         seq: u64,
         /// Points dropped because the node hit [`MAX_SERIES_PER_NODE`].
         dropped_points: usize,
+        /// Points dropped because they are not later than a takeover of
+        /// the node by this instance ([`Node::takeover_ms`]).
+        overlapping_points: usize,
     },
     /// Already held: not re-applied; the cumulative ack is `seq`.
     Duplicate {
@@ -387,6 +482,8 @@ pub struct Store {
     /// Metric names alert rules read: their latest values are kept ready
     /// for the fleet view like the summary's.
     watched: Vec<String>,
+    /// What ingest skipped, by reason.
+    skipped: IngestCounters,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -422,6 +519,7 @@ impl Store {
             changed: watch::channel(0).0,
             generations: AtomicU64::new(0),
             window_ms,
+            skipped: IngestCounters::default(),
             max_points,
             watched: Vec::new(),
         }
@@ -534,10 +632,7 @@ impl Store {
                 && !same_instance
                 && !health::is_silent(n.last_seen_ms, n.identity.interval_ms, now_ms)
             {
-                return Err(StoreError::NameTaken {
-                    node: name,
-                    other_instance: n.identity.instance_id.clone(),
-                });
+                return Err(StoreError::NameTaken { node: name });
             }
             if let Some(old) = n.owner.take() {
                 old.cancel.cancel();
@@ -545,6 +640,15 @@ impl Store {
             if !same_instance {
                 n.last_seq = 0;
                 n.checks.clear();
+                // What the new instance sends from before this moment
+                // overlaps the previous one's data (a refused duplicate's
+                // backlog): it is kept out of the series.
+                n.takeover_ms = n
+                    .series
+                    .iter()
+                    .filter_map(|s| s.latest().map(|(ts, _)| ts))
+                    .max()
+                    .unwrap_or(0);
             }
             if *n.identity != identity {
                 n.identity = Arc::new(identity);
@@ -602,11 +706,19 @@ impl Store {
                     node: handle.name.clone(),
                 });
             }
+            if seq > MAX_SEQ || (n.last_seq > 0 && seq - n.last_seq.min(seq) > MAX_SEQ_JUMP) {
+                return Err(StoreError::SeqJump {
+                    node: handle.name.clone(),
+                    seq,
+                    held: n.last_seq,
+                });
+            }
             n.last_seen_ms = now_ms;
             let applied = if seq <= n.last_seq {
                 Applied::Duplicate { seq: n.last_seq }
             } else {
-                let dropped_points = self.store_points(&mut n, points, hints, now_ms);
+                let (dropped_points, overlapping_points) =
+                    self.store_points(&mut n, points, hints, now_ms);
                 let Reported {
                     checks,
                     mut facts,
@@ -640,6 +752,7 @@ impl Store {
                 Applied::Stored {
                     seq,
                     dropped_points,
+                    overlapping_points,
                 }
             };
             (self.touch(&handle.node), applied)
@@ -654,8 +767,10 @@ impl Store {
         points: &[ResolvedPoint<'_>],
         hints: &[&Cell<Option<u32>>],
         now_ms: i64,
-    ) -> usize {
+    ) -> (usize, usize) {
         let mut dropped = 0;
+        let mut overlapping = 0;
+        let takeover_ms = n.takeover_ms;
         let Node {
             series: all,
             keys,
@@ -666,6 +781,10 @@ impl Store {
             ..
         } = n;
         for (at, p) in points.iter().enumerate() {
+            if p.timestamp_ms <= takeover_ms {
+                overlapping += 1;
+                continue;
+            }
             let hint = hints.get(at);
             let known = hint
                 .and_then(|h| h.get())
@@ -730,7 +849,7 @@ impl Store {
                 sources[at].record(*class, p.timestamp_ms, p.value, now_ms);
             }
         }
-        dropped
+        (dropped, overlapping)
     }
 
     /// Ends the stream holding `handle`: the node stays known, disconnected.
@@ -750,6 +869,29 @@ impl Store {
     /// History window in ms.
     pub fn window_ms(&self) -> i64 {
         self.window_ms
+    }
+
+    /// Adds one batch's skipped parts to the collector's counters.
+    pub fn count_skipped(&self, s: &Skipped) {
+        let c = &self.skipped;
+        let add = |counter: &AtomicU64, n: usize| {
+            if n > 0 {
+                counter.fetch_add(n as u64, Ordering::Relaxed);
+            }
+        };
+        add(&c.refused_defs, s.refused_defs);
+        add(&c.undefined, s.undefined);
+        add(&c.non_finite, s.non_finite);
+        add(&c.out_of_range, s.out_of_range);
+        add(&c.negative, s.negative);
+        add(&c.future, s.future);
+        add(&c.too_old, s.too_old);
+        add(&c.overlapping, s.overlapping);
+    }
+
+    /// Everything ingest skipped since start, by reason.
+    pub fn skipped(&self) -> Skipped {
+        self.skipped.get()
     }
 }
 

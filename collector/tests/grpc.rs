@@ -285,7 +285,7 @@ async fn agent_data_reaches_snapshot_and_history() {
     );
     let node = &snap.nodes[0];
     assert_eq!(node.name, "web1");
-    assert_eq!(node.instance_id, "i-1");
+    assert_eq!(node.instance_id, "", "readers are not told instance ids");
     assert!(node.connected);
     assert_eq!(node.health(), Health::Ok);
     assert_eq!(node.roles().collect::<Vec<_>>(), [Role::Web]);
@@ -360,12 +360,16 @@ async fn a_live_name_is_refused_to_another_instance() {
         .expect("second instance accepted");
     assert_eq!(err.code(), Code::AlreadyExists);
     assert!(err.message().contains("db1"), "{}", err.message());
-    assert!(err.message().contains("first"), "{}", err.message());
+    assert!(
+        !err.message().contains("first"),
+        "the holder's instance id would let the refused agent take over: {}",
+        err.message()
+    );
 
     // The first agent is untouched and keeps going.
     assert_eq!(first.send(cpu_batch(2, 0.6)).await, 2);
     let node = c.node("db1").await;
-    assert_eq!(node.instance_id, "first");
+    assert_eq!(node.instance_id, "");
     assert!(node.connected);
     assert_eq!(node.summary.unwrap().cpu_usage_ratio, Some(0.6));
     c.shutdown.cancel();
@@ -689,5 +693,175 @@ async fn reflection_lists_the_services() {
             "{wanted} not in {names:?}"
         );
     }
+    c.shutdown.cancel();
+}
+
+/// One point at an explicit time.
+fn point_at(series_id: u32, value: f64, timestamp_ms: i64) -> Point {
+    Point {
+        series_id,
+        value,
+        timestamp_ms,
+    }
+}
+
+impl Collector {
+    /// `(timestamp, value)` of every stored point of `series` on `node`.
+    async fn history(&self, node: &str, series: &str) -> Vec<(i64, f64)> {
+        self.fleet()
+            .await
+            .history(HistoryRequest {
+                node: node.into(),
+                series: series.into(),
+                labels: vec![],
+                since_ms: 0,
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .series
+            .into_iter()
+            .flat_map(|s| s.points)
+            .map(|p| (p.timestamp_ms, p.value))
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn a_point_from_the_far_future_is_skipped_and_later_points_still_land() {
+    let c = start_collector().await;
+    let mut agent = connect(&c, hello("web1", "i-1", 30_000)).await.unwrap();
+    let now = now_unix_ms();
+    let ten_years = 10 * 365 * 24 * 3600 * 1000;
+    let defs = vec![def(1, "node_cpu_usage_ratio", &[])];
+    agent
+        .send(batch(1, defs, vec![point_at(1, 0.875, now + ten_years)]))
+        .await;
+    agent
+        .send(batch(2, vec![], vec![point_at(1, 0.25, now + 1)]))
+        .await;
+    agent
+        .send(batch(3, vec![], vec![point_at(1, 0.375, now + 2)]))
+        .await;
+    let node = c.node("web1").await;
+    assert_eq!(node.summary.unwrap().cpu_usage_ratio, Some(0.375));
+    let history = c.history("web1", "node_cpu_usage_ratio").await;
+    assert_eq!(history, [(now + 1, 0.25), (now + 2, 0.375)]);
+    c.shutdown.cancel();
+}
+
+#[tokio::test]
+async fn values_that_cannot_be_kept_honestly_are_skipped() {
+    let c = start_collector().await;
+    let mut agent = connect(&c, hello("web1", "i-1", 30_000)).await.unwrap();
+    let now = now_unix_ms();
+    let defs = vec![
+        def(1, "node_cpu_usage_ratio", &[]),
+        def(2, "node_memory_used_bytes", &[]),
+    ];
+    agent
+        .send(batch(
+            1,
+            defs,
+            vec![point_at(1, 0.5, now), point_at(2, 1e9, now)],
+        ))
+        .await;
+    // Beyond f32 (history would serve infinity), a negative ratio, a
+    // negative byte count: each skipped.
+    agent
+        .send(batch(
+            2,
+            vec![],
+            vec![
+                point_at(2, 1e308, now + 1),
+                point_at(1, -0.5, now + 2),
+                point_at(2, -1.0, now + 3),
+            ],
+        ))
+        .await;
+    let node = c.node("web1").await;
+    assert_eq!(node.summary.unwrap().cpu_usage_ratio, Some(0.5));
+    assert_eq!(
+        c.history("web1", "node_cpu_usage_ratio").await,
+        [(now, 0.5)]
+    );
+    assert_eq!(
+        c.history("web1", "node_memory_used_bytes").await,
+        [(now, 1e9)]
+    );
+    c.shutdown.cancel();
+}
+
+#[tokio::test]
+async fn an_unbelievable_seq_ends_the_stream_and_the_agent_resumes_where_it_was() {
+    let c = start_collector().await;
+    let mut agent = connect(&c, hello("db1", "i-1", 30_000)).await.unwrap();
+    for seq in 1..=3 {
+        assert_eq!(agent.send(cpu_batch(seq, 0.1)).await, seq);
+    }
+    // Whoever learned the instance id sends seq 2^64-1 on its stream.
+    let mut intruder = connect(&c, hello("db1", "i-1", 30_000)).await.unwrap();
+    intruder
+        .tx
+        .send(AgentFrame {
+            frame: Some(agent_frame::Frame::Batch(cpu_batch(u64::MAX, 0.99))),
+        })
+        .await
+        .unwrap();
+    let err = next(&mut intruder.rx)
+        .await
+        .expect_err("an impossible seq accepted");
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().contains("seq"), "{}", err.message());
+    // The real agent reconnects and is told to resume after 3, not 2^64-1.
+    let mut again = connect(&c, hello("db1", "i-1", 30_000)).await.unwrap();
+    assert_eq!(again.welcome.resume_after_seq, 3);
+    // Series ids belong to a stream: the new one defines its own.
+    let mut fourth = cpu_batch(1, 0.25);
+    fourth.seq = 4;
+    assert_eq!(again.send(fourth).await, 4);
+    let node = c.node("db1").await;
+    assert_eq!(node.summary.unwrap().cpu_usage_ratio, Some(0.25));
+    c.shutdown.cancel();
+}
+
+#[tokio::test]
+async fn a_new_agent_taking_a_name_over_does_not_mix_its_backlog_in() {
+    let c = start_collector().await;
+    let now = now_unix_ms();
+    let mut first = connect(&c, hello("app1", "first", 100)).await.unwrap();
+    let defs = vec![def(1, "node_cpu_usage_ratio", &[])];
+    first
+        .send(batch(
+            1,
+            defs.clone(),
+            (0..5)
+                .map(|s| point_at(1, 0.125, now + s * 1_000))
+                .collect(),
+        ))
+        .await;
+    // The first agent dies; a second one with the same name, refused while
+    // the first was alive, now takes over and sends its backlog.
+    drop(first);
+    c.wait_for("app1", "down", |n| n.health() == Health::Down)
+        .await;
+    let mut second = connect(&c, hello("app1", "second", 100)).await.unwrap();
+    second
+        .send(batch(
+            1,
+            defs,
+            (0..7)
+                .map(|s| point_at(1, 0.875, now + s * 1_000 + 500))
+                .collect(),
+        ))
+        .await;
+    let history = c.history("app1", "node_cpu_usage_ratio").await;
+    let firsts: Vec<_> = (0..5).map(|s| (now + s * 1_000, 0.125)).collect();
+    let seconds: Vec<_> = (4..7).map(|s| (now + s * 1_000 + 500, 0.875)).collect();
+    assert_eq!(
+        history,
+        [firsts, seconds].concat(),
+        "one process's points per second"
+    );
     c.shutdown.cancel();
 }

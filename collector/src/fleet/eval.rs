@@ -190,7 +190,8 @@ impl NodeView {
         let status = self.status.clone();
         NodeState {
             name: id.name.clone(),
-            instance_id: id.instance_id.clone(),
+            // Not told to readers: it would let them take the stream over.
+            instance_id: String::new(),
             roles: id.roles.iter().map(|&r| r as i32).collect(),
             roles_detected: id.roles_detected,
             labels: id.labels.clone(),
