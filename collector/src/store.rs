@@ -943,8 +943,7 @@ mod tests {
         assert_eq!(
             err,
             StoreError::NameTaken {
-                node: "web1".into(),
-                other_instance: "a".into()
+                node: "web1".into()
             }
         );
         // The first stream still writes.
