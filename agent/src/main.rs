@@ -173,6 +173,18 @@ fn main() -> ExitCode {
     };
     if check {
         print_config(&config);
+        // What would only fail later, at run time, fails the check now.
+        let unreadable: Vec<String> = config
+            .logs
+            .iter()
+            .filter_map(|log| log.readable().err().map(|e| e.to_string()))
+            .collect();
+        if !unreadable.is_empty() {
+            for e in &unreadable {
+                eprintln!("error: {e}");
+            }
+            return ExitCode::from(2);
+        }
         return ExitCode::SUCCESS;
     }
 

@@ -145,3 +145,27 @@ fn check_shows_a_logs_health_check_paths() {
         "{stderr}"
     );
 }
+
+#[test]
+fn check_refuses_a_directory_where_a_log_should_be() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, stderr, _) = check(&format!(
+        "name = \"web1\"\n[[logs]]\npath = \"{}\"\nformat = \"nginx-combined\"\nsource = \"nginx\"\n",
+        dir.path().display()
+    ));
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&dir.path().display().to_string()) && stderr.contains("directory"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn check_accepts_a_log_that_does_not_exist_yet() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, stdout, stderr, _) = check(&format!(
+        "name = \"web1\"\n[[logs]]\npath = \"{}/access.log\"\nformat = \"nginx-combined\"\n",
+        dir.path().display()
+    ));
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+}

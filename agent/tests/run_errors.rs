@@ -105,3 +105,30 @@ async fn a_log_with_an_unknown_format_is_refused_naming_the_log() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn an_unreadable_log_costs_that_log_not_the_agent() {
+    let dir = tempfile::tempdir().unwrap();
+    let shutdown = CancellationToken::new();
+    let config = Config {
+        logs: vec![LogSourceConfig {
+            // A directory where the log should be: it cannot be read.
+            path: dir.path().to_path_buf(),
+            format: "nginx-combined".into(),
+            source: Some("nginx".into()),
+            grace: None,
+            utc_offset: None,
+            health_check_paths: Vec::new(),
+        }],
+        ..config()
+    };
+    let run = tokio::spawn(stacktop_agent::run(config, shutdown.clone()));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(!run.is_finished(), "the agent stopped: {:?}", run.await);
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(20), run)
+        .await
+        .expect("stops on shutdown")
+        .unwrap()
+        .expect("a clean stop");
+}

@@ -195,6 +195,25 @@ pub struct ValidLogSource {
 }
 
 impl LogSourceConfig {
+    /// For `--check`: whether the log can be read now. A log that does not
+    /// exist yet is fine (it is followed once it appears); a directory in
+    /// its place or a file the agent may not read is not.
+    pub fn readable(&self) -> Result<(), ConfigError> {
+        let io = |source| ConfigError::Io {
+            path: self.path.clone(),
+            source,
+        };
+        match std::fs::metadata(&self.path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io(e)),
+            Ok(m) if m.is_dir() => Err(io(std::io::Error::new(
+                std::io::ErrorKind::IsADirectory,
+                "it is a directory, not a log file",
+            ))),
+            Ok(_) => std::fs::File::open(&self.path).map(drop).map_err(io),
+        }
+    }
+
     /// Checks every field and resolves defaults, or names the bad value.
     pub fn validate(&self) -> Result<ValidLogSource, ConfigError> {
         if self.path.as_os_str().is_empty() || self.path.file_name().is_none() {
@@ -271,11 +290,22 @@ impl LogSource {
     }
 
     /// Builds a source from a validated config; quiet seconds are zero-filled from `start`.
+    ///
+    /// A log that cannot be opened now (permissions, a directory in its
+    /// place) costs that log, not the agent: it is reported and retried on
+    /// every poll, and read from its start once it can be.
     pub fn from_valid(v: ValidLogSource, start: i64) -> Result<Self, ConfigError> {
-        let tailer = Tailer::new(&v.path).map_err(|source| ConfigError::Io {
-            path: v.path.clone(),
-            source,
-        })?;
+        let tailer = match Tailer::new(&v.path) {
+            Ok(tailer) => tailer,
+            Err(source) => {
+                warn!(
+                    source = %v.source,
+                    cause = %ConfigError::Io { path: v.path.clone(), source },
+                    "cannot open log now; retrying"
+                );
+                Tailer::from_start(&v.path)
+            }
+        };
         let name: Arc<str> = v.source.into();
         let parser = Parser::new(v.format)
             .with_utc_offset(v.utc_offset)
