@@ -10,9 +10,13 @@
 //! - [`app`]: the screen state and its only mutator, `App::update(Action)`.
 //! - [`event`]: the loop's events, and the key/resize/tick tasks.
 //! - [`client`]: the network tasks (Fleet.Watch with reconnects, the
-//!   detail poller with Fleet.Node and Fleet.History, a one-shot snapshot).
+//!   detail poller with Fleet.Node and Fleet.History) and the CLI's
+//!   one-shot calls.
 //! - `embedded` (with the default `embedded` feature): the in-process
 //!   collector and agent of the embedded default.
+//! - [`operator`]: write calls (ack, silence, maintenance), their
+//!   confirmation texts, durations and matchers as operators type them.
+//! - [`alerts`]: the alert list's order and words, and `stacktop alerts`.
 //! - [`ui`]: pure rendering, one file per screen region.
 //! - [`status`]: `stacktop status`, the fleet once as a table or JSON.
 //! - [`format`]: human-readable numbers.
@@ -32,6 +36,7 @@
 
 #![deny(missing_docs)]
 
+pub mod alerts;
 pub mod app;
 pub mod cli;
 pub mod client;
@@ -42,6 +47,7 @@ pub mod event;
 pub mod format;
 pub mod history;
 pub mod model;
+pub mod operator;
 pub mod status;
 pub mod ui;
 pub mod view;
