@@ -1,7 +1,8 @@
 //! The dashboard's network side: the Fleet.Watch task with reconnects, the
 //! detail poller (Fleet.Node every second, Fleet.History every few
-//! seconds, while a detail screen is open), and one-shot calls for the
-//! CLI: a snapshot for `stacktop status`, Fleet.Alerts for
+//! seconds, while a detail screen is open), the operator task (the write
+//! calls the dashboard's keys confirmed, one at a time), and one-shot calls
+//! for the CLI: a snapshot for `stacktop status`, Fleet.Alerts for
 //! `stacktop alerts`, an Operator call for `ack`, `silence` and
 //! `maintenance`.
 //!
@@ -112,6 +113,44 @@ pub async fn operate(config: &ClientConfig, call: &OperatorCall) -> Result<Outco
             .map(|r| Outcome::MaintenanceEnded(r.into_inner())),
     };
     answer.map_err(|status| Error::rpc(url, status))
+}
+
+/// Makes the write calls the dashboard confirmed, one at a time, and
+/// reports each result as an [`Event::Operator`]: what was done, or the
+/// collector's error message. Ends when `shutdown` fires, `calls` closes or
+/// the loop is gone.
+pub async fn run_operator(
+    config: ClientConfig,
+    mut calls: mpsc::Receiver<OperatorCall>,
+    tx: mpsc::Sender<Event>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let call = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            call = calls.recv() => match call {
+                Some(call) => call,
+                None => return,
+            },
+        };
+        let result = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            result = operate(&config, &call) => result,
+        };
+        let result = match result {
+            Ok(outcome) => {
+                tracing::info!(call = %call.describe(), "operator call done");
+                Ok(outcome.text())
+            }
+            Err(err) => {
+                tracing::warn!(cause = %err, call = %call.describe(), "operator call failed");
+                Err(format!("{} failed: {err}", call.describe()))
+            }
+        };
+        if tx.send(Event::Operator { result }).await.is_err() {
+            return;
+        }
+    }
 }
 
 /// Watches the fleet at collector `source` forever: reports [`ConnState`]

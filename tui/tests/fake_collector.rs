@@ -14,7 +14,8 @@
 //! - `stacktop alerts` (the binary): exit codes 0/1/2 and the JSON shape;
 //! - `stacktop ack`, `silence`, `unsilence`, `maintenance`: the request
 //!   fields that reach the Operator service, what they print, and exit
-//!   codes 0 (done), 1 (refused), 2 (unreachable).
+//!   codes 0 (done), 1 (refused), 2 (unreachable);
+//! - `client::run_operator`, the dashboard's task for confirmed calls.
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -802,4 +803,44 @@ async fn maintenance_of_a_node_or_a_tier_and_its_end() {
     .await;
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     token.cancel();
+}
+
+#[tokio::test]
+async fn the_operator_task_makes_confirmed_calls_and_reports_back() {
+    use stacktop::operator::OperatorCall;
+    let token = CancellationToken::new();
+    let fake = with_alerts(vec![alert("a1", "web1", AlertState::Firing)]);
+    let addr = serve(fake.clone(), &token).await;
+    let (calls_tx, calls_rx) = mpsc::channel(4);
+    let (tx, mut rx) = mpsc::channel(4);
+    let task = tokio::spawn(stacktop::client::run_operator(
+        ClientConfig::new(format!("http://{addr}")),
+        calls_rx,
+        tx,
+        token.clone(),
+    ));
+    let ack = |id: &str| OperatorCall::Ack {
+        alert_id: id.into(),
+        comment: String::new(),
+        by: "ann@ws1".into(),
+    };
+    calls_tx.send(ack("a1")).await.unwrap();
+    calls_tx.send(ack("gone")).await.unwrap();
+    let mut results = Vec::new();
+    for _ in 0..2 {
+        match tokio::time::timeout(PATIENCE, rx.recv()).await.unwrap() {
+            Some(Event::Operator { result }) => results.push(result),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(
+        results[0],
+        Ok("acknowledged alert a1 (check-failed on web1) by ann@ws1".to_string())
+    );
+    let err = results[1].clone().unwrap_err();
+    assert!(err.starts_with("acknowledge alert gone failed:"), "{err}");
+    assert!(err.contains("no alert \"gone\""), "{err}");
+    assert_eq!(fake.calls().len(), 2);
+    token.cancel();
+    task.await.unwrap();
 }
