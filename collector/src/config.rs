@@ -11,6 +11,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
+use toml::Spanned;
+
+use crate::alerts::AlertsConfig;
+use crate::alerts::notify::{self, NotifyConfig};
+use crate::alerts::rules::{self, RuleConfig};
 
 /// The collector's documented default port.
 pub const DEFAULT_PORT: u16 = 7411;
@@ -52,6 +57,19 @@ pub enum ConfigError {
         /// What would be accepted.
         reason: &'static str,
     },
+    /// A `[[rules]]` or `[[notify]]` table parsed but cannot work.
+    #[error("invalid config file {path}, line {line}: {cause}")]
+    Alerting {
+        /// The file named on the command line.
+        path: PathBuf,
+        /// The line the table starts on (1-based).
+        line: usize,
+        /// What is wrong, naming the rule or sink and the key.
+        cause: String,
+    },
+    /// The rules or sinks, however given, cannot work.
+    #[error("alerting: {0}")]
+    Rules(String),
     /// DESIGN's rule: plain-text gRPC only on loopback unless told otherwise.
     #[error(
         "refusing to listen on {listen} without TLS: only loopback addresses may serve plain text. \
@@ -79,6 +97,9 @@ pub struct Config {
     pub max_agents: usize,
     /// Serve plain-text gRPC on a non-loopback address (default false).
     pub insecure: bool,
+    /// Alert rules, notification sinks and where alert state is kept
+    /// (default: the built-in rules, no sink, in memory).
+    pub alerts: AlertsConfig,
 }
 
 impl Default for Config {
@@ -88,6 +109,7 @@ impl Default for Config {
             history: DEFAULT_HISTORY,
             max_agents: DEFAULT_MAX_AGENTS,
             insecure: false,
+            alerts: AlertsConfig::default(),
         }
     }
 }
@@ -109,6 +131,12 @@ impl Config {
                 reason: "must be at least 1",
             });
         }
+        if let Err(err) = rules::resolve(&self.alerts.rules) {
+            return Err(ConfigError::Rules(err.to_string()));
+        }
+        if let Err(err) = notify::resolve(&self.alerts.notify) {
+            return Err(ConfigError::Rules(err.to_string()));
+        }
         check_listen(self.listen, self.insecure)
     }
 
@@ -119,6 +147,10 @@ impl Config {
             history,
             max_agents,
             insecure,
+            data_dir,
+            group_wait,
+            rules,
+            notify,
         } = file;
         if let Some(listen) = listen {
             self.listen = listen;
@@ -131,6 +163,18 @@ impl Config {
         }
         if let Some(insecure) = insecure {
             self.insecure = insecure;
+        }
+        if let Some(dir) = data_dir {
+            self.alerts.data_dir = Some(dir);
+        }
+        if let Some(wait) = group_wait {
+            self.alerts.group_wait = Some(wait);
+        }
+        if !rules.is_empty() {
+            self.alerts.rules = rules.into_iter().map(Spanned::into_inner).collect();
+        }
+        if !notify.is_empty() {
+            self.alerts.notify = notify.into_iter().map(Spanned::into_inner).collect();
         }
     }
 }
@@ -152,6 +196,16 @@ pub fn check_listen(listen: SocketAddr, insecure: bool) -> Result<()> {
 /// history = "15m"
 /// max-agents = 10000
 /// insecure = false
+/// data-dir = "/var/lib/stacktop"
+/// group-wait = "5s"
+///
+/// [[rules]]
+/// name = "check-failed"
+/// for = "2s"
+///
+/// [[notify]]
+/// kind = "alertmanager"
+/// url = "http://127.0.0.1:9093"
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
@@ -165,15 +219,60 @@ pub struct FileConfig {
     pub max_agents: Option<usize>,
     /// Serve plain text on a non-loopback address.
     pub insecure: Option<bool>,
+    /// Where alert state (and later history) is kept.
+    pub data_dir: Option<PathBuf>,
+    /// How long a firing alert waits for the alerts it causes before it is
+    /// notified.
+    #[serde(default, with = "humantime_serde")]
+    pub group_wait: Option<Duration>,
+    /// `[[rules]]`: new alert rules, or built-ins overridden by name.
+    #[serde(default)]
+    pub rules: Vec<Spanned<RuleConfig>>,
+    /// `[[notify]]`: where alerts are sent.
+    #[serde(default)]
+    pub notify: Vec<Spanned<NotifyConfig>>,
 }
 
 impl FileConfig {
     /// Parses TOML text; `path` is only used in error messages.
+    /// Rules and sinks are checked here too, so that a table that cannot
+    /// work is reported with its line.
     pub fn parse(text: &str, path: &Path) -> Result<Self> {
-        toml::from_str(text).map_err(|cause| ConfigError::Parse {
+        let file: Self = toml::from_str(text).map_err(|cause| ConfigError::Parse {
             path: path.to_path_buf(),
             cause: Box::new(cause),
-        })
+        })?;
+        let line = |at: usize| text[..at.min(text.len())].matches('\n').count() + 1;
+        let alerting = |line: usize, cause: String| ConfigError::Alerting {
+            path: path.to_path_buf(),
+            line,
+            cause,
+        };
+        for rule in &file.rules {
+            rules::resolve(std::slice::from_ref(rule.get_ref()))
+                .map_err(|e| alerting(line(rule.span().start), e.to_string()))?;
+        }
+        for sink in &file.notify {
+            notify::resolve(std::slice::from_ref(sink.get_ref()))
+                .map_err(|e| alerting(line(sink.span().start), e.to_string()))?;
+        }
+        // What only the whole set can get wrong (one name twice) is
+        // reported at the last table of that name.
+        let all: Vec<RuleConfig> = file.rules.iter().map(|r| r.get_ref().clone()).collect();
+        rules::resolve(&all).map_err(|e| {
+            let at = file.rules.iter().rev().find(|r| r.get_ref().name == e.rule);
+            alerting(at.map_or(1, |r| line(r.span().start)), e.to_string())
+        })?;
+        let all: Vec<NotifyConfig> = file.notify.iter().map(|r| r.get_ref().clone()).collect();
+        notify::resolve(&all).map_err(|e| {
+            let at = file
+                .notify
+                .iter()
+                .rev()
+                .find(|s| s.get_ref().name.as_deref() == Some(&e.name));
+            alerting(at.map_or(1, |s| line(s.span().start)), e.to_string())
+        })?;
+        Ok(file)
     }
 
     /// Reads and parses a config file.

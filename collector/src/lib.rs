@@ -12,6 +12,8 @@
 //! - [`fleet`]: the evaluated fleet ([`fleet::view`]: decided once per
 //!   change, shared by every reader) and the `Fleet` service (Snapshot,
 //!   Watch, Node, History).
+//! - [`alerts`]: the alert rules, their states, grouping, silences,
+//!   maintenance, notification sinks and the store that keeps them.
 //! - [`server`]: wires it all into one tonic server with grpc.health.v1 and
 //!   reflection, plus the task that keeps the fleet view up to date.
 //! - [`bench`]: `stacktop-collector bench`, a fleet load generator that
@@ -23,6 +25,7 @@
 
 #![deny(missing_docs)]
 
+pub mod alerts;
 pub mod bench;
 pub mod config;
 pub mod fleet;

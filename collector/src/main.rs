@@ -29,7 +29,8 @@ struct Args {
     #[arg(long, value_name = "ADDR")]
     listen: Option<SocketAddr>,
 
-    /// TOML config file (fields: listen, history, max-agents, insecure).
+    /// TOML config file (fields: listen, history, max-agents, insecure,
+    /// data-dir, group-wait, [[rules]], [[notify]]; see the README).
     /// Command-line options override it.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -48,6 +49,30 @@ struct Args {
     /// network can then read the fleet and report as any node.
     #[arg(long)]
     insecure: bool,
+
+    /// Where alert states, acknowledgements, silences and maintenance
+    /// windows are kept across restarts. [default: $STATE_DIRECTORY when
+    /// run by systemd (/var/lib/stacktop), else
+    /// $XDG_STATE_HOME/stacktop/collector, else
+    /// ~/.local/state/stacktop/collector]
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+/// The data directory when neither the command line nor the file names one.
+fn default_data_dir() -> Option<PathBuf> {
+    let env = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+    // systemd's StateDirectory= may list several, separated by colons.
+    if let Some(dirs) = env("STATE_DIRECTORY") {
+        let first = dirs.to_string_lossy().split(':').next().map(PathBuf::from);
+        if first.is_some() {
+            return first;
+        }
+    }
+    let state = env("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| env("HOME").map(|home| PathBuf::from(home).join(".local/state")))?;
+    Some(state.join("stacktop").join("collector"))
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -140,6 +165,12 @@ fn resolve(args: Args) -> anyhow::Result<Config> {
         config.max_agents = max_agents;
     }
     config.insecure |= args.insecure;
+    if let Some(dir) = args.data_dir {
+        config.alerts.data_dir = Some(dir);
+    }
+    if config.alerts.data_dir.is_none() {
+        config.alerts.data_dir = default_data_dir();
+    }
     config.validate()?;
     Ok(config)
 }

@@ -15,12 +15,15 @@ use std::time::Duration;
 use stacktop_proto::FILE_DESCRIPTOR_SET;
 use stacktop_proto::v1::fleet_server::FleetServer;
 use stacktop_proto::v1::ingest_server::IngestServer;
+use stacktop_proto::v1::operator_server::OperatorServer;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
+use crate::alerts::service::OperatorService;
+use crate::alerts::{self, Alerts, AlertsError};
 use crate::config::{self, Config, ConfigError};
 use crate::fleet::routes::FleetRoutes;
 use crate::fleet::{self, FleetService, Views};
@@ -30,12 +33,19 @@ use crate::store::Store;
 /// Largest accepted gRPC message (one agent batch, one request).
 pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 
+/// How often alert changes are written to the store (an operator's action
+/// is written at once).
+pub const ALERT_FLUSH_INTERVAL: Duration = Duration::from_millis(250);
+
 /// Why the collector could not serve.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The configuration is not usable.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// Alerting could not start (its store, a rule, a sink).
+    #[error(transparent)]
+    Alerts(#[from] AlertsError),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -84,10 +94,21 @@ pub async fn serve(
     let inner = shutdown.child_token();
     let _stop_tasks = inner.clone().drop_guard();
     let tracker = TaskTracker::new();
-    let store = Arc::new(Store::new(config.history));
-    let views = Arc::new(Views::new(store.clone()));
+    let alerts = Arc::new(Alerts::start(
+        &config.alerts,
+        stacktop_proto::now_unix_ms(),
+        inner.clone(),
+        &tracker,
+    )?);
+    let store = Arc::new(Store::watching(config.history, alerts.watched_metrics()));
+    let views = Arc::new(Views::with_alerts(store.clone(), Some(alerts.clone())));
 
     tracker.spawn(fleet::keep_fresh(views.clone(), inner.clone()));
+    tracker.spawn(alerts::keep_flushing(
+        alerts.clone(),
+        ALERT_FLUSH_INTERVAL,
+        inner.clone(),
+    ));
 
     let ingest = IngestService::new(
         store.clone(),
@@ -100,13 +121,23 @@ pub async fn serve(
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<IngestServer<IngestService>>().await;
     health.set_serving::<FleetServer<FleetService>>().await;
+    health
+        .set_serving::<OperatorServer<OperatorService>>()
+        .await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
         .map_err(Error::Reflection)?;
 
-    info!(listen = %local, history = ?config.history, max_agents = config.max_agents, "collector serving");
+    info!(
+        listen = %local,
+        history = ?config.history,
+        max_agents = config.max_agents,
+        data_dir = ?config.alerts.data_dir,
+        sinks = config.alerts.notify.len(),
+        "collector serving"
+    );
     let result = tonic::transport::Server::builder()
         .tcp_nodelay(true)
         .http2_keepalive_interval(Some(Duration::from_secs(20)))
@@ -126,6 +157,10 @@ pub async fn serve(
                 // own decoding limit to match.
                 .max_encoding_message_size(usize::MAX),
         ))
+        .add_service(
+            OperatorServer::new(OperatorService::new(alerts))
+                .max_decoding_message_size(MAX_MESSAGE_BYTES),
+        )
         .serve_with_incoming_shutdown(
             TcpListenerStream::new(listener),
             inner.clone().cancelled_owned(),

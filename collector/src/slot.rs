@@ -19,6 +19,8 @@ pub const SOURCE_SECONDS: usize = 16;
 pub struct SlotValue {
     /// What it feeds.
     pub slot: Slot,
+    /// The series, when an alert rule reads it (rules match its labels).
+    pub key: Option<Arc<SeriesKey>>,
     /// The sample's time (the agent's clock, Unix ms).
     pub timestamp_ms: i64,
     /// The value.
@@ -140,6 +142,8 @@ pub enum Slot {
         /// The `source` label.
         source: Arc<str>,
     },
+    /// Not in the summary, but an alert rule reads it.
+    Watched,
 }
 
 impl Slot {

@@ -384,6 +384,9 @@ pub struct Store {
     window_ms: i64,
     /// Hard cap on points per series.
     max_points: usize,
+    /// Metric names alert rules read: their latest values are kept ready
+    /// for the fleet view like the summary's.
+    watched: Vec<String>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -393,6 +396,16 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Store {
+    /// An empty store keeping `history` of full-resolution points, that
+    /// keeps the latest values of the metrics named in `watched` ready for
+    /// alert rules.
+    pub fn watching(history: Duration, watched: Vec<String>) -> Self {
+        Self {
+            watched,
+            ..Self::new(history)
+        }
+    }
+
     /// An empty store keeping `history` of full-resolution points.
     pub fn new(history: Duration) -> Self {
         let window_ms = i64::try_from(history.as_millis()).unwrap_or(i64::MAX / 2);
@@ -410,6 +423,7 @@ impl Store {
             generations: AtomicU64::new(0),
             window_ms,
             max_points,
+            watched: Vec::new(),
         }
     }
 
@@ -665,11 +679,17 @@ impl Store {
                 }
                 None => {
                     let key = Arc::new(p.key.clone());
-                    let mut series = Series::with_slot(Slot::of(&key));
+                    let watched = self.watched.contains(&key.name);
+                    let slot = match Slot::of(&key) {
+                        Slot::Other if watched => Slot::Watched,
+                        slot => slot,
+                    };
+                    let mut series = Series::with_slot(slot);
                     if series.slot != Slot::Other {
                         series.value_index = u16::try_from(values.len()).ok();
                         values.push(SlotValue {
                             slot: series.slot.clone(),
+                            key: watched.then(|| key.clone()),
                             timestamp_ms: 0,
                             value: 0.0,
                             updated_ms: 0,

@@ -124,6 +124,7 @@ mod tests {
             checks: Arc::from([check("a"), check("b")]),
             facts: Arc::default(),
             backends: ServedBackends::default(),
+            metrics: Arc::from([]),
         }
     }
 

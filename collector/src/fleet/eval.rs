@@ -20,7 +20,7 @@ use stacktop_proto::{Health, Role, metrics};
 use super::copy::{CPU_POINTS, NodeCopy};
 use super::summary::{self, Freshness};
 use crate::health;
-use crate::store::Identity;
+use crate::store::{Identity, SeriesKey};
 
 /// Interval the haproxy check is assumed to run at when the agent did not
 /// say (older agents): the agent's default.
@@ -165,6 +165,17 @@ pub struct NodeView {
     pub facts: Arc<Vec<Label>>,
     /// HAProxy backends.
     pub backends: ServedBackends,
+    /// The fresh values of the metrics alert rules read.
+    pub metrics: Arc<[MetricValue]>,
+}
+
+/// The fresh value of a metric an alert rule reads.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricValue {
+    /// The series.
+    pub key: Arc<SeriesKey>,
+    /// Its latest value.
+    pub value: f64,
 }
 
 impl NodeView {
@@ -232,6 +243,18 @@ pub fn evaluate(
     previous: Option<&NodeView>,
     now_ms: i64,
 ) -> (NodeView, i64) {
+    evaluate_in(copy, cpu, previous, None, now_ms)
+}
+
+/// [`evaluate`] for a node under maintenance until `maintenance_until_ms`
+/// (its own, or its tier's), when it is.
+pub fn evaluate_in(
+    copy: &NodeCopy,
+    cpu: &CpuRing,
+    previous: Option<&NodeView>,
+    maintenance_until_ms: Option<i64>,
+    now_ms: i64,
+) -> (NodeView, i64) {
     let id = &copy.identity;
     let interval = id.interval_ms;
     let alive = is_alive(copy, now_ms);
@@ -241,6 +264,9 @@ pub fn evaluate(
         i64::MAX
     };
     let mut soonest = |until: i64| next = next.min(until.saturating_add(1));
+    if let Some(until) = maintenance_until_ms {
+        soonest(until);
+    }
 
     let fresh = Freshness {
         now_ms,
@@ -343,13 +369,25 @@ pub fn evaluate(
             summary: Some(summary),
             last_summary,
             role_health,
-            ..Default::default()
+            in_maintenance: maintenance_until_ms.is_some(),
+            maintenance_until_ms: maintenance_until_ms.unwrap_or(0),
         },
         cpu: cpu_values,
         cpu_seq: cpu.seq(),
         checks,
         facts: copy.facts.clone(),
         backends,
+        metrics: copy
+            .values
+            .iter()
+            .filter(|v| fresh.counts(v))
+            .filter_map(|v| {
+                Some(MetricValue {
+                    key: v.key.clone()?,
+                    value: v.value,
+                })
+            })
+            .collect(),
     };
     (view, next)
 }
@@ -432,6 +470,7 @@ mod tests {
         let mut c = copy(&[Role::Lb]);
         c.values = vec![SlotValue {
             slot: Slot::Cpu,
+            key: None,
             timestamp_ms: NOW,
             value: 0.5,
             updated_ms: NOW,

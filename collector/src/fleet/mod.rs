@@ -256,9 +256,20 @@ impl Fleet for FleetService {
 
     async fn alerts(
         &self,
-        _request: Request<stacktop_proto::v1::AlertsRequest>,
+        request: Request<stacktop_proto::v1::AlertsRequest>,
     ) -> Result<Response<stacktop_proto::v1::AlertsResponse>, Status> {
-        Err(Status::unimplemented("alerts are not evaluated yet"))
+        let request = request.into_inner();
+        let limit = request
+            .include_history
+            .then(|| match request.history_limit {
+                0 => 100,
+                n => (n as usize).min(crate::alerts::HISTORY_LIMIT),
+            });
+        let response = match self.views.alerts() {
+            Some(alerts) => alerts.response(limit, stacktop_proto::now_unix_ms()),
+            None => Default::default(),
+        };
+        Ok(Response::new(response))
     }
 
     async fn history(

@@ -139,7 +139,7 @@ impl Sum {
                         .map_or(v.timestamp_ms, |t| t.min(v.timestamp_ms)),
                 );
             }
-            Slot::Duration { .. } | Slot::HealthChecks { .. } | Slot::Other => {}
+            Slot::Duration { .. } | Slot::HealthChecks { .. } | Slot::Watched | Slot::Other => {}
         }
     }
 
@@ -202,6 +202,7 @@ mod tests {
                 key,
                 SlotValue {
                     slot,
+                    key: None,
                     timestamp_ms: ts,
                     value: v,
                     updated_ms: ts,

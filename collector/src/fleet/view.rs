@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use prost::Message;
 use stacktop_proto::v1::{
-    FleetDelta, FleetSnapshot, FleetTotals, FleetUpdate, NodeChange, TierState, Traffic,
+    Alert, FleetDelta, FleetSnapshot, FleetTotals, FleetUpdate, NodeChange, TierState, Traffic,
     fleet_update,
 };
 use stacktop_proto::{Health, Role, VERSION};
@@ -48,8 +48,9 @@ pub use super::eval::NodeView;
 use super::eval::{self, CpuRing};
 use super::summary::Freshness;
 use super::traffic;
+use crate::alerts::{Alerts, InMaintenance};
 use crate::health;
-use crate::store::Store;
+use crate::store::{Identity, Store};
 
 /// How often the background task brings the view up to date; also the
 /// pace of Watch updates (4 per second while the fleet changes).
@@ -76,6 +77,8 @@ pub struct FleetView {
     order: Arc<Vec<u32>>,
     /// Tiers, site, counts and traffic.
     pub totals: FleetTotals,
+    /// The active alerts, as the alert engine last listed them.
+    pub alerts: Arc<Vec<Alert>>,
     /// [`FleetView::snapshot`] as an encoded `FleetUpdate`, made once for
     /// every Watch stream that starts from this view.
     encoded_snapshot: OnceLock<Bytes>,
@@ -133,6 +136,7 @@ impl FleetView {
             nodes: self.nodes().map(|n| n.state()).collect(),
             totals: Some(self.totals.clone()),
             generation: self.generation,
+            alerts: self.alerts.to_vec(),
             ..Default::default()
         }
     }
@@ -163,6 +167,8 @@ struct Builder {
     next_change_ms: i64,
     /// Nodes whose latest view differs from the published one.
     unpublished_ids: Vec<u32>,
+    /// Some node or tier was in maintenance at the last refresh.
+    had_maintenance: bool,
     /// The latest view differs from the published one.
     unpublished: bool,
 }
@@ -197,6 +203,8 @@ impl Published {
 #[derive(Debug)]
 pub struct Views {
     store: Arc<Store>,
+    /// Evaluated with every publication, when alerting runs.
+    alerts: Option<Arc<Alerts>>,
     builder: Mutex<Builder>,
     /// The latest view (readers take an `Arc` and let go of the lock).
     latest: watch::Sender<Arc<FleetView>>,
@@ -210,12 +218,23 @@ pub struct Views {
 impl Views {
     /// Views of `store`, empty until the first refresh.
     pub fn new(store: Arc<Store>) -> Self {
+        Self::with_alerts(store, None)
+    }
+
+    /// The alert engine the views evaluate, if any.
+    pub fn alerts(&self) -> Option<&Arc<Alerts>> {
+        self.alerts.as_ref()
+    }
+
+    /// Views of `store` that evaluate `alerts` with every publication.
+    pub fn with_alerts(store: Arc<Store>, alerts: Option<Arc<Alerts>>) -> Self {
         let empty = Arc::new(FleetView {
-            totals: totals(&[], Traffic::default(), 0),
+            totals: totals(&[], Traffic::default(), &[], 0),
             ..Default::default()
         });
         Self {
             store,
+            alerts,
             builder: Mutex::new(Builder::default()),
             latest: watch::channel(empty.clone()).0,
             published: watch::channel(empty).0,
@@ -270,6 +289,17 @@ impl Views {
         let mut by_id = previous.by_id.clone();
         let mut order = previous.order.clone();
         let mut totals_now = previous.totals.clone();
+        let maintenance = self
+            .alerts
+            .as_ref()
+            .map(|a| a.in_maintenance(now_ms))
+            .unwrap_or_default();
+        // A window that starts or ends re-decides the nodes it covers.
+        let maintenance_moved = !maintenance.nodes.is_empty()
+            || !maintenance.tiers.is_empty()
+            || builder.had_maintenance;
+        builder.had_maintenance = !maintenance.nodes.is_empty() || !maintenance.tiers.is_empty();
+        let stale = stale || maintenance_moved;
         if stale {
             let appeared = self.copy_changed(builder);
             if by_id.len() < builder.tracked.len() {
@@ -278,9 +308,13 @@ impl Views {
             let mut next_change_ms = i64::MAX;
             for (id, t) in builder.tracked.iter_mut().enumerate() {
                 let Some(t) = t else { continue };
-                if t.dirty || now_ms >= t.next_change_ms {
+                let until = maintenance_until(&maintenance, &t.copy.identity);
+                let moved = by_id[id]
+                    .as_deref()
+                    .is_some_and(|n| n.status.in_maintenance != until.is_some());
+                if t.dirty || moved || now_ms >= t.next_change_ms {
                     let old = by_id[id].as_deref();
-                    let (view, next) = eval::evaluate(&t.copy, &t.cpu, old, now_ms);
+                    let (view, next) = eval::evaluate_in(&t.copy, &t.cpu, old, until, now_ms);
                     if view.health() == Health::Down {
                         t.cpu.clear();
                     }
@@ -312,7 +346,8 @@ impl Views {
                 order = Arc::new(ids);
             }
             let traffic = cross_check(&builder.tracked, now_ms);
-            totals_now = totals(&by_id, traffic, now_ms);
+            let tiers_in_maintenance: Vec<Role> = maintenance.tiers.keys().copied().collect();
+            totals_now = totals(&by_id, traffic, &tiers_in_maintenance, now_ms);
             builder.unpublished |=
                 !builder.unpublished_ids.is_empty() || !same_totals(&totals_now, &previous.totals);
         }
@@ -331,8 +366,16 @@ impl Views {
             by_id,
             order,
             totals: totals_now,
+            alerts: previous.alerts.clone(),
             encoded_snapshot: OnceLock::new(),
         };
+        // Alerts are decided with every publication, from the view being
+        // published; point reads carry the latest decision.
+        if publish && let Some(alerts) = &self.alerts {
+            let outcome = alerts.evaluate(&view, now_ms);
+            view.alerts = outcome.alerts;
+        }
+        count_alerts(&mut view.totals, &view.alerts);
         if !publish {
             let view = Arc::new(view);
             self.latest.send_replace(view.clone());
@@ -355,7 +398,8 @@ impl Views {
             }
         }
         builder.unpublished = false;
-        if changed.is_empty() && same_totals(&view.totals, &published.totals) {
+        let alerts_changed = view.alerts != published.alerts;
+        if changed.is_empty() && !alerts_changed && same_totals(&view.totals, &published.totals) {
             let view = Arc::new(view);
             self.latest.send_replace(view.clone());
             return published;
@@ -373,6 +417,12 @@ impl Views {
                 changed,
                 totals: Some(view.totals.clone()),
                 generation: view.generation,
+                alerts_changed,
+                alerts: if alerts_changed {
+                    view.alerts.to_vec()
+                } else {
+                    Vec::new()
+                },
                 ..Default::default()
             })),
         };
@@ -489,7 +539,50 @@ fn same_totals(a: &FleetTotals, b: &FleetTotals) -> bool {
 }
 
 /// Tiers, site and node counts from every node's served state.
-fn totals(nodes: &[Option<Arc<NodeView>>], traffic: Traffic, now_ms: i64) -> FleetTotals {
+/// Until when a node is in maintenance: its own window or one of its
+/// tiers', whichever ends last.
+fn maintenance_until(maintenance: &InMaintenance, identity: &Identity) -> Option<i64> {
+    let node = maintenance.nodes.get(&identity.name).copied();
+    let tiers = identity
+        .roles
+        .iter()
+        .filter_map(|role| maintenance.tiers.get(role).copied());
+    node.into_iter().chain(tiers).max()
+}
+
+/// Fills the totals' alert counters from the alert list.
+fn count_alerts(totals: &mut FleetTotals, alerts: &[Alert]) {
+    use stacktop_proto::v1::{AlertState, Severity};
+    totals.alerts_firing = 0;
+    totals.alerts_pending = 0;
+    totals.alerts_critical = 0;
+    totals.alerts_warning = 0;
+    totals.alerts_unacknowledged = 0;
+    for alert in alerts {
+        match alert.state() {
+            AlertState::Pending => totals.alerts_pending += 1,
+            AlertState::Firing => {
+                totals.alerts_firing += 1;
+                match alert.severity() {
+                    Severity::Critical => totals.alerts_critical += 1,
+                    Severity::Warning => totals.alerts_warning += 1,
+                    Severity::Unspecified => {}
+                }
+                if !alert.acknowledged {
+                    totals.alerts_unacknowledged += 1;
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn totals(
+    nodes: &[Option<Arc<NodeView>>],
+    traffic: Traffic,
+    in_maintenance: &[Role],
+    now_ms: i64,
+) -> FleetTotals {
     let mut t = FleetTotals {
         timestamp_ms: now_ms,
         collector_version: VERSION.to_string(),
@@ -521,7 +614,7 @@ fn totals(nodes: &[Option<Arc<NodeView>>], traffic: Traffic, now_ms: i64) -> Fle
             total: tier.total,
             spof: tier.spof,
             health: tier.health as i32,
-            ..Default::default()
+            in_maintenance: in_maintenance.contains(&tier.role),
         })
         .collect();
     t
