@@ -79,11 +79,14 @@ pub fn duration_text(duration: Duration) -> String {
     humantime::format_duration(Duration::from_secs(duration.as_secs().max(1))).to_string()
 }
 
-/// Who is asking: `$USER@hostname` (`unknown` for a missing part).
+/// Who is asking: `$USER@hostname`. Without `$USER` (or `$LOGNAME`), the
+/// name of this process's user in `/etc/passwd`; `unknown` for a part that
+/// cannot be found.
 pub fn identity() -> String {
     let user = ["USER", "LOGNAME"]
         .iter()
         .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
+        .or_else(user_of_this_process)
         .unwrap_or_else(|| "unknown".to_string());
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .or_else(|_| std::fs::read_to_string("/etc/hostname"))
@@ -93,6 +96,32 @@ pub fn identity() -> String {
         .or_else(|| std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()))
         .unwrap_or_else(|| "unknown".to_string());
     format!("{user}@{host}")
+}
+
+/// The user this process runs as, by the owner of `/proc/self` and
+/// `/etc/passwd` (Linux; `None` elsewhere or when not listed).
+fn user_of_this_process() -> Option<String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        let uid = std::fs::metadata("/proc/self").ok()?.uid();
+        let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+        passwd_name(&passwd, uid)
+    }
+    #[cfg(not(unix))]
+    {
+        None
+    }
+}
+
+/// The name of user `uid` in `/etc/passwd` text.
+fn passwd_name(passwd: &str, uid: u32) -> Option<String> {
+    passwd.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        let name = fields.next()?;
+        let id: u32 = fields.nth(1)?.parse().ok()?;
+        (id == uid && !name.is_empty()).then(|| name.to_string())
+    })
 }
 
 /// What a maintenance window is about.
@@ -437,6 +466,15 @@ mod tests {
             Err(InputError::ZeroDuration("0s".into()))
         );
         assert_eq!(duration_text(Duration::from_secs(5_400)), "1h 30m");
+    }
+
+    #[test]
+    fn the_user_comes_from_passwd_without_user() {
+        let passwd = "root:x:0:0:root:/root:/bin/bash\nann:x:1000:1000::/home/ann:/bin/sh\n";
+        assert_eq!(passwd_name(passwd, 1000).as_deref(), Some("ann"));
+        assert_eq!(passwd_name(passwd, 0).as_deref(), Some("root"));
+        assert_eq!(passwd_name(passwd, 7), None);
+        assert!(identity().contains('@'));
     }
 
     #[test]
