@@ -6,24 +6,42 @@
 //!   selection, scrolling, the key help, the clock and the terminal size;
 //!   and a [`Model`], the fleet as reported, which it changes only through
 //!   the model's own methods.
+//! - The alerts view has its own rows ([`AlertRow`], in the order of
+//!   [`alerts::ordered`]) and selection, which follows an alert by id.
+//! - A [`Prompt`] asks before a write call (acknowledge, silence,
+//!   maintenance): a duration where one is needed, then yes or no with
+//!   exactly what will be done. Confirming yields [`Action::Send`], which
+//!   the event loop hands to the operator task; its answer comes back as
+//!   [`Action::OperatorDone`] and shows in the footer ([`Notice`]).
 //! - [`Action`] is everything that can happen to it; [`App::update`] applies
 //!   one. Keys become actions in [`App::action_for_key`], one small `match`
-//!   per screen.
+//!   per screen (and one for an open prompt).
 //!
-//! Nothing here computes health: node, tier and site health are shown as the
-//! collector decided them.
+//! Nothing here computes health or decides alerts: node, tier and site
+//! health and the alert list are shown as the collector decided them.
 
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use stacktop_proto::Role;
-use stacktop_proto::v1::{FleetUpdate, NodeState, TierState};
+use stacktop_proto::v1::{Alert, FleetUpdate, Matcher, NodeState, TierState};
 
+use crate::alerts::{self, AlertRow};
 use crate::event::Event;
 use crate::history::{History, HistoryState};
 use crate::model::{ConnState, Model, NodeKey, SourceId};
+use crate::operator::{self, OperatorCall, Target, Until};
 
 /// Rows the screen chrome takes around the node list (two header lines,
 /// the column heading, the footer).
 const LIST_CHROME_ROWS: u16 = 4;
+/// Rows of the selected alert's box under the alert list.
+const ALERT_PANE_ROWS: u16 = 6;
+/// Below this terminal height the alerts view has no box for the selected
+/// alert: the list gets every row.
+const ALERT_PANE_MIN_HEIGHT: u16 = 16;
+/// How long a notice (the answer to a write call) stays in the footer.
+pub const NOTICE_MS: i64 = 15_000;
+/// The longest duration a prompt takes as typed.
+const MAX_INPUT: usize = 16;
 
 /// Which screen is in front.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +50,70 @@ pub enum Screen {
     Fleet,
     /// One node.
     Detail(NodeKey),
+    /// The active alerts.
+    Alerts,
+}
+
+/// A write call that still needs to know how long.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Asked {
+    /// A silence of alerts matching these.
+    Silence {
+        /// What the silence matches.
+        matchers: Vec<Matcher>,
+    },
+    /// Maintenance of a node or a tier.
+    Maintenance {
+        /// The node or tier.
+        target: Target,
+    },
+}
+
+/// A question the dashboard asks before a write call. While one is open,
+/// keys go to it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Prompt {
+    /// How long, typed (prefilled with the default): a duration such as
+    /// `30m`, or, for a silence, until the alerts resolve.
+    Duration {
+        /// The call being prepared.
+        asked: Asked,
+        /// The text typed so far.
+        input: String,
+        /// A silence until the alerts it matches resolve (Tab toggles).
+        until_resolved: bool,
+        /// Why the text typed is not a duration, after Enter.
+        error: Option<String>,
+    },
+    /// Yes or no before `call` is sent.
+    Confirm {
+        /// The call, exactly as it will be made.
+        call: OperatorCall,
+        /// What it is about (e.g. the alert), shown above the question.
+        context: Vec<String>,
+    },
+}
+
+/// How a [`Notice`] went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoticeKind {
+    /// A call is on its way.
+    Pending,
+    /// Done.
+    Ok,
+    /// Refused, failed, or not possible.
+    Error,
+}
+
+/// One line for the footer: what happened to the last write call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    /// What to say.
+    pub text: String,
+    /// How it went.
+    pub kind: NoticeKind,
+    /// When it was said (the app's clock, Unix ms).
+    pub at_ms: i64,
 }
 
 /// One row of the fleet list: a node under one of its tiers. A node with
@@ -76,8 +158,32 @@ pub enum Action {
     End,
     /// Open the detail screen of the selected node.
     Open,
-    /// Go back from the detail screen to the fleet.
+    /// Go back from the detail screen or the alerts view to the fleet.
     Back,
+    /// Open the alerts view.
+    ShowAlerts,
+    /// Ask to acknowledge the selected alert.
+    Acknowledge,
+    /// Ask to silence the selected alert's node and rule.
+    Silence,
+    /// Ask to put the selected node (or the selected alert's node or tier)
+    /// in maintenance.
+    Maintenance,
+    /// A character typed into the open prompt.
+    PromptInput(char),
+    /// Delete the last character of the open prompt's input.
+    PromptBackspace,
+    /// Toggle "until the alerts resolve" in a silence's duration prompt.
+    PromptToggle,
+    /// Take the open prompt's input and go on to the confirmation.
+    PromptSubmit,
+    /// Close the open prompt without doing anything.
+    PromptCancel,
+    /// The user confirmed: make this call (the event loop hands it to the
+    /// operator task).
+    Send(OperatorCall),
+    /// A write call came back: what was done, or why not.
+    OperatorDone(Result<String, String>),
     /// Show the key help.
     ShowHelp,
     /// Hide the key help.
@@ -173,6 +279,21 @@ pub struct App {
     pub size: (u16, u16),
     /// Set by [`Action::Quit`]; the event loop ends.
     pub should_quit: bool,
+    /// The alerts view's rows, rebuilt whenever the alerts change.
+    pub alert_rows: Vec<AlertRow>,
+    /// Index into `alert_rows` of the highlighted alert.
+    pub alert_selected: usize,
+    /// The id of the alert the user last chose: the selection follows it
+    /// when the list changes.
+    pub alert_chosen: Option<String>,
+    /// First alert row shown.
+    pub alert_scroll: usize,
+    /// The open question before a write call, if any.
+    pub prompt: Option<Prompt>,
+    /// What happened to the last write call.
+    pub notice: Option<Notice>,
+    /// Who write calls are made as (`$USER@hostname`; empty: not said).
+    pub identity: String,
 }
 
 impl App {
@@ -189,15 +310,65 @@ impl App {
             now_ms,
             size: (80, 24),
             should_quit: false,
+            alert_rows: Vec::new(),
+            alert_selected: 0,
+            alert_chosen: None,
+            alert_scroll: 0,
+            prompt: None,
+            notice: None,
+            identity: String::new(),
         }
+    }
+
+    /// The same app, making write calls as `identity` (`user@host`).
+    pub fn with_identity(mut self, identity: impl Into<String>) -> Self {
+        self.identity = identity.into();
+        self
     }
 
     /// The node the detail screen shows, if it is open.
     pub fn detail_node(&self) -> Option<&NodeKey> {
         match &self.screen {
             Screen::Detail(key) => Some(key),
-            Screen::Fleet => None,
+            Screen::Fleet | Screen::Alerts => None,
         }
+    }
+
+    /// The alert of alerts-view row `row`.
+    pub fn alert_at(&self, row: usize) -> Option<&Alert> {
+        let row = self.alert_rows.get(row)?;
+        self.model.alerts().get(row.index)
+    }
+
+    /// The highlighted alert of the alerts view.
+    pub fn selected_alert(&self) -> Option<&Alert> {
+        self.alert_at(self.alert_selected)
+    }
+
+    /// Rows of the alerts view's box for the selected alert (0: too short
+    /// a terminal for one).
+    pub fn alert_pane_rows(&self) -> u16 {
+        if self.size.1 >= ALERT_PANE_MIN_HEIGHT {
+            ALERT_PANE_ROWS
+        } else {
+            0
+        }
+    }
+
+    /// How many alert rows fit on screen at the current size.
+    pub fn alert_list_rows(&self) -> usize {
+        self.size
+            .1
+            .saturating_sub(LIST_CHROME_ROWS + self.alert_pane_rows())
+            .max(1) as usize
+    }
+
+    /// The notice to show at the app's clock: a call on its way, or an
+    /// answer younger than [`NOTICE_MS`].
+    pub fn visible_notice(&self) -> Option<&Notice> {
+        self.notice
+            .as_ref()
+            .filter(|n| n.kind == NoticeKind::Pending || self.now_ms - n.at_ms < NOTICE_MS)
     }
 
     /// Node `key` in the current fleet.
@@ -263,6 +434,7 @@ impl App {
             Event::Node { node, result } => Some(Action::Node { node, result }),
             Event::History { node, result } => Some(Action::History { node, result }),
             Event::Failed { what, error } => Some(Action::Failed { what, error }),
+            Event::Operator { result } => Some(Action::OperatorDone(result)),
         }
     }
 
@@ -273,6 +445,9 @@ impl App {
         }
         if key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c') {
             return Some(Action::Quit);
+        }
+        if let Some(prompt) = &self.prompt {
+            return Self::prompt_key(prompt, key.code);
         }
         if self.help {
             return Some(Action::CloseHelp);
@@ -285,10 +460,12 @@ impl App {
         match self.screen {
             Screen::Fleet => Self::fleet_key(key.code),
             Screen::Detail(_) => Self::detail_key(key.code),
+            Screen::Alerts => Self::alerts_key(key.code),
         }
     }
 
-    fn fleet_key(code: KeyCode) -> Option<Action> {
+    /// Selection keys, shared by the fleet and the alerts view.
+    fn move_key(code: KeyCode) -> Option<Action> {
         match code {
             KeyCode::Up | KeyCode::Char('k') => Some(Action::Up),
             KeyCode::Down | KeyCode::Char('j') => Some(Action::Down),
@@ -296,8 +473,16 @@ impl App {
             KeyCode::PageDown => Some(Action::PageDown),
             KeyCode::Home | KeyCode::Char('g') => Some(Action::Home),
             KeyCode::End | KeyCode::Char('G') => Some(Action::End),
-            KeyCode::Enter => Some(Action::Open),
             _ => None,
+        }
+    }
+
+    fn fleet_key(code: KeyCode) -> Option<Action> {
+        match code {
+            KeyCode::Enter => Some(Action::Open),
+            KeyCode::Char('a') => Some(Action::ShowAlerts),
+            KeyCode::Char('m') => Some(Action::Maintenance),
+            _ => Self::move_key(code),
         }
     }
 
@@ -306,7 +491,45 @@ impl App {
             KeyCode::Esc | KeyCode::Backspace | KeyCode::Left | KeyCode::Char('h') => {
                 Some(Action::Back)
             }
+            KeyCode::Char('a') => Some(Action::ShowAlerts),
+            KeyCode::Char('m') => Some(Action::Maintenance),
             _ => None,
+        }
+    }
+
+    fn alerts_key(code: KeyCode) -> Option<Action> {
+        match code {
+            KeyCode::Esc
+            | KeyCode::Backspace
+            | KeyCode::Left
+            | KeyCode::Char('h')
+            | KeyCode::Char('a') => Some(Action::Back),
+            KeyCode::Enter => Some(Action::Open),
+            KeyCode::Char('A') => Some(Action::Acknowledge),
+            KeyCode::Char('s') => Some(Action::Silence),
+            KeyCode::Char('m') => Some(Action::Maintenance),
+            _ => Self::move_key(code),
+        }
+    }
+
+    /// Keys while a prompt is open: they edit or answer it, nothing else.
+    fn prompt_key(prompt: &Prompt, code: KeyCode) -> Option<Action> {
+        match prompt {
+            Prompt::Duration { .. } => match code {
+                KeyCode::Esc => Some(Action::PromptCancel),
+                KeyCode::Enter => Some(Action::PromptSubmit),
+                KeyCode::Backspace => Some(Action::PromptBackspace),
+                KeyCode::Tab => Some(Action::PromptToggle),
+                KeyCode::Char(c) if c.is_ascii_alphanumeric() || c == ' ' => {
+                    Some(Action::PromptInput(c))
+                }
+                _ => None,
+            },
+            Prompt::Confirm { call, .. } => match code {
+                KeyCode::Char('y' | 'Y') => Some(Action::Send(call.clone())),
+                KeyCode::Char('n' | 'N') | KeyCode::Esc => Some(Action::PromptCancel),
+                _ => None,
+            },
         }
     }
 
@@ -314,23 +537,61 @@ impl App {
     pub fn update(&mut self, action: Action) {
         match action {
             Action::Quit => self.should_quit = true,
-            Action::Up => self.choose(self.selected.saturating_sub(1)),
-            Action::Down => self.choose(self.selected.saturating_add(1)),
-            Action::PageUp => self.choose(self.selected.saturating_sub(self.page())),
-            Action::PageDown => self.choose(self.selected.saturating_add(self.page())),
-            Action::Home => self.choose(0),
-            Action::End => self.choose(usize::MAX),
+            Action::Up => self.move_by(|i, _| i.saturating_sub(1)),
+            Action::Down => self.move_by(|i, _| i.saturating_add(1)),
+            Action::PageUp => self.move_by(|i, page| i.saturating_sub(page)),
+            Action::PageDown => self.move_by(|i, page| i.saturating_add(page)),
+            Action::Home => self.move_by(|_, _| 0),
+            Action::End => self.move_by(|_, _| usize::MAX),
+            Action::Open if self.screen == Screen::Alerts => self.open_alert_node(),
             Action::Open => self.open_selected(),
             Action::Back => {
                 self.screen = Screen::Fleet;
                 self.model.close_detail();
             }
+            Action::ShowAlerts => {
+                self.screen = Screen::Alerts;
+                self.model.close_detail();
+                self.select_alert(self.alert_selected);
+            }
+            Action::Acknowledge => self.ask_ack(),
+            Action::Silence => self.ask_silence(),
+            Action::Maintenance => self.ask_maintenance(),
+            Action::PromptInput(c) => self.edit_prompt(|input| {
+                if input.chars().count() < MAX_INPUT {
+                    input.push(c);
+                }
+            }),
+            Action::PromptBackspace => self.edit_prompt(|input| {
+                input.pop();
+            }),
+            Action::PromptToggle => {
+                if let Some(Prompt::Duration {
+                    asked: Asked::Silence { .. },
+                    until_resolved,
+                    error,
+                    ..
+                }) = &mut self.prompt
+                {
+                    *until_resolved = !*until_resolved;
+                    *error = None;
+                }
+            }
+            Action::PromptSubmit => self.submit_prompt(),
+            Action::PromptCancel => self.prompt = None,
+            Action::Send(call) => {
+                self.prompt = None;
+                self.say(NoticeKind::Pending, format!("{}…", call.describe()));
+            }
+            Action::OperatorDone(Ok(text)) => self.say(NoticeKind::Ok, text),
+            Action::OperatorDone(Err(text)) => self.say(NoticeKind::Error, text),
             Action::ShowHelp => self.help = true,
             Action::CloseHelp => self.help = false,
             Action::Tick(now) => self.now_ms = now,
             Action::Resize { width, height } => {
                 self.size = (width, height);
                 self.select(self.selected);
+                self.select_alert(self.alert_selected);
             }
             Action::Update { source, update } => self.apply(source, *update),
             Action::Connection { source, state } => self.model.set_connection(source, state),
@@ -342,6 +603,219 @@ impl App {
 
     fn page(&self) -> usize {
         self.list_rows().saturating_sub(1).max(1)
+    }
+
+    /// Moves the selection of the list in front: `to(index, page)` gives
+    /// the new index.
+    fn move_by(&mut self, to: impl Fn(usize, usize) -> usize) {
+        match self.screen {
+            Screen::Alerts => {
+                let page = self.alert_list_rows().saturating_sub(1).max(1);
+                self.select_alert(to(self.alert_selected, page));
+                self.alert_chosen = self.selected_alert().map(|a| a.id.clone());
+            }
+            Screen::Fleet | Screen::Detail(_) => self.choose(to(self.selected, self.page())),
+        }
+    }
+
+    /// Selects alert row `index` (clamped) and scrolls it into view.
+    fn select_alert(&mut self, index: usize) {
+        self.alert_selected = index.min(self.alert_rows.len().saturating_sub(1));
+        let rows = self.alert_list_rows();
+        if self.alert_selected < self.alert_scroll {
+            self.alert_scroll = self.alert_selected;
+        } else if self.alert_selected >= self.alert_scroll + rows {
+            self.alert_scroll = self.alert_selected + 1 - rows;
+        }
+        // Never scrolled past the end when the list shrinks.
+        let max_scroll = self.alert_rows.len().saturating_sub(rows);
+        self.alert_scroll = self.alert_scroll.min(max_scroll);
+    }
+
+    /// Opens the detail screen of the selected alert's node.
+    fn open_alert_node(&mut self) {
+        let Some(alert) = self.selected_alert() else {
+            return;
+        };
+        let key = NodeKey::new(SourceId::PRIMARY, alert.node.as_str());
+        if alert.node.is_empty() || self.model.node(&key).is_none() {
+            let what = alerts::target(alert);
+            self.say(
+                NoticeKind::Error,
+                format!("{what} has no node to show in detail"),
+            );
+            return;
+        }
+        self.model.open_detail(key.clone());
+        self.screen = Screen::Detail(key);
+    }
+
+    fn say(&mut self, kind: NoticeKind, text: impl Into<String>) {
+        self.notice = Some(Notice {
+            text: text.into(),
+            kind,
+            at_ms: self.now_ms,
+        });
+    }
+
+    /// A prompt to acknowledge the selected alert (alerts view only).
+    fn ask_ack(&mut self) {
+        if self.screen != Screen::Alerts {
+            return;
+        }
+        let Some(alert) = self.selected_alert() else {
+            self.say(NoticeKind::Error, "no alert selected");
+            return;
+        };
+        let mut context = vec![self.alert_line(alert)];
+        if alert.acknowledged {
+            let by = if alert.acknowledged_by.is_empty() {
+                String::new()
+            } else {
+                format!(" by {}", alert.acknowledged_by)
+            };
+            context.push(format!("(already acknowledged{by})"));
+        }
+        let call = OperatorCall::Ack {
+            alert_id: alert.id.clone(),
+            comment: String::new(),
+            by: self.identity.clone(),
+        };
+        self.prompt = Some(Prompt::Confirm { call, context });
+    }
+
+    /// `✖ critical firing 3m12s: web2 check-failed`, for prompts.
+    fn alert_line(&self, alert: &Alert) -> String {
+        let clock = self.model.clock_ms(SourceId::PRIMARY, self.now_ms);
+        format!(
+            "{} {} {} {}: {} {}",
+            alerts::severity_symbol(alert.severity()),
+            alerts::severity_word(alert.severity()),
+            alerts::state_word(alert.state()),
+            alerts::age(alert, clock),
+            alerts::target(alert),
+            alert.rule,
+        )
+    }
+
+    /// A prompt for how long to silence the selected alert's node and rule
+    /// (alerts view only).
+    fn ask_silence(&mut self) {
+        if self.screen != Screen::Alerts {
+            return;
+        }
+        let Some(alert) = self.selected_alert() else {
+            self.say(NoticeKind::Error, "no alert selected");
+            return;
+        };
+        let matcher = |name: &str, value: &str| Matcher {
+            name: name.to_string(),
+            value: value.to_string(),
+        };
+        let mut matchers = Vec::new();
+        if alert.node.is_empty() {
+            // A tier or site alert: its own labels say which.
+            matchers.extend(
+                alert
+                    .labels
+                    .iter()
+                    .filter(|l| l.key == "tier")
+                    .map(|l| matcher(&l.key, &l.value)),
+            );
+        } else {
+            matchers.push(matcher("node", &alert.node));
+        }
+        matchers.push(matcher("rule", &alert.rule));
+        self.prompt = Some(Prompt::Duration {
+            asked: Asked::Silence { matchers },
+            input: operator::duration_text(operator::DEFAULT_SILENCE),
+            until_resolved: false,
+            error: None,
+        });
+    }
+
+    /// A prompt for how long to put the selected node in maintenance: the
+    /// fleet's selected node, the detail screen's node, or the selected
+    /// alert's node (its tier for a tier alert).
+    fn ask_maintenance(&mut self) {
+        let target = match &self.screen {
+            Screen::Fleet => self.selected_entry().map(|e| Target::Node(e.name.clone())),
+            Screen::Detail(key) => Some(Target::Node(key.name.clone())),
+            Screen::Alerts => self.selected_alert().and_then(|a| {
+                if !a.node.is_empty() {
+                    Some(Target::Node(a.node.clone()))
+                } else if a.tier() != Role::Unspecified {
+                    Some(Target::Tier(a.tier()))
+                } else {
+                    None
+                }
+            }),
+        };
+        let Some(target) = target else {
+            self.say(NoticeKind::Error, "no node selected for maintenance");
+            return;
+        };
+        self.prompt = Some(Prompt::Duration {
+            asked: Asked::Maintenance { target },
+            input: operator::duration_text(operator::DEFAULT_MAINTENANCE),
+            until_resolved: false,
+            error: None,
+        });
+    }
+
+    /// Edits the open duration prompt's input.
+    fn edit_prompt(&mut self, edit: impl FnOnce(&mut String)) {
+        if let Some(Prompt::Duration { input, error, .. }) = &mut self.prompt {
+            edit(input);
+            *error = None;
+        }
+    }
+
+    /// Enter on a duration prompt: on to the confirmation when the input
+    /// is a duration (or the silence lasts until resolved), else says why
+    /// not and stays.
+    fn submit_prompt(&mut self) {
+        let Some(Prompt::Duration {
+            asked,
+            input,
+            until_resolved,
+            error,
+        }) = &mut self.prompt
+        else {
+            return;
+        };
+        let duration = if *until_resolved && matches!(asked, Asked::Silence { .. }) {
+            None
+        } else {
+            match operator::parse_duration(input) {
+                Ok(d) => Some(d),
+                Err(err) => {
+                    *error = Some(err.to_string());
+                    return;
+                }
+            }
+        };
+        let by = self.identity.clone();
+        let call = match (asked.clone(), duration) {
+            (Asked::Silence { matchers }, d) => OperatorCall::Silence {
+                matchers,
+                until: d.map_or(Until::Resolved, Until::For),
+                comment: String::new(),
+                by,
+            },
+            (Asked::Maintenance { target }, Some(duration)) => OperatorCall::StartMaintenance {
+                target,
+                duration,
+                comment: String::new(),
+                by,
+            },
+            (Asked::Maintenance { .. }, None) => return,
+        };
+        let context = match (&self.screen, self.selected_alert()) {
+            (Screen::Alerts, Some(alert)) => vec![self.alert_line(alert)],
+            _ => Vec::new(),
+        };
+        self.prompt = Some(Prompt::Confirm { call, context });
     }
 
     /// Selects entry `index` on the user's behalf and remembers it.
@@ -390,6 +864,20 @@ impl App {
             .and_then(|(tier, key)| self.entries.iter().position(|e| e.is(tier, &key)))
             .unwrap_or(self.selected);
         self.select(index);
+        let previous = self
+            .alert_chosen
+            .clone()
+            .or_else(|| self.selected_alert().map(|a| a.id.clone()));
+        self.alert_rows = alerts::ordered(self.model.alerts());
+        let alerts = self.model.alerts();
+        let index = previous
+            .and_then(|id| {
+                self.alert_rows
+                    .iter()
+                    .position(|r| alerts[r.index].id == id)
+            })
+            .unwrap_or(self.alert_selected);
+        self.select_alert(index);
     }
 }
 
@@ -412,7 +900,9 @@ fn entries(model: &Model) -> Vec<Entry> {
 mod tests {
     use super::*;
     use stacktop_proto::Health;
-    use stacktop_proto::v1::{FleetDelta, FleetSnapshot, FleetTotals, NodeChange, fleet_update};
+    use stacktop_proto::v1::{
+        AlertState, FleetDelta, FleetSnapshot, FleetTotals, NodeChange, Severity, fleet_update,
+    };
 
     fn node(name: &str, roles: &[Role]) -> NodeState {
         NodeState {
@@ -659,6 +1149,246 @@ mod tests {
         }));
         assert_eq!(app.entries.len(), 1);
         assert_eq!(app.selected, 0);
+    }
+
+    fn alert(id: &str, node: &str, state: AlertState) -> Alert {
+        Alert {
+            id: id.into(),
+            rule: "check-failed".into(),
+            node: node.into(),
+            severity: Severity::Critical as i32,
+            state: state as i32,
+            since_ms: 500,
+            ..Default::default()
+        }
+    }
+
+    /// `three()` with a firing alert on web1 and a pending one on lb1, as
+    /// ann@ws1.
+    fn with_alerts() -> App {
+        let mut app = three().with_identity("ann@ws1");
+        app.update(Action::update(FleetUpdate {
+            update: Some(fleet_update::Update::Snapshot(FleetSnapshot {
+                nodes: vec![
+                    node("db1", &[Role::Db]),
+                    node("lb1", &[Role::Lb]),
+                    node("web1", &[Role::Web, Role::App]),
+                ],
+                alerts: vec![
+                    alert("p1", "lb1", AlertState::Pending),
+                    alert("f1", "web1", AlertState::Firing),
+                ],
+                ..Default::default()
+            })),
+        }));
+        app
+    }
+
+    /// Presses `code` the way the event loop does: key -> action -> update.
+    fn press(app: &mut App, code: KeyCode) -> Option<Action> {
+        let action = app.action_for_key(key(code));
+        if let Some(action) = action.clone() {
+            app.update(action);
+        }
+        action
+    }
+
+    #[test]
+    fn a_then_shift_a_then_y_acknowledges_the_selected_alert() {
+        let mut app = with_alerts();
+        assert_eq!(
+            press(&mut app, KeyCode::Char('a')),
+            Some(Action::ShowAlerts)
+        );
+        assert_eq!(app.screen, Screen::Alerts);
+        // Firing first.
+        assert_eq!(app.selected_alert().unwrap().id, "f1");
+        press(&mut app, KeyCode::Char('j'));
+        assert_eq!(app.selected_alert().unwrap().id, "p1");
+        press(&mut app, KeyCode::Char('k'));
+        press(&mut app, KeyCode::Char('A'));
+        let expected = OperatorCall::Ack {
+            alert_id: "f1".into(),
+            comment: String::new(),
+            by: "ann@ws1".into(),
+        };
+        match &app.prompt {
+            Some(Prompt::Confirm { call, context }) => {
+                assert_eq!(*call, expected);
+                assert!(context[0].contains("web1 check-failed"), "{context:?}");
+            }
+            other => panic!("no confirmation: {other:?}"),
+        }
+        // While the prompt is open, q does not quit and other keys do nothing.
+        assert_eq!(app.action_for_key(key(KeyCode::Char('q'))), None);
+        assert_eq!(
+            press(&mut app, KeyCode::Char('y')),
+            Some(Action::Send(expected))
+        );
+        assert!(app.prompt.is_none());
+        assert_eq!(app.visible_notice().unwrap().kind, NoticeKind::Pending);
+        app.update(Action::OperatorDone(Ok("acknowledged alert f1".into())));
+        let notice = app.visible_notice().unwrap();
+        assert_eq!(
+            (notice.kind, notice.text.as_str()),
+            (NoticeKind::Ok, "acknowledged alert f1")
+        );
+        app.update(Action::Tick(app.now_ms + NOTICE_MS));
+        assert!(app.visible_notice().is_none());
+    }
+
+    #[test]
+    fn n_and_esc_cancel_without_a_call() {
+        let mut app = with_alerts();
+        press(&mut app, KeyCode::Char('a'));
+        press(&mut app, KeyCode::Char('A'));
+        assert_eq!(
+            press(&mut app, KeyCode::Char('n')),
+            Some(Action::PromptCancel)
+        );
+        assert!(app.prompt.is_none());
+        press(&mut app, KeyCode::Char('A'));
+        assert_eq!(press(&mut app, KeyCode::Esc), Some(Action::PromptCancel));
+        assert!(app.prompt.is_none());
+        assert!(app.notice.is_none(), "nothing was sent");
+        // Esc again leaves the alerts view.
+        assert_eq!(press(&mut app, KeyCode::Esc), Some(Action::Back));
+        assert_eq!(app.screen, Screen::Fleet);
+    }
+
+    #[test]
+    fn s_asks_how_long_then_silences_node_and_rule() {
+        let mut app = with_alerts();
+        press(&mut app, KeyCode::Char('a'));
+        press(&mut app, KeyCode::Char('s'));
+        match &app.prompt {
+            Some(Prompt::Duration { input, .. }) => assert_eq!(input, "1h"),
+            other => panic!("no duration prompt: {other:?}"),
+        }
+        press(&mut app, KeyCode::Backspace);
+        press(&mut app, KeyCode::Backspace);
+        for c in "90x".chars() {
+            press(&mut app, KeyCode::Char(c));
+        }
+        press(&mut app, KeyCode::Enter);
+        match &app.prompt {
+            Some(Prompt::Duration { error: Some(e), .. }) => assert!(e.contains("\"90x\""), "{e}"),
+            other => panic!("a bad duration is refused: {other:?}"),
+        }
+        press(&mut app, KeyCode::Backspace);
+        press(&mut app, KeyCode::Char('m'));
+        press(&mut app, KeyCode::Enter);
+        let matchers = vec![
+            Matcher {
+                name: "node".into(),
+                value: "web1".into(),
+            },
+            Matcher {
+                name: "rule".into(),
+                value: "check-failed".into(),
+            },
+        ];
+        let expected = OperatorCall::Silence {
+            matchers: matchers.clone(),
+            until: Until::For(std::time::Duration::from_secs(90 * 60)),
+            comment: String::new(),
+            by: "ann@ws1".into(),
+        };
+        assert_eq!(
+            press(&mut app, KeyCode::Char('y')),
+            Some(Action::Send(expected))
+        );
+        // Tab: until the alerts resolve.
+        press(&mut app, KeyCode::Char('s'));
+        press(&mut app, KeyCode::Tab);
+        press(&mut app, KeyCode::Enter);
+        let Some(Action::Send(call)) = press(&mut app, KeyCode::Char('Y')) else {
+            panic!("no call");
+        };
+        let request = call.silence_request().unwrap();
+        assert!(request.until_resolved);
+        assert_eq!(request.matchers, matchers);
+    }
+
+    #[test]
+    fn m_puts_the_selected_node_in_maintenance() {
+        // From the fleet: the selected node.
+        let mut app = with_alerts();
+        press(&mut app, KeyCode::Down); // web1 (Web)
+        press(&mut app, KeyCode::Char('m'));
+        press(&mut app, KeyCode::Enter);
+        let expected = OperatorCall::StartMaintenance {
+            target: Target::Node("web1".into()),
+            duration: operator::DEFAULT_MAINTENANCE,
+            comment: String::new(),
+            by: "ann@ws1".into(),
+        };
+        match &app.prompt {
+            Some(Prompt::Confirm { call, .. }) => assert_eq!(*call, expected),
+            other => panic!("no confirmation: {other:?}"),
+        }
+        assert_eq!(
+            press(&mut app, KeyCode::Char('y')),
+            Some(Action::Send(expected))
+        );
+        // From the alerts view: the alert's node; a tier alert's tier.
+        press(&mut app, KeyCode::Char('a'));
+        press(&mut app, KeyCode::End); // p1 on lb1
+        press(&mut app, KeyCode::Char('m'));
+        for _ in 0..3 {
+            press(&mut app, KeyCode::Backspace);
+        }
+        for c in "2h".chars() {
+            press(&mut app, KeyCode::Char(c));
+        }
+        press(&mut app, KeyCode::Enter);
+        let Some(Action::Send(call)) = press(&mut app, KeyCode::Char('y')) else {
+            panic!("no call");
+        };
+        let request = call.maintenance_request().unwrap();
+        assert_eq!(
+            (request.node.as_str(), request.duration_ms),
+            ("lb1", 7_200_000)
+        );
+        let mut tier = alert("t1", "", AlertState::Firing);
+        tier.tier = Role::Web as i32;
+        app.update(Action::update(FleetUpdate {
+            update: Some(fleet_update::Update::Snapshot(FleetSnapshot {
+                alerts: vec![tier],
+                ..Default::default()
+            })),
+        }));
+        press(&mut app, KeyCode::Char('m'));
+        press(&mut app, KeyCode::Enter);
+        let Some(Action::Send(call)) = press(&mut app, KeyCode::Char('y')) else {
+            panic!("no call");
+        };
+        assert_eq!(call.maintenance_request().unwrap().tier(), Role::Web);
+    }
+
+    #[test]
+    fn the_alert_selection_follows_its_alert() {
+        let mut app = with_alerts();
+        press(&mut app, KeyCode::Char('a'));
+        press(&mut app, KeyCode::Down);
+        assert_eq!(app.selected_alert().unwrap().id, "p1");
+        // A new firing alert sorts above: the selection stays on p1.
+        app.update(Action::update(FleetUpdate {
+            update: Some(fleet_update::Update::Delta(FleetDelta {
+                alerts_changed: true,
+                alerts: vec![
+                    alert("p1", "lb1", AlertState::Pending),
+                    alert("f1", "web1", AlertState::Firing),
+                    alert("f2", "db1", AlertState::Firing),
+                ],
+                ..Default::default()
+            })),
+        }));
+        assert_eq!(app.selected_alert().unwrap().id, "p1");
+        assert_eq!(app.alert_selected, 2);
+        // Enter opens the alert's node.
+        press(&mut app, KeyCode::Enter);
+        assert_eq!(app.screen, Screen::Detail("lb1".into()));
     }
 
     #[test]

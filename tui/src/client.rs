@@ -1,7 +1,10 @@
 //! The dashboard's network side: the Fleet.Watch task with reconnects, the
 //! detail poller (Fleet.Node every second, Fleet.History every few
-//! seconds, while a detail screen is open), and a one-shot snapshot for
-//! `stacktop status`.
+//! seconds, while a detail screen is open), the operator task (the write
+//! calls the dashboard's keys confirmed, one at a time), and one-shot calls
+//! for the CLI: a snapshot for `stacktop status`, Fleet.Alerts for
+//! `stacktop alerts`, an Operator call for `ack`, `silence` and
+//! `maintenance`.
 //!
 //! Every connection is dialled through [`ClientConfig`], the one client
 //! builder of `stacktop-proto` (address rules, timeouts, keep-alive,
@@ -15,8 +18,10 @@ use std::time::Duration;
 
 use stacktop_proto::transport::ClientConfig;
 use stacktop_proto::v1::fleet_client::FleetClient;
+use stacktop_proto::v1::operator_client::OperatorClient;
 use stacktop_proto::v1::{
-    FleetSnapshot, HistoryRequest, NodeRequest, NodeState, SnapshotRequest, WatchRequest,
+    AlertsRequest, AlertsResponse, FleetSnapshot, HistoryRequest, NodeRequest, NodeState,
+    SnapshotRequest, WatchRequest,
 };
 use tokio::sync::{mpsc, watch};
 use tokio::time::MissedTickBehavior;
@@ -27,6 +32,7 @@ use crate::error::{Error, Result};
 use crate::event::Event;
 use crate::history::{HISTORY_WINDOW, History, SERIES};
 use crate::model::{ConnState, NodeKey, SourceId};
+use crate::operator::{OperatorCall, Outcome};
 
 /// First wait after a failed or lost connection; doubles up to [`MAX_BACKOFF`].
 pub const INITIAL_BACKOFF: Duration = Duration::from_millis(500);
@@ -36,7 +42,7 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(10);
 pub const NODE_REFRESH: Duration = Duration::from_secs(1);
 /// How often the open detail screen refreshes its charts.
 pub const HISTORY_REFRESH: Duration = Duration::from_secs(3);
-/// Deadline of one unary call (Snapshot, Node, History).
+/// Deadline of one unary call (Snapshot, Node, History, Alerts, Operator).
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Dials the collector `config` names and returns a Fleet client with its
@@ -56,6 +62,95 @@ pub async fn snapshot(config: &ClientConfig) -> Result<FleetSnapshot> {
         .await
         .map(tonic::Response::into_inner)
         .map_err(|status| Error::rpc(&config.url, status))
+}
+
+/// Fetches the alerts, silences and maintenance windows once
+/// (Fleet.Alerts).
+pub async fn alerts(config: &ClientConfig) -> Result<AlertsResponse> {
+    let mut client = connect(config).await?;
+    let mut request = tonic::Request::new(AlertsRequest::default());
+    request.set_timeout(CALL_TIMEOUT);
+    client
+        .alerts(request)
+        .await
+        .map(tonic::Response::into_inner)
+        .map_err(|status| Error::rpc(&config.url, status))
+}
+
+/// Makes one write call on the collector's Operator service (same address
+/// as Fleet) and returns what it answered.
+pub async fn operate(config: &ClientConfig, call: &OperatorCall) -> Result<Outcome> {
+    let channel = config.connect().await?;
+    let mut client = OperatorClient::new(channel)
+        .max_decoding_message_size(config.max_receive_bytes)
+        .max_encoding_message_size(config.max_send_bytes);
+    let url = config.url.as_str();
+    fn timed<T>(message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        request.set_timeout(CALL_TIMEOUT);
+        request
+    }
+    let answer = match call {
+        OperatorCall::Ack { .. } => client
+            .ack(timed(call.ack_request().unwrap_or_default()))
+            .await
+            .map(|r| Outcome::Acked(r.into_inner())),
+        OperatorCall::Silence { .. } => client
+            .silence(timed(call.silence_request().unwrap_or_default()))
+            .await
+            .map(|r| Outcome::Silenced(r.into_inner())),
+        OperatorCall::Unsilence { .. } => client
+            .unsilence(timed(call.end_request().unwrap_or_default()))
+            .await
+            .map(|r| Outcome::Unsilenced(r.into_inner())),
+        OperatorCall::StartMaintenance { .. } => client
+            .start_maintenance(timed(call.maintenance_request().unwrap_or_default()))
+            .await
+            .map(|r| Outcome::Maintenance(r.into_inner())),
+        OperatorCall::EndMaintenance { .. } => client
+            .end_maintenance(timed(call.end_request().unwrap_or_default()))
+            .await
+            .map(|r| Outcome::MaintenanceEnded(r.into_inner())),
+    };
+    answer.map_err(|status| Error::rpc(url, status))
+}
+
+/// Makes the write calls the dashboard confirmed, one at a time, and
+/// reports each result as an [`Event::Operator`]: what was done, or the
+/// collector's error message. Ends when `shutdown` fires, `calls` closes or
+/// the loop is gone.
+pub async fn run_operator(
+    config: ClientConfig,
+    mut calls: mpsc::Receiver<OperatorCall>,
+    tx: mpsc::Sender<Event>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let call = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            call = calls.recv() => match call {
+                Some(call) => call,
+                None => return,
+            },
+        };
+        let result = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            result = operate(&config, &call) => result,
+        };
+        let result = match result {
+            Ok(outcome) => {
+                tracing::info!(call = %call.describe(), "operator call done");
+                Ok(outcome.text())
+            }
+            Err(err) => {
+                tracing::warn!(cause = %err, call = %call.describe(), "operator call failed");
+                Err(format!("{} failed: {err}", call.describe()))
+            }
+        };
+        if tx.send(Event::Operator { result }).await.is_err() {
+            return;
+        }
+    }
 }
 
 /// Watches the fleet at collector `source` forever: reports [`ConnState`]

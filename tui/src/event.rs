@@ -2,7 +2,8 @@
 //! local ones (keys, resizes, the clock tick).
 //!
 //! Network events ([`Event::Update`], [`Event::Connection`],
-//! [`Event::Node`], [`Event::History`]) come from [`crate::client`], and
+//! [`Event::Node`], [`Event::History`], [`Event::Operator`]) come from
+//! [`crate::client`], and
 //! [`Event::Failed`] from the embedded collector and agent, over the same
 //! bounded channel, so the loop has one place to wait.
 //!
@@ -63,6 +64,12 @@ pub enum Event {
         node: NodeKey,
         /// The data, or the error as text.
         result: Result<History, String>,
+    },
+    /// A write call the user confirmed (ack, silence, maintenance) came
+    /// back.
+    Operator {
+        /// What was done, or why it failed (the collector's message).
+        result: Result<String, String>,
     },
     /// A part running inside this process (the embedded collector or
     /// agent) stopped.

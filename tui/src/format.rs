@@ -97,6 +97,18 @@ pub fn ago(seconds: i64) -> String {
     }
 }
 
+/// A duration in whole seconds, two units at most, for ages that matter
+/// to the second: `42s`, `3m12s`, `2h05m`, `3d04h`.
+pub fn elapsed(seconds: i64) -> String {
+    let s = seconds.max(0);
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3_599 => format!("{}m{:02}s", s / 60, s % 60),
+        3_600..=86_399 => format!("{}h{:02}m", s / 3_600, s / 60 % 60),
+        _ => format!("{}d{:02}h", s / 86_400, s / 3_600 % 24),
+    }
+}
+
 /// How long ago `then_ms` was at `now_ms`, e.g. `3s ago`; `never` for 0.
 pub fn seen(then_ms: i64, now_ms: i64) -> String {
     if then_ms <= 0 {
@@ -192,6 +204,10 @@ mod tests {
         assert_eq!(ago(600), "10m");
         assert_eq!(uptime(Some(90_061.0)), "1d 1h");
         assert_eq!(seen(0, 5), "never");
+        assert_eq!(elapsed(192), "3m12s");
+        assert_eq!(elapsed(7_500), "2h05m");
+        assert_eq!(elapsed(3 * 86_400 + 4 * 3_600), "3d04h");
+        assert_eq!(elapsed(-5), "0s");
     }
 
     #[test]

@@ -10,7 +10,11 @@
 //! - [`app`]: the screen state and its only mutator, `App::update(Action)`.
 //! - [`event`]: the loop's events, and the key/resize/tick tasks.
 //! - [`client`]: the network tasks (Fleet.Watch with reconnects, the
-//!   detail poller with Fleet.Node and Fleet.History, a one-shot snapshot).
+//!   detail poller with Fleet.Node and Fleet.History, the operator task
+//!   for confirmed write calls) and the CLI's one-shot calls.
+//! - [`operator`]: write calls (ack, silence, maintenance), their
+//!   confirmation texts, durations and matchers as operators type them.
+//! - [`alerts`]: the alert list's order and words, and `stacktop alerts`.
 //! - `embedded` (with the default `embedded` feature): the in-process
 //!   collector and agent of the embedded default.
 //! - [`ui`]: pure rendering, one file per screen region.
@@ -27,11 +31,15 @@
 //!
 //! [`run`] wires them: a collector (given, or embedded: collector + agent
 //! in-process on 127.0.0.1), the tasks feeding one bounded channel, and one
-//! loop that updates the app and draws only when something happened.
+//! loop that updates the app and draws only when something happened. A
+//! confirmed write call ([`Action::Send`]) goes from the loop to the
+//! operator task over a small bounded queue; the draw loop never waits for
+//! the collector.
 //! Everything stops through one [`CancellationToken`] and a [`TaskTracker`].
 
 #![deny(missing_docs)]
 
+pub mod alerts;
 pub mod app;
 pub mod cli;
 pub mod client;
@@ -42,6 +50,7 @@ pub mod event;
 pub mod format;
 pub mod history;
 pub mod model;
+pub mod operator;
 pub mod status;
 pub mod ui;
 pub mod view;
@@ -61,6 +70,9 @@ use model::{NodeKey, SourceId};
 /// Capacity of the event channel into the loop. Network tasks wait when it
 /// is full; ticks are dropped.
 pub const EVENT_QUEUE: usize = 256;
+/// Write calls waiting for the operator task. One at a time is what a
+/// person confirms; more are refused with a notice.
+const OPERATOR_QUEUE: usize = 4;
 /// How long shutdown waits for the background tasks.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
@@ -107,18 +119,29 @@ async fn dashboard(
         shutdown.clone(),
     ));
     tracker.spawn(client::poll_detail(
-        vec![config],
+        vec![config.clone()],
         detail_rx,
+        tx.clone(),
+        shutdown.clone(),
+    ));
+    let (operator_tx, operator_rx) = mpsc::channel(OPERATOR_QUEUE);
+    tracker.spawn(client::run_operator(
+        config,
+        operator_rx,
         tx.clone(),
         shutdown.clone(),
     ));
     tracker.spawn(event::forward_terminal(tx.clone(), shutdown.clone()));
     tracker.spawn(event::tick(tx, shutdown.clone()));
 
-    let app = App::new(url, stacktop_proto::now_unix_ms());
+    let app = App::new(url, stacktop_proto::now_unix_ms()).with_identity(operator::identity());
     // try_init installs a panic hook that restores the terminal too.
     let mut terminal = ratatui::try_init().map_err(Error::Terminal)?;
-    let result = event_loop(&mut terminal, app, rx, detail_tx, shutdown).await;
+    let loop_ends = Outputs {
+        detail: detail_tx,
+        operator: operator_tx,
+    };
+    let result = event_loop(&mut terminal, app, rx, loop_ends, shutdown).await;
     ratatui::restore();
     result
 }
@@ -145,15 +168,24 @@ async fn start_embedded(
     Err(Error::NoCollector)
 }
 
+/// Where the loop sends what the app asks for.
+struct Outputs {
+    /// The node the detail poller should fetch (`None`: no detail open).
+    detail: watch::Sender<Option<NodeKey>>,
+    /// Write calls the user confirmed, to the operator task.
+    operator: mpsc::Sender<operator::OperatorCall>,
+}
+
 /// The loop: wait for an event, turn it into an action, update, draw.
 /// Pending events are drained before drawing so a burst costs one frame.
 async fn event_loop(
     terminal: &mut ratatui::DefaultTerminal,
     mut app: App,
     mut rx: mpsc::Receiver<Event>,
-    detail: watch::Sender<Option<NodeKey>>,
+    outputs: Outputs,
     shutdown: &CancellationToken,
 ) -> Result<()> {
+    let Outputs { detail, operator } = outputs;
     if let Ok(size) = terminal.size() {
         app.update(Action::Resize {
             width: size.width,
@@ -172,7 +204,26 @@ async fn event_loop(
         let mut next = Some(event);
         while let Some(event) = next {
             if let Some(action) = app.action_for(event) {
+                let call = match &action {
+                    Action::Send(call) => Some(call.clone()),
+                    _ => None,
+                };
                 app.update(action);
+                // Never wait for the operator task here: a full queue is
+                // said on screen instead.
+                if let Some(call) = call
+                    && let Err(err) = operator.try_send(call)
+                {
+                    let why = match err {
+                        mpsc::error::TrySendError::Full(call) => {
+                            format!("{}: earlier calls are still under way", call.describe())
+                        }
+                        mpsc::error::TrySendError::Closed(call) => {
+                            format!("{}: the operator task stopped", call.describe())
+                        }
+                    };
+                    app.update(Action::OperatorDone(Err(why)));
+                }
             }
             next = rx.try_recv().ok();
         }

@@ -1,14 +1,16 @@
 //! The `stacktop` binary: parse the command line, send logs to a file, and
-//! run the dashboard or `stacktop status`.
+//! run the dashboard, `stacktop status`, `stacktop alerts`, or one of the
+//! write commands (`ack`, `silence`, `unsilence`, `maintenance`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Parser as _;
-use stacktop::cli::{Cli, Command, StatusArgs};
+use stacktop::cli::{AlertsArgs, Cli, Command, StatusArgs};
 use stacktop::model::Model;
-use stacktop::status;
+use stacktop::operator::OperatorCall;
+use stacktop::{alerts, operator, status};
 use stacktop_proto::transport::ClientConfig;
 use tokio_util::sync::CancellationToken;
 
@@ -17,6 +19,15 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Status(args)) => status_command(args).await,
+        Some(Command::Alerts(args)) => alerts_command(args).await,
+        Some(command) => {
+            let identity = operator::identity();
+            let name = command.name();
+            match command.operator_call(&identity) {
+                Some((call, url)) => operator_command(name, call, url).await,
+                None => unreachable!("every other subcommand makes an operator call"),
+            }
+        }
         None => match dashboard(cli.collector, cli.log_file).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(err) => {
@@ -35,7 +46,8 @@ async fn dashboard(collector: Option<String>, log_file: Option<PathBuf>) -> anyh
     Ok(())
 }
 
-async fn status_command(args: StatusArgs) -> ExitCode {
+/// Logs of the one-shot subcommands go to stderr, warnings and up.
+fn init_stderr_logging() {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         // A failed write to a closed stderr must not panic (the default
@@ -45,6 +57,55 @@ async fn status_command(args: StatusArgs) -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
         .init();
+}
+
+async fn alerts_command(args: AlertsArgs) -> ExitCode {
+    init_stderr_logging();
+    let url = &args.collector;
+    let response = match stacktop::client::alerts(&ClientConfig::new(url)).await {
+        Ok(response) => response,
+        Err(err) => {
+            eprintln!("stacktop alerts: {err}");
+            return ExitCode::from(alerts::EXIT_UNREACHABLE);
+        }
+    };
+    if args.json {
+        print!("{}", alerts::to_json(&response.alerts));
+    } else {
+        print!(
+            "{}",
+            alerts::to_table(&response, stacktop_proto::now_unix_ms())
+        );
+    }
+    ExitCode::from(alerts::exit_code(&response.alerts))
+}
+
+/// Exit code of a write command the collector refused.
+const EXIT_REFUSED: u8 = 1;
+
+async fn operator_command(name: &str, call: OperatorCall, url: &str) -> ExitCode {
+    init_stderr_logging();
+    match stacktop::client::operate(&ClientConfig::new(url), &call).await {
+        Ok(outcome) => {
+            println!("{}", outcome.text());
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("stacktop {name}: {} failed: {err}", call.describe());
+            let unreachable = err.is_unreachable()
+                || matches!(&err, stacktop::Error::Rpc { code, .. }
+                    if *code == tonic::Code::DeadlineExceeded);
+            ExitCode::from(if unreachable {
+                status::EXIT_UNREACHABLE
+            } else {
+                EXIT_REFUSED
+            })
+        }
+    }
+}
+
+async fn status_command(args: StatusArgs) -> ExitCode {
+    init_stderr_logging();
     let config = ClientConfig::new(&args.collector);
     let fleet = match stacktop::client::snapshot(&config).await {
         Ok(snapshot) => Model::from_snapshot(&args.collector, snapshot),

@@ -12,8 +12,9 @@
 //! - [`Model`]: every node under a [`NodeKey`] (the [`SourceId`] of the
 //!   collector that reported it, and its name), so that several collectors
 //!   can be merged into one view later; per source a [`Source`] with its
-//!   connection ([`ConnState`]), its [`FleetTotals`], the evaluation
-//!   generation and when it last sent anything.
+//!   connection ([`ConnState`]), its [`FleetTotals`] (alert counters
+//!   included), its active alerts, the evaluation generation and when it
+//!   last sent anything.
 //! - [`Model::tier_groups`]: nodes by tier (LB, Web, App, DB, then
 //!   Unassigned), for the fleet screen and the status table alike.
 //! - [`Detail`]: what the open detail screen fetched for one node
@@ -26,7 +27,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use stacktop_proto::v1::{
-    CheckResult, FleetDelta, FleetSnapshot, FleetTotals, FleetUpdate, NodeChange, NodeState,
+    Alert, CheckResult, FleetDelta, FleetSnapshot, FleetTotals, FleetUpdate, NodeChange, NodeState,
     TierState, fleet_update,
 };
 use stacktop_proto::{ROLES, Role};
@@ -100,6 +101,10 @@ pub struct Source {
     /// last snapshot or delta; `None` before the first, or when it sent
     /// none.
     pub totals: Option<FleetTotals>,
+    /// Its active alerts (pending, firing, recently resolved) as it listed
+    /// them: replaced whole by every snapshot, and by a delta that says
+    /// they changed.
+    pub alerts: Vec<Alert>,
     /// The evaluation the model shows (0: unknown).
     pub generation: u64,
     /// A snapshot has arrived, so deltas have something to apply to.
@@ -115,6 +120,7 @@ impl Source {
             url,
             connection: ConnState::Connecting,
             totals: None,
+            alerts: Vec::new(),
             generation: 0,
             synced: false,
             last_update_ms: 0,
@@ -199,6 +205,19 @@ impl Model {
     /// The primary collector's fleet-wide numbers.
     pub fn totals(&self) -> Option<&FleetTotals> {
         self.primary().totals.as_ref()
+    }
+
+    /// The primary collector's active alerts, as it listed them (empty
+    /// before the first snapshot: see [`Model::has_data`]).
+    pub fn alerts(&self) -> &[Alert] {
+        &self.primary().alerts
+    }
+
+    /// The active alerts about node `key`, as its collector listed them.
+    pub fn node_alerts(&self, key: &NodeKey) -> Vec<&Alert> {
+        self.source(key.source)
+            .map(|s| s.alerts.iter().filter(|a| a.node == key.name).collect())
+            .unwrap_or_default()
     }
 
     /// The collector's view of tier `role` for the node `key`'s source.
@@ -295,14 +314,17 @@ impl Model {
     /// - `full`: the node is new or its identity changed; it replaces the
     ///   node whole;
     /// - otherwise `status` replaces health, connection, last seen, the
-    ///   summaries and the per-role health; `cpu_appended` is appended to
+    ///   summaries, the per-role health and the maintenance flag (with its
+    ///   end); `cpu_appended` is appended to
     ///   the sparkline (newest [`CPU_RECENT_MAX`] kept), or replaces it when
     ///   `cpu_reset`; `checks` are replaced by name (new ones inserted in
     ///   name order) and `checks_removed` dropped; facts are replaced when
     ///   `facts_changed`; `backends`, when set, replaces the servers and
     ///   their staleness, error, sample time and UP count.
     ///
-    /// Totals are always sent whole and replace the old ones. A change for
+    /// Totals are always sent whole and replace the old ones; the alert
+    /// list is replaced whole when the delta says `alerts_changed`, and
+    /// kept otherwise. A change for
     /// a node never sent whole cannot be applied: it is skipped and
     /// reported as [`ModelError::UnknownNodes`] after the rest is applied.
     pub fn apply(
@@ -336,6 +358,7 @@ impl Model {
         }
         let s = self.source_mut(source);
         s.totals = snapshot.totals;
+        s.alerts = snapshot.alerts;
         s.generation = snapshot.generation;
         s.synced = true;
         s.last_update_ms = now_ms;
@@ -373,6 +396,9 @@ impl Model {
         let s = self.source_mut(source);
         if delta.totals.is_some() {
             s.totals = delta.totals;
+        }
+        if delta.alerts_changed {
+            s.alerts = delta.alerts;
         }
         s.generation = delta.generation;
         s.last_update_ms = now_ms;
@@ -453,6 +479,8 @@ fn merge(node: &mut NodeState, change: NodeChange) {
         node.summary = status.summary;
         node.last_summary = status.last_summary;
         node.role_health = status.role_health;
+        node.in_maintenance = status.in_maintenance;
+        node.maintenance_until_ms = status.maintenance_until_ms;
     }
     if change.cpu_reset {
         node.cpu_recent = change.cpu_appended;
@@ -499,7 +527,7 @@ mod tests {
     use super::*;
     use stacktop_proto::Health;
     use stacktop_proto::v1::{
-        BackendServer, BackendsUpdate, Label, NodeStatus, NodeSummary, RoleHealth,
+        AlertState, BackendServer, BackendsUpdate, Label, NodeStatus, NodeSummary, RoleHealth,
     };
 
     fn node(name: &str, roles: &[Role]) -> NodeState {
@@ -864,6 +892,146 @@ mod tests {
         // collector's clock reads 8_000.
         assert_eq!(m.clock_ms(SourceId::PRIMARY, 4_000), 8_000);
         assert_eq!(Model::new("x").clock_ms(SourceId::PRIMARY, 42), 42);
+    }
+
+    fn alert(id: &str, node: &str, state: AlertState) -> Alert {
+        Alert {
+            id: id.into(),
+            rule: "check-failed".into(),
+            node: node.into(),
+            state: state as i32,
+            ..Default::default()
+        }
+    }
+
+    fn with_alerts(update: FleetUpdate, alerts: Option<Vec<Alert>>) -> FleetUpdate {
+        let update = match update.update {
+            Some(fleet_update::Update::Snapshot(mut s)) => {
+                s.alerts = alerts.unwrap_or_default();
+                fleet_update::Update::Snapshot(s)
+            }
+            Some(fleet_update::Update::Delta(mut d)) => {
+                d.alerts_changed = alerts.is_some();
+                d.alerts = alerts.unwrap_or_default();
+                fleet_update::Update::Delta(d)
+            }
+            None => unreachable!(),
+        };
+        FleetUpdate {
+            update: Some(update),
+        }
+    }
+
+    fn alert_ids(m: &Model) -> Vec<&str> {
+        m.alerts().iter().map(|a| a.id.as_str()).collect()
+    }
+
+    #[test]
+    fn alerts_come_whole_with_snapshots_and_changed_deltas() {
+        let mut m = Model::new("http://test");
+        assert!(m.alerts().is_empty());
+        let firing = alert("a1", "web1", AlertState::Firing);
+        let pending = alert("a2", "lb1", AlertState::Pending);
+        let first = with_alerts(
+            snapshot(vec![node("web1", &[Role::Web]), node("lb1", &[Role::Lb])]),
+            Some(vec![firing.clone(), pending.clone()]),
+        );
+        m.apply(SourceId::PRIMARY, first, 1).unwrap();
+        assert_eq!(alert_ids(&m), ["a1", "a2"]);
+        let web1 = m.node_alerts(&"web1".into());
+        assert_eq!(web1.len(), 1);
+        assert_eq!(web1[0].id, "a1");
+        // A delta that does not say the alerts changed keeps them.
+        m.apply(SourceId::PRIMARY, with_alerts(delta(vec![], &[]), None), 2)
+            .unwrap();
+        assert_eq!(alert_ids(&m), ["a1", "a2"]);
+        // One that does replaces the list whole.
+        let mut acked = firing.clone();
+        acked.acknowledged = true;
+        acked.acknowledged_by = "ann@ws".into();
+        m.apply(
+            SourceId::PRIMARY,
+            with_alerts(delta(vec![], &[]), Some(vec![acked])),
+            3,
+        )
+        .unwrap();
+        assert_eq!(alert_ids(&m), ["a1"]);
+        assert!(m.alerts()[0].acknowledged);
+        // ... down to nothing.
+        m.apply(
+            SourceId::PRIMARY,
+            with_alerts(delta(vec![], &[]), Some(vec![])),
+            4,
+        )
+        .unwrap();
+        assert!(m.alerts().is_empty());
+        // A fresh snapshot replaces them too.
+        m.apply(
+            SourceId::PRIMARY,
+            with_alerts(snapshot(vec![]), Some(vec![pending])),
+            5,
+        )
+        .unwrap();
+        assert_eq!(alert_ids(&m), ["a2"]);
+    }
+
+    #[test]
+    fn alert_counters_and_maintenance_flags_are_kept() {
+        let mut m = model();
+        let mut t = totals(Health::Crit, 0);
+        t.alerts_firing = 2;
+        t.alerts_pending = 1;
+        t.alerts_critical = 1;
+        t.alerts_warning = 1;
+        t.alerts_unacknowledged = 1;
+        t.tiers = vec![TierState {
+            role: Role::Web as i32,
+            in_maintenance: true,
+            ..Default::default()
+        }];
+        let status = NodeStatus {
+            health: Health::Ok as i32,
+            in_maintenance: true,
+            maintenance_until_ms: 99_000,
+            ..Default::default()
+        };
+        let update = FleetUpdate {
+            update: Some(fleet_update::Update::Delta(FleetDelta {
+                changed: vec![NodeChange {
+                    name: "web1".into(),
+                    status: Some(status),
+                    ..Default::default()
+                }],
+                totals: Some(t),
+                generation: 9,
+                ..Default::default()
+            })),
+        };
+        m.apply(SourceId::PRIMARY, update, 2).unwrap();
+        let totals = m.totals().unwrap();
+        assert_eq!(
+            (
+                totals.alerts_firing,
+                totals.alerts_pending,
+                totals.alerts_critical,
+                totals.alerts_warning,
+                totals.alerts_unacknowledged
+            ),
+            (2, 1, 1, 1, 1)
+        );
+        assert!(m.tier(SourceId::PRIMARY, Role::Web).unwrap().in_maintenance);
+        let web1 = get(&m, "web1");
+        assert!(web1.in_maintenance);
+        assert_eq!(web1.maintenance_until_ms, 99_000);
+        // The next status without the flag ends it.
+        let change = NodeChange {
+            name: "web1".into(),
+            status: Some(NodeStatus::default()),
+            ..Default::default()
+        };
+        m.apply(SourceId::PRIMARY, delta(vec![change], &[]), 3)
+            .unwrap();
+        assert!(!get(&m, "web1").in_maintenance);
     }
 
     #[test]

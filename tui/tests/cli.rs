@@ -1,4 +1,5 @@
-//! The command line's help texts and `stacktop status` against nothing.
+//! The command line's help texts, `stacktop status` against nothing, and
+//! the write commands' input checks (before any collector is asked).
 
 use assert_cmd::Command;
 
@@ -20,6 +21,56 @@ fn help() {
 #[test]
 fn status_help() {
     insta::assert_snapshot!(stdout_of(&["status", "--help"]));
+}
+
+#[test]
+fn alerts_help() {
+    insta::assert_snapshot!(stdout_of(&["alerts", "--help"]));
+}
+
+#[test]
+fn ack_help() {
+    insta::assert_snapshot!(stdout_of(&["ack", "--help"]));
+}
+
+#[test]
+fn silence_help() {
+    insta::assert_snapshot!(stdout_of(&["silence", "--help"]));
+}
+
+#[test]
+fn unsilence_help() {
+    insta::assert_snapshot!(stdout_of(&["unsilence", "--help"]));
+}
+
+#[test]
+fn maintenance_help() {
+    insta::assert_snapshot!(stdout_of(&["maintenance", "--help"]));
+}
+
+/// stderr of `stacktop args`, which must fail with clap's usage code 2.
+fn refused(args: &[&str]) -> String {
+    let out = stacktop().args(args).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(out.stdout.is_empty());
+    String::from_utf8(out.stderr).unwrap()
+}
+
+#[test]
+fn bad_durations_matchers_and_tiers_are_quoted() {
+    let err = refused(&["silence", "--match", "node=web2", "--for", "1 fortnight"]);
+    assert!(err.contains("invalid duration \"1 fortnight\""), "{err}");
+    assert!(err.contains("30s, 10m, 1h, 2d"), "{err}");
+    let err = refused(&["silence", "--match", "node", "--for", "1h"]);
+    assert!(err.contains("invalid matcher \"node\""), "{err}");
+    let err = refused(&["silence", "--match", "node=web2"]);
+    assert!(err.contains("--for"), "{err}");
+    let err = refused(&["maintenance", "web2", "--for", "0s"]);
+    assert!(err.contains("longer than 0"), "{err}");
+    let err = refused(&["maintenance", "--tier", "cache", "--for", "1h"]);
+    assert!(err.contains("unknown role \"cache\""), "{err}");
+    let err = refused(&["maintenance", "web2"]);
+    assert!(err.contains("--for"), "{err}");
 }
 
 #[test]

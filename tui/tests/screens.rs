@@ -1,17 +1,19 @@
 //! Snapshot tests of every screen, rendered with `TestBackend` from
 //! hand-made fleets at a fixed `now`: a snapshot with the collector's
-//! totals, as Fleet.Watch sends it, and Fleet.Node answers for the detail
-//! screens.
+//! totals (and alerts), as Fleet.Watch sends it, and Fleet.Node answers for
+//! the detail screens; the alerts view, the header's alert counter, the
+//! prompts before write calls and their answers in the footer.
 
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
+use stacktop::alerts;
 use stacktop::app::{Action, App};
 use stacktop::history::History;
 use stacktop::model::ConnState;
 use stacktop::ui;
 use stacktop_proto::v1::{
-    BackendServer, CheckResult, FleetSnapshot, FleetTotals, FleetUpdate, Label, NodeState,
-    NodeSummary, SourceTraffic, TierState, Traffic, fleet_update,
+    Alert, AlertState, BackendServer, CheckResult, FleetSnapshot, FleetTotals, FleetUpdate, Label,
+    NodeState, NodeSummary, Severity, SourceTraffic, TierState, Traffic, fleet_update,
 };
 use stacktop_proto::{Health, Role};
 
@@ -651,4 +653,314 @@ fn a_failed_node_call_says_why_instead_of_traffic() {
     let terminal = render(&mut app, 80, 30);
     let y = row_with(&terminal, "Traffic unavailable");
     assert!(row(&terminal, y + 1).contains("answered Unimplemented"));
+}
+
+// The alerts view, the header's alert counter and maintenance marks.
+
+fn label(key: &str, value: &str) -> Label {
+    Label::new(key, value)
+}
+
+fn alert(
+    id: &str,
+    rule: &str,
+    node: &str,
+    severity: Severity,
+    state: AlertState,
+    ago_ms: i64,
+    summary: &str,
+) -> Alert {
+    Alert {
+        id: id.into(),
+        rule: rule.into(),
+        node: node.into(),
+        severity: severity as i32,
+        state: state as i32,
+        since_ms: NOW - ago_ms,
+        started_ms: NOW - ago_ms - 30_000,
+        summary: summary.into(),
+        labels: vec![
+            label("alertname", rule),
+            label("severity", alerts::severity_word(severity)),
+        ],
+        ..Default::default()
+    }
+}
+
+/// Every kind of alert the view must tell apart: a root with an alert
+/// grouped under it (the root acknowledged), a silenced one, a tier alert,
+/// one held by maintenance, a pending and a resolved one.
+fn alert_list() -> Vec<Alert> {
+    let mut down = alert(
+        "a1",
+        "node-down",
+        "db2-replica",
+        Severity::Critical,
+        AlertState::Firing,
+        192_000,
+        "db2-replica is down: nothing received for 47s",
+    );
+    down.grouped = vec!["a2".into()];
+    down.acknowledged = true;
+    down.acknowledged_by = "ann@ws1".into();
+    down.acknowledged_ms = NOW - 60_000;
+    down.ack_comment = "rebuilding the replica".into();
+    down.notifications = 1;
+    let mut replication = alert(
+        "a2",
+        "check-failed",
+        "db2-replica",
+        Severity::Critical,
+        AlertState::Firing,
+        180_000,
+        "mysql:replication on db2-replica: SQL thread stopped: Error 1062 on table app.sessions",
+    );
+    replication.root = "a1".into();
+    replication.labels.push(label("check", "mysql:replication"));
+    let mut disk = alert(
+        "a3",
+        "check-failed",
+        "web1",
+        Severity::Warning,
+        AlertState::Firing,
+        725_000,
+        "disk:/ on web1: 91% used (warn at 90%)",
+    );
+    disk.silenced = true;
+    disk.silence_id = "s-7".into();
+    disk.labels.push(label("check", "disk:/"));
+    let mut spof = alert(
+        "a4",
+        "tier-spof",
+        "",
+        Severity::Warning,
+        AlertState::Firing,
+        7_500_000,
+        "LB tier: 1 of 1 nodes healthy, one failure takes the site down",
+    );
+    spof.tier = Role::Lb as i32;
+    let mut held = alert(
+        "a5",
+        "check-failed",
+        "spare",
+        Severity::Warning,
+        AlertState::Firing,
+        30_000,
+        "tcp:22 on spare: connection refused",
+    );
+    held.in_maintenance = true;
+    let mut cpu = alert(
+        "a6",
+        "high-cpu",
+        "web2",
+        Severity::Warning,
+        AlertState::Pending,
+        40_000,
+        "web2 CPU 91% for 40s (fires after 2m)",
+    );
+    cpu.value = Some(0.91);
+    let mut resolved = alert(
+        "a7",
+        "check-failed",
+        "lb1",
+        Severity::Critical,
+        AlertState::Resolved,
+        95_000,
+        "haproxy:web on lb1: 1 of 3 active servers not UP",
+    );
+    resolved.notifications = 2;
+    // The collector's order is not the view's: the view sorts.
+    vec![resolved, cpu, held, spof, disk, replication, down]
+}
+
+/// The stage-2 fleet with those alerts, `spare` in maintenance, and the
+/// collector's alert counters.
+fn alert_fleet() -> FleetSnapshot {
+    let mut fleet = fleet();
+    fleet.alerts = alert_list();
+    let spare = fleet.nodes.iter_mut().find(|n| n.name == "spare").unwrap();
+    spare.in_maintenance = true;
+    spare.maintenance_until_ms = NOW + 25 * 60_000;
+    let t = fleet.totals.as_mut().unwrap();
+    t.alerts_firing = 5;
+    t.alerts_pending = 1;
+    t.alerts_critical = 2;
+    t.alerts_warning = 3;
+    t.alerts_unacknowledged = 4;
+    fleet
+}
+
+fn alerts_app() -> App {
+    let mut app = app_of(alert_fleet()).with_identity("ann@ws1");
+    app.update(Action::ShowAlerts);
+    app
+}
+
+/// Selects the alerts-view row of alert `id`.
+fn select_alert(app: &mut App, id: &str) {
+    app.update(Action::Home);
+    while app.selected_alert().unwrap().id != id {
+        app.update(Action::Down);
+    }
+}
+
+#[test]
+fn alerts_80x24() {
+    let mut app = alerts_app();
+    select_alert(&mut app, "a2");
+    insta::assert_snapshot!(render(&mut app, 80, 24).backend());
+}
+
+#[test]
+fn alerts_200x50() {
+    let mut app = alerts_app();
+    insta::assert_snapshot!(render(&mut app, 200, 50).backend());
+}
+
+#[test]
+fn alerts_short_terminal_scrolls_without_the_box() {
+    let mut app = alerts_app();
+    app.update(Action::Resize {
+        width: 80,
+        height: 10,
+    });
+    app.update(Action::End);
+    insta::assert_snapshot!(render(&mut app, 80, 10).backend());
+}
+
+#[test]
+fn alerts_none_and_before_data() {
+    let mut app = app_of(fleet());
+    app.update(Action::ShowAlerts);
+    let terminal = render(&mut app, 80, 24);
+    row_with(
+        &terminal,
+        "No alerts: nothing pending, firing or recently resolved.",
+    );
+    let mut waiting = App::new("http://10.0.0.5:7411", NOW);
+    waiting.update(Action::ShowAlerts);
+    let terminal = render(&mut waiting, 80, 24);
+    row_with(&terminal, "Connecting to http://10.0.0.5:7411…");
+    assert!(!row(&terminal, 1).contains("no alerts"));
+}
+
+#[test]
+fn fleet_with_alerts_and_maintenance_80x24() {
+    let mut fleet = alert_fleet();
+    let lb = fleet.totals.as_mut().unwrap();
+    lb.tiers[0].in_maintenance = true;
+    let mut app = app_of(fleet);
+    insta::assert_snapshot!(render(&mut app, 80, 24).backend());
+}
+
+#[test]
+fn fleet_with_alerts_and_maintenance_200x50() {
+    let mut app = app_of(alert_fleet());
+    insta::assert_snapshot!(render(&mut app, 200, 50).backend());
+}
+
+#[test]
+fn the_alert_counter_is_unknown_until_a_connected_collector_says() {
+    use ratatui::style::Color;
+    let counter = |app: &mut App| {
+        let terminal = render(app, 80, 24);
+        row(&terminal, 1)
+    };
+    // Before any data: never "no alerts".
+    let mut app = App::new("http://10.0.0.5:7411", NOW);
+    assert!(
+        counter(&mut app).ends_with("alerts ?"),
+        "{}",
+        counter(&mut app)
+    );
+    // Connected, nothing active.
+    let mut app = app_of(fleet());
+    assert!(counter(&mut app).ends_with("✔ no alerts"));
+    // Firing: symbols and counts, the critical count in red.
+    let mut app = app_of(alert_fleet());
+    let line = counter(&mut app);
+    assert!(
+        line.ends_with("✖ 2 ▲ 3 firing (4 unacked) · ◌ 1 pending"),
+        "{line}"
+    );
+    let x = line.chars().position(|c| c == '✖').unwrap() as u16;
+    let terminal = render(&mut app, 80, 24);
+    assert_eq!(terminal.backend().buffer()[(x, 1)].fg, Color::Red);
+    // Only pending.
+    let mut fleet = alert_fleet();
+    let t = fleet.totals.as_mut().unwrap();
+    (t.alerts_firing, t.alerts_critical, t.alerts_warning) = (0, 0, 0);
+    t.alerts_unacknowledged = 0;
+    let mut app = app_of(fleet);
+    assert!(counter(&mut app).ends_with("◌ 1 pending"));
+    // Disconnected: the last counts are not current.
+    let mut app = app_of(alert_fleet());
+    app.update(Action::connection(ConnState::Disconnected {
+        retry_at_ms: NOW + 5_000,
+        error: "connection refused".into(),
+    }));
+    let line = counter(&mut app);
+    assert!(line.ends_with("alerts ?"), "{line}");
+    assert!(line.contains("stale: data"), "{line}");
+}
+
+#[test]
+fn detail_of_a_node_with_alerts() {
+    let mut app = app_of(alert_fleet());
+    open(&mut app, "db2-replica");
+    app.update(Action::History {
+        node: "db2-replica".into(),
+        result: Ok(History::default()),
+    });
+    insta::assert_snapshot!(render(&mut app, 80, 24).backend());
+}
+
+#[test]
+fn detail_of_a_node_in_maintenance() {
+    let mut app = app_of(alert_fleet());
+    open(&mut app, "spare");
+    let terminal = render(&mut app, 80, 24);
+    let line = row(&terminal, row_with(&terminal, "maint"));
+    assert!(line.contains("in maintenance, 24m59s left"), "{line}");
+    let alerts = row_with(&terminal, "Alerts 1, 1 firing");
+    let line = row(&terminal, alerts + 1);
+    assert!(line.contains("tcp:22 on spare"), "{line}");
+    assert!(line.contains("[maint]"), "{line}");
+}
+
+#[test]
+fn ack_prompt() {
+    let mut app = alerts_app();
+    select_alert(&mut app, "a3");
+    app.update(Action::Acknowledge);
+    insta::assert_snapshot!(render(&mut app, 80, 24).backend());
+}
+
+#[test]
+fn silence_prompt_asks_how_long() {
+    let mut app = alerts_app();
+    select_alert(&mut app, "a2");
+    app.update(Action::Silence);
+    insta::assert_snapshot!(render(&mut app, 80, 24).backend());
+}
+
+#[test]
+fn a_refused_call_says_why_in_the_footer() {
+    use ratatui::style::Color;
+    let mut app = alerts_app();
+    app.update(Action::OperatorDone(Err(
+        "acknowledge alert a9 failed: collector at http://127.0.0.1:7411 answered NotFound: no alert \"a9\"".into(),
+    )));
+    let terminal = render(&mut app, 120, 24);
+    let line = row(&terminal, 23);
+    assert!(line.starts_with(" ✖ acknowledge alert a9 failed"), "{line}");
+    assert!(
+        line.contains("answered NotFound: no alert \"a9\""),
+        "{line}"
+    );
+    assert_eq!(terminal.backend().buffer()[(1, 23)].fg, Color::Red);
+    // Gone after a while: the keys are back.
+    app.update(Action::Tick(NOW + 20_000));
+    let terminal = render(&mut app, 120, 24);
+    assert!(row(&terminal, 23).contains("A ack"));
 }

@@ -1,8 +1,9 @@
 //! The detail screen of one node: identity (with the DB role and
 //! replication lag), the current values (and the last known ones where a
-//! value went stale), its checks, an LB's backend servers, request rates
-//! by status class and latency per log source, and charts of CPU, memory
-//! and network over the last minutes.
+//! value went stale), its active alerts, its checks, an LB's backend
+//! servers, request rates by status class and latency per log source, and
+//! charts of CPU, memory and network over the last minutes. A node in
+//! maintenance says so, with the time left.
 //!
 //! The node's state comes from the Watch stream like the fleet screen's;
 //! its traffic comes from `Fleet.Node` and its charts from
@@ -12,9 +13,10 @@
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph};
-use stacktop_proto::v1::{NodeState, NodeSummary};
+use stacktop_proto::v1::{Alert, NodeState, NodeSummary};
 
 use super::panels::{self, Panel};
 use super::{charts, style};
@@ -55,8 +57,10 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
     let stale = !app.is_connected();
     let identity = identity_lines(node, clock);
     let wide = area.width >= WIDE;
+    let node_alerts: Vec<Alert> = app.model.node_alerts(key).into_iter().cloned().collect();
     let panels = panels(
         node,
+        &node_alerts,
         detail,
         clock,
         if wide { area.width / 2 } else { area.width },
@@ -121,9 +125,18 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
 /// The panels this node has, in the order they matter when room is short.
 /// Traffic comes from the detail's `Fleet.Node` answer; when that call
 /// fails before any answer, the panel says why.
-fn panels(node: &NodeState, detail: Option<&Detail>, clock: i64, width: u16) -> Vec<Panel> {
+fn panels(
+    node: &NodeState,
+    node_alerts: &[Alert],
+    detail: Option<&Detail>,
+    clock: i64,
+    width: u16,
+) -> Vec<Panel> {
     let inner = width.saturating_sub(2) as usize;
     let mut panels = Vec::new();
+    if !node_alerts.is_empty() {
+        panels.push(panels::alerts(node_alerts, clock, inner));
+    }
     if !node.checks.is_empty() {
         panels.push(panels::checks(node, clock, inner));
     }
@@ -240,6 +253,26 @@ fn identity_lines(node: &NodeState, clock: i64) -> Vec<Line<'static>> {
         lines.insert(3, field("db role", text));
     } else if let Some(lag) = lag {
         lines.insert(3, field("repl. lag", lag_text(lag)));
+    }
+    if node.in_maintenance {
+        let left = if node.maintenance_until_ms > 0 {
+            format!(
+                ", {} left",
+                format::elapsed((node.maintenance_until_ms - clock) / 1000)
+            )
+        } else {
+            String::new()
+        };
+        lines.insert(
+            1,
+            Line::from(vec![
+                Span::styled(format!("{:<11}", "maint"), style::muted()),
+                Span::styled(
+                    format!("in maintenance{left}"),
+                    Style::new().fg(Color::Cyan).add_modifier(Modifier::BOLD),
+                ),
+            ]),
+        );
     }
     lines
 }

@@ -9,8 +9,11 @@
 //! The name cell carries what identifies a node within its tier: a DB
 //! node's role (`db1 (primary)`) and an LB's backend servers UP as the
 //! collector counted them (`lb1 2/3 UP`, red when some are not; `?/3 UP`
-//! while their states are unknown). The CHECKS column says `3/3 ok`
-//! or names the worst failing check in its colour.
+//! while their states are unknown); and `maint` while the node is in
+//! maintenance (kept before the other note when room is short). A tier in
+//! maintenance gets a ` MAINT ` badge on its heading, like ` SPOF `. The
+//! CHECKS column says `3/3 ok` or names the worst failing check in its
+//! colour.
 //!
 //! Under a tier, a node's status is its health as that role when the
 //! collector reported one (a web+app node whose nginx fails is still a
@@ -145,8 +148,12 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
         .model
         .nodes()
         .map(|(_, n)| {
-            let (name, note) = name_cell(n);
-            name.chars().count() + note.map_or(0, |(t, _)| 1 + t.chars().count())
+            let (name, notes) = name_cell(n);
+            name.chars().count()
+                + notes
+                    .iter()
+                    .map(|(t, _)| 1 + t.chars().count())
+                    .sum::<usize>()
         })
         .max()
         .unwrap_or(0);
@@ -191,7 +198,9 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
     frame.render_widget(Paragraph::new(visible), area);
 }
 
-fn render_empty(frame: &mut Frame, app: &App, area: Rect) {
+/// What the screen says before the first snapshot: connecting, or why the
+/// collector cannot be reached.
+pub fn render_empty(frame: &mut Frame, app: &App, area: Rect) {
     let url = &app.model.primary().url;
     let lines = match app.connection() {
         ConnState::Disconnected { error, .. } => vec![
@@ -209,7 +218,8 @@ fn render_empty(frame: &mut Frame, app: &App, area: Rect) {
     render_message(frame, area, lines);
 }
 
-fn render_message(frame: &mut Frame, area: Rect, lines: Vec<Line<'static>>) {
+/// `lines` centred in `area`.
+pub fn render_message(frame: &mut Frame, area: Rect, lines: Vec<Line<'static>>) {
     let top = area.height.saturating_sub(lines.len() as u16) / 2;
     let area = Rect {
         y: area.y + top,
@@ -279,6 +289,16 @@ fn tier_heading(app: &App, tier: Role) -> Line<'static> {
                 Style::new()
                     .fg(ratatui::style::Color::Black)
                     .bg(ratatui::style::Color::Yellow)
+                    .add_modifier(Modifier::BOLD),
+            ));
+        }
+        if state.in_maintenance {
+            spans.push(Span::raw(" "));
+            spans.push(Span::styled(
+                " MAINT ",
+                Style::new()
+                    .fg(ratatui::style::Color::Black)
+                    .bg(ratatui::style::Color::Cyan)
                     .add_modifier(Modifier::BOLD),
             ));
         }
@@ -386,9 +406,10 @@ fn node_line(
     }
 }
 
-/// The node's name and what follows it in the name cell, with its style:
-/// the DB role, or an LB's backend servers UP out of all.
-fn name_cell(node: &NodeState) -> (&str, Option<(String, Style)>) {
+/// The node's name and what follows it in the name cell, each with its
+/// style: the DB role, or an LB's backend servers UP out of all; then
+/// `maint` while the node is in maintenance.
+fn name_cell(node: &NodeState) -> (&str, Vec<(String, Style)>) {
     let note = if let Some(role) = view::db_role(node) {
         Some((format!("({role})"), style::muted()))
     } else {
@@ -405,25 +426,46 @@ fn name_cell(node: &NodeState) -> (&str, Option<(String, Style)>) {
             (b.text(), style)
         })
     };
-    (&node.name, note)
+    let mut notes: Vec<(String, Style)> = note.into_iter().collect();
+    if node.in_maintenance {
+        notes.push(("maint".to_string(), maint_style()));
+    }
+    (&node.name, notes)
 }
 
-/// The name cell, `width` characters: the name (never cut for the note),
-/// then the note if it fits.
+/// The `maint` mark's style.
+fn maint_style() -> Style {
+    Style::new()
+        .fg(ratatui::style::Color::Cyan)
+        .add_modifier(Modifier::BOLD)
+}
+
+/// The name cell, `width` characters: the name (never cut for a note),
+/// then the notes that fit; `maint` is the last to go.
 fn name_spans(node: &NodeState, width: usize) -> Vec<Span<'static>> {
-    let (name, note) = name_cell(node);
+    let (name, mut notes) = name_cell(node);
     let name_len = name.chars().count();
-    match note {
-        Some((text, style)) if name_len + 1 + text.chars().count() <= width => {
-            let pad = width - name_len - 1 - text.chars().count();
-            vec![
-                Span::raw(format!("{name} ")),
-                Span::styled(text, style),
-                Span::raw(" ".repeat(pad)),
-            ]
-        }
-        _ => vec![Span::raw(fit_left(name, width))],
+    let len = |notes: &[(String, Style)]| {
+        notes
+            .iter()
+            .map(|(t, _)| 1 + t.chars().count())
+            .sum::<usize>()
+    };
+    while !notes.is_empty() && name_len + len(&notes) > width {
+        let last_is_maint = notes.len() > 1 && notes[notes.len() - 1].0 == "maint";
+        notes.remove(if last_is_maint { 0 } else { notes.len() - 1 });
     }
+    if notes.is_empty() {
+        return vec![Span::raw(fit_left(name, width))];
+    }
+    let pad = width - name_len - len(&notes);
+    let mut spans = vec![Span::raw(name.to_string())];
+    for (text, style) in notes {
+        spans.push(Span::raw(" "));
+        spans.push(Span::styled(text, style));
+    }
+    spans.push(Span::raw(" ".repeat(pad)));
+    spans
 }
 
 #[cfg(test)]

@@ -2,7 +2,13 @@
 //! traffic ratio (flagged when off by more than 10%) and collector
 //! version, all as the collector's totals say; then the connection line,
 //! which turns into a red banner when the collector is not connected or
-//! the embedded collector or agent stopped.
+//! the embedded collector or agent stopped, with the alert counter at its
+//! right end on every screen.
+//!
+//! The counter is the collector's totals (`✖ 2 ▲ 1 firing (1 unacked) · 1
+//! pending`: critical and warning firing alerts by symbol, never by colour
+//! alone), `✔ no alerts` only when a connected collector said so, and
+//! `alerts ?` before the first snapshot and while disconnected.
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -11,6 +17,8 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
 use super::style;
+use stacktop_proto::Health;
+
 use crate::app::App;
 use crate::format;
 use crate::model::ConnState;
@@ -143,8 +151,78 @@ fn stale_age(app: &App) -> String {
     format::ago((app.now_ms - app.model.primary().last_update_ms) / 1000)
 }
 
+/// The alert counter's spans (see the module docs).
+pub fn alert_counter(app: &App) -> Vec<Span<'static>> {
+    let totals = app.model.totals().filter(|_| app.is_connected());
+    let Some(t) = totals else {
+        return vec![Span::styled("alerts ?", style::muted())];
+    };
+    if t.alerts_firing == 0 && t.alerts_pending == 0 {
+        return vec![Span::styled("✔ no alerts", style::health(Health::Ok))];
+    }
+    let mut spans = Vec::new();
+    if t.alerts_firing > 0 {
+        let bold = Modifier::BOLD;
+        if t.alerts_critical > 0 {
+            let text = format!("✖ {}", t.alerts_critical);
+            spans.push(Span::styled(
+                text,
+                style::health(Health::Crit).add_modifier(bold),
+            ));
+            spans.push(Span::raw(" "));
+        }
+        if t.alerts_warning > 0 {
+            let text = format!("▲ {}", t.alerts_warning);
+            spans.push(Span::styled(
+                text,
+                style::health(Health::Warn).add_modifier(bold),
+            ));
+            spans.push(Span::raw(" "));
+        }
+        // Firing alerts of no known severity are only counted.
+        let known = t.alerts_critical + t.alerts_warning;
+        if known < t.alerts_firing {
+            spans.push(Span::raw(format!("{} ", t.alerts_firing - known)));
+        }
+        spans.push(Span::raw("firing"));
+        if t.alerts_unacknowledged > 0 {
+            spans.push(Span::styled(
+                format!(" ({} unacked)", t.alerts_unacknowledged),
+                style::heading(),
+            ));
+        }
+    }
+    if t.alerts_pending > 0 {
+        let sep = if spans.is_empty() { "" } else { " · " };
+        spans.push(Span::styled(
+            format!("{sep}◌ {} pending", t.alerts_pending),
+            style::muted(),
+        ));
+    }
+    spans
+}
+
 fn render_connection(frame: &mut Frame, app: &App, area: Rect) {
-    let text = connection_text(app);
+    let counter = Line::from(alert_counter(app));
+    let counter_width = (counter.width() as u16).min(area.width);
+    let [left, gap, right] = Layout::horizontal([
+        Constraint::Min(0),
+        Constraint::Length(1),
+        Constraint::Length(counter_width),
+    ])
+    .areas(area);
+    let mut text = connection_text(app);
+    let room = left.width as usize;
+    // The age of the last update is the first thing to go, then the
+    // address in a banner (the age of the data there says more).
+    if text.chars().count() > room
+        && let Some(at) = text.find(" · updated")
+    {
+        text.truncate(at);
+    }
+    if text.chars().count() + 1 > room && !app.is_connected() {
+        text = text.replace(&format!(" · {}", app.model.primary().url), "");
+    }
     let banner = Style::new()
         .fg(Color::White)
         .bg(Color::Red)
@@ -156,12 +234,15 @@ fn render_connection(frame: &mut Frame, app: &App, area: Rect) {
         ConnState::Connecting => Style::new().fg(Color::Yellow),
         ConnState::Disconnected { .. } => banner,
     };
-    let line = if app.is_connected() && !failed {
-        Line::styled(text, style)
+    if app.is_connected() && !failed {
+        let line = Line::styled(format::fit_left(&text, room), style);
+        frame.render_widget(Paragraph::new(line), left);
+        frame.render_widget(Paragraph::new(counter), right);
     } else {
-        // A full-width bar: impossible to miss.
-        let width = area.width as usize;
-        Line::styled(format::fit_left(&format!(" {text}"), width), style)
-    };
-    frame.render_widget(Paragraph::new(line), area);
+        // A full-width bar: impossible to miss; the counter is in it.
+        let line = Line::styled(format::fit_left(&format!(" {text}"), room), style);
+        frame.render_widget(Paragraph::new(line), left);
+        frame.render_widget(Paragraph::new(Line::styled(" ", style)), gap);
+        frame.render_widget(Paragraph::new(counter.patch_style(style)), right);
+    }
 }

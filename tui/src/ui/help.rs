@@ -17,6 +17,11 @@ pub const KEYS: &[(&str, &str)] = &[
     ("End / G", "last row"),
     ("Enter", "details of the selected node"),
     ("Esc / Backspace", "back to the fleet"),
+    ("a", "the alerts view (a again: back)"),
+    ("A", "acknowledge the selected alert"),
+    ("s", "silence the selected alert's node and rule"),
+    ("m", "put the selected node in maintenance"),
+    ("y / n", "confirm / cancel (Esc cancels too)"),
     ("?", "this help"),
     ("q / Ctrl-C", "quit"),
 ];
@@ -35,6 +40,10 @@ pub fn render(frame: &mut Frame, _app: &App, area: Rect) {
     lines.push(Line::raw(""));
     lines.push(Line::styled(
         " Health is decided by the collector: ok, warn, crit, unknown, down.",
+        style::muted(),
+    ));
+    lines.push(Line::styled(
+        " Alerts: ✖ critical, ▲ warning; firing, then pending, then resolved.",
         style::muted(),
     ));
     lines.push(Line::styled(" Press any key to close.", style::muted()));

@@ -3,14 +3,18 @@
 //! # Layout
 //!
 //! One file per screen region, each with a `render(frame, &App, area)`:
-//! [`header`] (title, site, counts, connection line), [`fleet`] (nodes by
-//! tier), [`detail`] (one node: its [`panels`] and [`charts`]), [`help`]
-//! (the key overlay) and [`footer`] (key hints). [`draw`] splits the frame
-//! between them; [`style`] holds the shared colours.
+//! [`header`] (title, site, counts, connection line, alert counter),
+//! [`fleet`] (nodes by tier), [`detail`] (one node: its [`panels`] and
+//! [`charts`]), [`alerts`] (the alert list and the selected alert),
+//! [`help`] (the key overlay), [`prompt`] (the question before a write
+//! call) and [`footer`] (key hints, or what became of a write call).
+//! [`draw`] splits the frame between them; [`style`] holds the shared
+//! colours.
 //!
 //! Nothing here reads a clock, does I/O or receives from a channel: every
 //! input is in [`App`], so snapshots are deterministic.
 
+pub mod alerts;
 pub mod charts;
 pub mod detail;
 pub mod fleet;
@@ -18,6 +22,7 @@ pub mod footer;
 pub mod header;
 pub mod help;
 pub mod panels;
+pub mod prompt;
 pub mod style;
 
 use ratatui::Frame;
@@ -40,9 +45,11 @@ pub fn draw(frame: &mut Frame, app: &App) {
     match app.screen {
         Screen::Fleet => fleet::render(frame, app, body),
         Screen::Detail(_) => detail::render(frame, app, body),
+        Screen::Alerts => alerts::render(frame, app, body),
     }
     footer::render(frame, app, bottom);
     if app.help {
         help::render(frame, app, frame.area());
     }
+    prompt::render(frame, app, frame.area());
 }

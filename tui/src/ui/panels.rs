@@ -1,6 +1,7 @@
-//! The boxes under the detail screen's Node and Now boxes: Checks,
-//! Backends (LB nodes) and Traffic (nodes with access logs), and how a
-//! column of them shares the room it gets.
+//! The boxes under the detail screen's Node and Now boxes: Alerts (the
+//! node's active alerts, when it has any), Checks, Backends (LB nodes) and
+//! Traffic (nodes with access logs), and how a column of them shares the
+//! room it gets.
 //!
 //! Each is a [`Panel`]: a title, heading lines that stay when rows are
 //! cut, and rows, worst first where order matters, so a short screen keeps
@@ -15,9 +16,11 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph};
 use stacktop_proto::Health;
 use stacktop_proto::metrics::{self, ServerState, server_state};
-use stacktop_proto::v1::{BackendServer, CheckResult, NodeState, SourceTraffic};
+use stacktop_proto::v1::{Alert, AlertState, BackendServer, CheckResult, NodeState, SourceTraffic};
 
+use super::alerts::{severity_style, state_style};
 use super::style;
+use crate::alerts;
 use crate::format;
 use crate::view;
 
@@ -82,6 +85,62 @@ pub fn unavailable(title: &str, why: &str, inner: usize) -> Panel {
 /// How long before the collector's `clock_ms` `then_ms` was, e.g. `12s`.
 fn age(then_ms: i64, clock_ms: i64) -> Option<String> {
     (then_ms > 0).then(|| format::ago((clock_ms - then_ms) / 1000))
+}
+
+/// A node's active alerts in the order of the alerts view (firing first),
+/// one line each: severity symbol, state, age on the collector's
+/// `clock_ms`, rule, what was done about it, summary; `inner` columns wide.
+pub fn alerts(list: &[Alert], clock_ms: i64, inner: usize) -> Panel {
+    let rule_w = list
+        .iter()
+        .map(|a| a.rule.chars().count())
+        .max()
+        .unwrap_or(0)
+        .clamp(4, 24);
+    let rows = alerts::ordered(list)
+        .into_iter()
+        .map(|row| {
+            let a = &list[row.index];
+            let marks = alerts::marks(a);
+            let marks = if marks.is_empty() {
+                String::new()
+            } else {
+                format!(" [{}]", marks.join(", "))
+            };
+            let mut sev = severity_style(a.severity());
+            if a.state() == AlertState::Firing {
+                sev = sev.add_modifier(Modifier::BOLD);
+            }
+            let fixed = 2 + 9 + 7 + rule_w + 1;
+            Line::from(vec![
+                Span::styled(format!("{} ", alerts::severity_symbol(a.severity())), sev),
+                Span::styled(
+                    format!("{:<8} ", alerts::state_word(a.state())),
+                    state_style(a.state()),
+                ),
+                Span::styled(format!("{:>6} ", alerts::age(a, clock_ms)), style::muted()),
+                Span::raw(format!("{} ", format::fit_left(&a.rule, rule_w))),
+                Span::raw(format::fit_left(
+                    &format!("{}{marks}", a.summary),
+                    inner.saturating_sub(fixed),
+                )),
+            ])
+        })
+        .collect();
+    let firing = list
+        .iter()
+        .filter(|a| a.state() == AlertState::Firing)
+        .count();
+    let title = if firing > 0 {
+        format!("Alerts {}, {firing} firing", list.len())
+    } else {
+        format!("Alerts {}", list.len())
+    };
+    Panel {
+        title,
+        heading: Vec::new(),
+        rows,
+    }
 }
 
 /// The node's checks, worst first; ages against the collector's

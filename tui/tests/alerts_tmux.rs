@@ -1,0 +1,378 @@
+//! An alert end to end, as an operator sees it: a real `stacktop-collector`
+//! process (a config with `check-failed` firing at once, a temporary data
+//! directory, an ephemeral port on 127.0.0.1), a real `stacktop-agent`
+//! whose TCP check probes a closed loopback port, and the `stacktop`
+//! dashboard in a tmux session. The test reads the screen with
+//! `tmux capture-pane`: the alert is counted in the header and listed in
+//! the alerts view soon after it fires; `a`, `A`, `y` acknowledge it, and
+//! Fleet.Alerts then says who did.
+//!
+//! The two binaries are built with the same cargo (`cargo build -p
+//! stacktop-collector -p stacktop-agent`, a no-op when they are fresh).
+//! Without tmux the test skips with a printed reason, unless
+//! `STACKTOP_LAB=require`, which makes that a failure. Every process is
+//! started here and killed by its own guard when the test ends, pass or
+//! fail; tmux runs on a private socket in the test's directory and only
+//! that server is killed.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use stacktop::client;
+use stacktop_proto::transport::ClientConfig;
+use stacktop_proto::v1::{Alert, AlertState};
+
+/// Liveness bound of each wait; never a performance assertion.
+const PATIENCE: Duration = Duration::from_secs(30);
+/// How long the screen may take to show what the collector already says.
+const SCREEN_PATIENCE: Duration = Duration::from_secs(15);
+/// The node the agent reports as.
+const NODE: &str = "web9";
+
+/// A process this test started; killed (SIGKILL) and reaped when dropped.
+struct Proc {
+    child: Child,
+}
+
+impl Proc {
+    fn spawn(command: &mut Command) -> Self {
+        let child = command
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {command:?}: {e}"));
+        Self { child }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A tmux server of our own (its socket in the test's directory) running
+/// one session; `kill-server` on that socket when dropped.
+struct Tmux {
+    socket: PathBuf,
+}
+
+impl Tmux {
+    const SESSION: &str = "stacktop-alerts";
+
+    /// `command` in a new detached session `width` x `height`.
+    fn start(socket: &Path, width: u16, height: u16, command: &[&str]) -> Self {
+        let tmux = Self {
+            socket: socket.to_path_buf(),
+        };
+        let status = tmux
+            .command()
+            .args(["new-session", "-d", "-s", Self::SESSION])
+            .args(["-x", &width.to_string(), "-y", &height.to_string()])
+            .arg("--")
+            .args(command)
+            .status()
+            .expect("running tmux");
+        assert!(status.success(), "tmux new-session failed: {status}");
+        tmux
+    }
+
+    fn command(&self) -> Command {
+        let mut command = Command::new("tmux");
+        command.arg("-S").arg(&self.socket);
+        command
+    }
+
+    /// The visible screen, as text.
+    fn screen(&self) -> String {
+        let out = self
+            .command()
+            .args(["capture-pane", "-p", "-t", Self::SESSION])
+            .output()
+            .expect("tmux capture-pane");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Types `key` (a tmux key name or a character).
+    fn press(&self, key: &str) {
+        let status = self
+            .command()
+            .args(["send-keys", "-t", Self::SESSION, key])
+            .status()
+            .expect("tmux send-keys");
+        assert!(status.success(), "tmux send-keys {key}: {status}");
+    }
+
+    /// Waits until the screen satisfies `ok`, and returns it.
+    fn wait_for(&self, what: &str, ok: impl Fn(&str) -> bool) -> String {
+        let start = Instant::now();
+        loop {
+            let screen = self.screen();
+            if ok(&screen) {
+                return screen;
+            }
+            assert!(
+                start.elapsed() < SCREEN_PATIENCE,
+                "{what}: not on screen within {SCREEN_PATIENCE:?}:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self
+            .command()
+            .arg("kill-server")
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// Whether the test may skip because `what` is missing; panics instead
+/// under `STACKTOP_LAB=require`.
+fn skip_without(what: &str) -> bool {
+    let why = format!("{what} is not installed");
+    if std::env::var("STACKTOP_LAB").as_deref() == Ok("require") {
+        panic!("{why}, and STACKTOP_LAB=require");
+    }
+    eprintln!(
+        "skipping the tmux alerts test: {why} (set STACKTOP_LAB=require to make this a failure)"
+    );
+    true
+}
+
+fn has_tmux() -> bool {
+    Command::new("tmux")
+        .arg("-V")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Builds the collector and agent binaries next to this package's
+/// `stacktop` (same target directory and profile) and returns that
+/// directory.
+fn binaries() -> PathBuf {
+    let stacktop = Path::new(env!("CARGO_BIN_EXE_stacktop"));
+    let dir = stacktop.parent().expect("a target directory").to_path_buf();
+    let profile = dir.file_name().unwrap().to_string_lossy().into_owned();
+    let target_dir = dir.parent().expect("a target directory");
+    let mut build = Command::new(env!("CARGO"));
+    build
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["build", "--quiet", "--bins"])
+        .args(["-p", "stacktop-collector", "-p", "stacktop-agent"])
+        .arg("--target-dir")
+        .arg(target_dir);
+    // What cargo set for this test, not for a build: some build scripts
+    // watch these (ring: CARGO_MANIFEST_DIR), and a changed value would
+    // rebuild them and everything above them on every run.
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        if key.starts_with("CARGO_PKG_")
+            || [
+                "CARGO_MANIFEST_DIR",
+                "CARGO_MANIFEST_PATH",
+                "CARGO_CRATE_NAME",
+                "CARGO_BIN_NAME",
+                "CARGO_PRIMARY_PACKAGE",
+                "CARGO_TARGET_TMPDIR",
+                "CARGO_RUSTC_CURRENT_DIR",
+            ]
+            .contains(&key.as_ref())
+        {
+            build.env_remove(key.as_ref());
+        }
+    }
+    match profile.as_str() {
+        "debug" => {}
+        "release" => {
+            build.arg("--release");
+        }
+        other => {
+            build.args(["--profile", other]);
+        }
+    }
+    let status = build.status().expect("running cargo build");
+    assert!(status.success(), "{build:?}: {status}");
+    dir
+}
+
+/// Starts the collector on 127.0.0.1:0 and returns it with its URL, read
+/// from its "collector serving" log line.
+fn start_collector(bin: &Path, dir: &Path) -> (Proc, String) {
+    let config = dir.join("collector.toml");
+    std::fs::write(
+        &config,
+        "[[rules]]\nname = \"check-failed\"\nfor = \"0s\"\n",
+    )
+    .unwrap();
+    let mut proc = Proc::spawn(
+        Command::new(bin.join("stacktop-collector"))
+            .args(["--listen", "127.0.0.1:0", "--config"])
+            .arg(&config)
+            .arg("--data-dir")
+            .arg(dir.join("data"))
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped()),
+    );
+    let stderr = proc.child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let log = dir.join("collector.log");
+    // Keeps reading (into the log file) so the collector never blocks on a
+    // full pipe; ends when the collector does.
+    std::thread::spawn(move || {
+        let mut file = std::fs::File::create(log).ok();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(file) = file.as_mut() {
+                use std::io::Write as _;
+                let _ = writeln!(file, "{line}");
+            }
+            if line.contains("collector serving")
+                && let Some(addr) = line
+                    .split_whitespace()
+                    .find_map(|w| w.strip_prefix("listen="))
+            {
+                let _ = tx.send(addr.to_string());
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(PATIENCE)
+        .unwrap_or_else(|_| panic!("the collector did not say where it listens; see its log"));
+    (proc, format!("http://{addr}"))
+}
+
+/// A loopback port nothing listens on.
+fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn start_agent(bin: &Path, dir: &Path, collector: &str, port: u16) -> Proc {
+    let config = dir.join("agent.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "name = \"{NODE}\"\nroles = [\"web\"]\ncollectors = [\"{collector}\"]\n\
+             interval = \"1s\"\n\n[[checks]]\nkind = \"tcp\"\nname = \"port\"\n\
+             address = \"127.0.0.1:{port}\"\ninterval = \"1s\"\n"
+        ),
+    )
+    .unwrap();
+    let log = std::fs::File::create(dir.join("agent.log")).unwrap();
+    Proc::spawn(
+        Command::new(bin.join("stacktop-agent"))
+            .arg("--config")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(log),
+    )
+}
+
+/// Asks Fleet.Alerts until `ok` picks an alert of the node, or panics.
+async fn wait_for_alert(url: &str, what: &str, ok: impl Fn(&Alert) -> bool) -> Alert {
+    let config = ClientConfig::new(url);
+    let start = Instant::now();
+    loop {
+        if let Ok(response) = client::alerts(&config).await
+            && let Some(alert) = response
+                .alerts
+                .into_iter()
+                .find(|a| a.node == NODE && a.rule == "check-failed" && ok(a))
+        {
+            return alert;
+        }
+        assert!(
+            start.elapsed() < PATIENCE,
+            "{what}: not within {PATIENCE:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alert_shows_in_the_dashboard_and_is_acknowledged_with_keys() {
+    if !has_tmux() && skip_without("tmux") {
+        return;
+    }
+    let bin = tokio::task::spawn_blocking(binaries).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (_collector, url) = start_collector(&bin, dir.path());
+    let _agent = start_agent(&bin, dir.path(), &url, closed_port());
+
+    let stacktop = env!("CARGO_BIN_EXE_stacktop");
+    let log = dir.path().join("stacktop.log");
+    let log = log.to_string_lossy();
+    let tmux = Tmux::start(
+        &dir.path().join("tmux.sock"),
+        120,
+        30,
+        &[
+            "env",
+            "USER=tester",
+            stacktop,
+            "--collector",
+            &url,
+            "--log-file",
+            &log,
+        ],
+    );
+
+    let fired = wait_for_alert(&url, "check-failed firing", |a| {
+        a.state() == AlertState::Firing
+    })
+    .await;
+    assert!(!fired.acknowledged);
+
+    // The header counts it on the fleet screen...
+    let tmux = tokio::task::spawn_blocking(move || {
+        tmux.wait_for("the firing alert in the header", |s| {
+            s.lines().nth(1).is_some_and(|l| l.contains("✖ 1 firing"))
+        });
+        // ... and the alerts view lists it.
+        tmux.press("a");
+        let screen = tmux.wait_for("the alert in the alerts view", |s| {
+            s.lines()
+                .any(|l| l.contains("firing") && l.contains(NODE) && l.contains("check-failed"))
+        });
+        assert!(
+            screen.contains("Alert "),
+            "the selected alert's box:\n{screen}"
+        );
+        tmux.press("A");
+        tmux.wait_for("the confirmation", |s| {
+            s.contains("Confirm") && s.contains("Acknowledge alert") && s.contains("as tester@")
+        });
+        tmux.press("y");
+        tmux.wait_for("the collector's answer in the footer", |s| {
+            s.contains("acknowledged alert")
+        });
+        tmux
+    })
+    .await
+    .unwrap();
+
+    let acked = wait_for_alert(&url, "the alert acknowledged", |a| a.acknowledged).await;
+    assert_eq!(acked.id, fired.id);
+    assert!(
+        acked.acknowledged_by.starts_with("tester@"),
+        "{:?}",
+        acked.acknowledged_by
+    );
+    // The view follows: the alert is marked acknowledged on screen too.
+    tokio::task::spawn_blocking(move || {
+        tmux.wait_for("the ack mark", |s| s.contains("acked by tester@"));
+    })
+    .await
+    .unwrap();
+}
