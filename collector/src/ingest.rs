@@ -53,6 +53,68 @@ pub const MAX_NODE_NAME: usize = 253;
 /// Most series one stream may define.
 pub const MAX_SERIES_PER_STREAM: usize = 8_192;
 
+/// Longest series name, in bytes.
+pub const MAX_SERIES_NAME: usize = 200;
+
+/// Most labels on one series.
+pub const MAX_LABELS_PER_SERIES: usize = 32;
+
+/// Longest label name or value, in bytes.
+pub const MAX_LABEL_BYTES: usize = 256;
+
+/// Most points in one batch: a real agent sends about sixty.
+pub const MAX_POINTS_PER_BATCH: usize = 100_000;
+
+/// Batches one stream may send per second, sustained...
+pub const MAX_BATCHES_PER_SECOND: f64 = 100.0;
+
+/// ...and at once: an agent replaying its spool after an outage sends its
+/// backlog as fast as the collector acknowledges it.
+pub const BATCH_BURST: f64 = 20_000.0;
+
+/// A series definition the store can keep: a name, and labels within
+/// bounds.
+fn series_def_fits(def: &stacktop_proto::v1::SeriesDef) -> bool {
+    let fits = |s: &str| s.len() <= MAX_LABEL_BYTES && !s.chars().any(char::is_control);
+    !def.name.is_empty()
+        && def.name.len() <= MAX_SERIES_NAME
+        && !def.name.chars().any(char::is_control)
+        && def.labels.len() <= MAX_LABELS_PER_SERIES
+        && def
+            .labels
+            .iter()
+            .all(|l| !l.key.is_empty() && fits(&l.key) && fits(&l.value))
+}
+
+/// A token bucket: [`MAX_BATCHES_PER_SECOND`] with a [`BATCH_BURST`].
+#[derive(Debug)]
+struct Bucket {
+    tokens: f64,
+    at: std::time::Instant,
+}
+
+impl Bucket {
+    fn new() -> Self {
+        Self {
+            tokens: BATCH_BURST,
+            at: std::time::Instant::now(),
+        }
+    }
+
+    fn take(&mut self) -> bool {
+        let now = std::time::Instant::now();
+        let refill = now.duration_since(self.at).as_secs_f64() * MAX_BATCHES_PER_SECOND;
+        self.tokens = (self.tokens + refill).min(BATCH_BURST);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
 /// How far ahead of the collector's clock a point may be stamped: clocks
 /// drift, but not by more.
 pub const MAX_FUTURE_MS: i64 = 5 * 60 * 1_000;
@@ -157,6 +219,7 @@ impl Ingest for IngestService {
             cancel,
             shutdown: self.shutdown.clone(),
             _permit: permit,
+            bucket: Bucket::new(),
         };
         self.tracker.spawn(stream.run(inbound));
         Ok(Response::new(ReceiverStream::new(rx)))
@@ -299,6 +362,8 @@ struct AgentStream {
     shutdown: CancellationToken,
     /// Held for the stream's lifetime (`max-agents`).
     _permit: OwnedSemaphorePermit,
+    /// Batches this stream may still send now.
+    bucket: Bucket,
 }
 
 impl std::fmt::Debug for AgentStream {
@@ -346,6 +411,21 @@ impl AgentStream {
                 // reset by the agent; tell the agent in case it still listens.
                 Err(status) => break End::Inbound(status),
             };
+            if batch.points.len() > MAX_POINTS_PER_BATCH {
+                self.store.count_refused_batch();
+                break End::Error(Status::invalid_argument(format!(
+                    "batch {} has {} points; at most {MAX_POINTS_PER_BATCH}",
+                    batch.seq,
+                    batch.points.len()
+                )));
+            }
+            if !self.bucket.take() {
+                self.store.count_refused_batch();
+                break End::Error(Status::resource_exhausted(format!(
+                    "more than {MAX_BATCHES_PER_SECOND} batches a second (after a burst of \
+                     {BATCH_BURST}); slow down and reconnect"
+                )));
+            }
             let ack = match self.apply(batch) {
                 Ok(seq) => seq,
                 Err(StoreError::Replaced { .. }) => break End::Cancelled,
@@ -410,7 +490,7 @@ impl AgentStream {
                 refused_defs += 1;
                 continue;
             }
-            if def.name.is_empty() {
+            if !series_def_fits(&def) {
                 refused_defs += 1;
                 continue;
             }

@@ -158,7 +158,7 @@ pub async fn serve(
                 .max_encoding_message_size(usize::MAX),
         ))
         .add_service(
-            OperatorServer::new(OperatorService::new(alerts))
+            OperatorServer::new(OperatorService::new(alerts, store.clone()))
                 .max_decoding_message_size(MAX_MESSAGE_BYTES),
         )
         .serve_with_incoming_shutdown(

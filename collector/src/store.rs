@@ -152,6 +152,9 @@ pub struct IngestCounters {
     pub too_old: AtomicU64,
     /// See [`Skipped::overlapping`].
     pub overlapping: AtomicU64,
+    /// Batches refused whole (too many points, too many a second); their
+    /// stream ended.
+    pub refused_batches: AtomicU64,
 }
 
 impl IngestCounters {
@@ -892,6 +895,16 @@ impl Store {
     /// Everything ingest skipped since start, by reason.
     pub fn skipped(&self) -> Skipped {
         self.skipped.get()
+    }
+
+    /// Counts a batch refused whole (too many points, too many a second).
+    pub fn count_refused_batch(&self) {
+        self.skipped.refused_batches.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Batches refused whole since start.
+    pub fn refused_batches(&self) -> u64 {
+        self.skipped.refused_batches.load(Ordering::Relaxed)
     }
 }
 

@@ -865,3 +865,48 @@ async fn a_new_agent_taking_a_name_over_does_not_mix_its_backlog_in() {
     );
     c.shutdown.cancel();
 }
+
+#[tokio::test]
+async fn a_batch_beyond_the_limits_ends_only_its_stream() {
+    let c = start_collector().await;
+    let mut honest = connect(&c, hello("web1", "i-1", 30_000)).await.unwrap();
+    assert_eq!(honest.send(cpu_batch(1, 0.5)).await, 1);
+
+    let mut hostile = connect(&c, hello("junk", "i-2", 30_000)).await.unwrap();
+    // A label a kilobyte long: the definition is refused, its points with it.
+    let long = "x".repeat(1024);
+    let defs = vec![
+        def(1, "node_cpu_usage_ratio", &[("cpu", long.as_str())]),
+        def(2, "node_load1", &[]),
+    ];
+    assert_eq!(
+        hostile
+            .send(batch(1, defs, vec![point(1, 0.5), point(2, 1.0)]))
+            .await,
+        1
+    );
+    let junk = c.node("junk").await;
+    assert_eq!(
+        junk.summary.and_then(|s| s.cpu_usage_ratio),
+        None,
+        "the refused series stored nothing"
+    );
+    // 100,001 points in one batch.
+    let many = (0..100_001).map(|_| point(2, 1.0)).collect();
+    hostile
+        .tx
+        .send(AgentFrame {
+            frame: Some(agent_frame::Frame::Batch(batch(2, vec![], many))),
+        })
+        .await
+        .unwrap();
+    let err = next(&mut hostile.rx).await.expect_err("accepted");
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().contains("100001 points"), "{}", err.message());
+
+    // The honest agent never noticed.
+    assert_eq!(honest.send(cpu_batch(2, 0.25)).await, 2);
+    let node = c.node("web1").await;
+    assert_eq!(node.summary.unwrap().cpu_usage_ratio, Some(0.25));
+    c.shutdown.cancel();
+}

@@ -18,6 +18,7 @@ use tonic::{Request, Response, Status};
 use tracing::info;
 
 use super::{Alerts, AlertsError};
+use crate::store::Store;
 
 /// Longest comment or `by` accepted, in bytes.
 const MAX_TEXT: usize = 1024;
@@ -29,12 +30,15 @@ const MAX_MATCHERS: usize = 32;
 #[derive(Debug, Clone)]
 pub struct OperatorService {
     alerts: Arc<Alerts>,
+    /// To refuse maintenance for a node nobody knows (a typo would
+    /// otherwise hold nothing, silently).
+    store: Arc<Store>,
 }
 
 impl OperatorService {
-    /// Serves `alerts`.
-    pub fn new(alerts: Arc<Alerts>) -> Self {
-        Self { alerts }
+    /// Serves `alerts` for the nodes of `store`.
+    pub fn new(alerts: Arc<Alerts>, store: Arc<Store>) -> Self {
+        Self { alerts, store }
     }
 
     /// Writes the store before answering; a failure is the caller's error
@@ -160,6 +164,11 @@ impl Operator for OperatorService {
             Err(_) => return Err(Status::invalid_argument(format!("unknown tier {}", r.tier))),
         };
         let node = text("node", &r.node)?;
+        if !node.is_empty() && self.store.with_node(node, |_| ()).is_err() {
+            return Err(Status::not_found(format!(
+                "no node named {node:?} has ever reported to this collector; check the name"
+            )));
+        }
         let by = by(&r.by)?;
         let window = self
             .alerts
