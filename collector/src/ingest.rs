@@ -40,6 +40,7 @@ use tokio_util::task::TaskTracker;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{debug, info, instrument, warn};
 
+use crate::journal::{Entry, Journal, JournalError};
 use crate::store::{
     Applied, Identity, NodeHandle, Reported, ResolvedPoint, SeriesKey, Skipped, Store, StoreError,
 };
@@ -132,6 +133,9 @@ const OUTBOUND_CAPACITY: usize = 16;
 #[derive(Debug, Clone)]
 pub struct IngestService {
     store: Arc<Store>,
+    /// Acked means durable: batches are journaled first (`None`: memory
+    /// only, as the embedded collector runs).
+    journal: Option<Journal>,
     /// One permit per open agent stream (`max-agents`).
     permits: Arc<Semaphore>,
     max_agents: usize,
@@ -152,11 +156,20 @@ impl IngestService {
     ) -> Self {
         Self {
             store,
+            journal: None,
             permits: Arc::new(Semaphore::new(max_agents)),
             max_agents,
             shutdown,
             tracker,
         }
+    }
+}
+
+impl IngestService {
+    /// Journals every batch before acknowledging it.
+    pub fn with_journal(mut self, journal: Journal) -> Self {
+        self.journal = Some(journal);
+        self
     }
 }
 
@@ -188,6 +201,7 @@ impl Ingest for IngestService {
             hello = read_hello(&mut inbound) => hello?,
         };
         let identity = identity_from_hello(hello, peer)?;
+        let identity_for_journal = identity.clone();
         let cancel = self.shutdown.child_token();
         let attached = self
             .store
@@ -220,6 +234,8 @@ impl Ingest for IngestService {
             shutdown: self.shutdown.clone(),
             _permit: permit,
             bucket: Bucket::new(),
+            identity: Arc::new(identity_for_journal),
+            journal: self.journal.clone(),
         };
         self.tracker.spawn(stream.run(inbound));
         Ok(Response::new(ReceiverStream::new(rx)))
@@ -364,6 +380,10 @@ struct AgentStream {
     _permit: OwnedSemaphorePermit,
     /// Batches this stream may still send now.
     bucket: Bucket,
+    /// Who sends (what the journal records with each batch).
+    identity: Arc<Identity>,
+    /// Where batches go before they are acknowledged; `None`: memory only.
+    journal: Option<Journal>,
 }
 
 impl std::fmt::Debug for AgentStream {
@@ -372,6 +392,19 @@ impl std::fmt::Debug for AgentStream {
             .field("node", &self.handle.name())
             .field("instance", &self.instance_id)
             .finish()
+    }
+}
+
+/// Why a batch was not stored.
+#[derive(Debug)]
+enum Refused {
+    Store(StoreError),
+    Journal(JournalError),
+}
+
+impl From<StoreError> for Refused {
+    fn from(e: StoreError) -> Self {
+        Self::Store(e)
     }
 }
 
@@ -426,13 +459,21 @@ impl AgentStream {
                      {BATCH_BURST}); slow down and reconnect"
                 )));
             }
-            let ack = match self.apply(batch) {
+            let ack = match self.apply(batch).await {
                 Ok(seq) => seq,
-                Err(StoreError::Replaced { .. }) => break End::Cancelled,
-                Err(err @ StoreError::SeqJump { .. }) => {
+                Err(Refused::Store(StoreError::Replaced { .. })) => break End::Cancelled,
+                Err(Refused::Store(err @ StoreError::SeqJump { .. })) => {
                     break End::Error(Status::invalid_argument(err.to_string()));
                 }
-                Err(other) => break End::Error(Status::internal(other.to_string())),
+                Err(Refused::Store(other)) => {
+                    break End::Error(Status::internal(other.to_string()));
+                }
+                Err(Refused::Journal(err)) => {
+                    break End::Error(Status::unavailable(format!(
+                        "the batch could not be stored durably ({err}); it is not acknowledged: \
+                         resend it later"
+                    )));
+                }
             };
             let ack = frame(collector_frame::Frame::Ack(Ack { seq: ack }));
             let sent = tokio::select! {
@@ -471,7 +512,7 @@ impl AgentStream {
     }
 
     /// Resolves and stores one batch; returns the seq to acknowledge.
-    fn apply(&mut self, batch: Batch) -> Result<u64, StoreError> {
+    async fn apply(&mut self, batch: Batch) -> Result<u64, Refused> {
         let Batch {
             seq,
             timestamp_ms,
@@ -510,7 +551,9 @@ impl AgentStream {
         let newest = now + MAX_FUTURE_MS;
         let oldest = now - self.store.window_ms();
         let mut resolved = Vec::with_capacity(points.len());
-        let mut hints = Vec::with_capacity(points.len());
+        // Series ids, not their cells: a `&Cell` may not be held across the
+        // journal's await.
+        let mut hint_ids = Vec::with_capacity(points.len());
         for p in &points {
             let Some(def) = self.defs.get(p.series_id) else {
                 skipped.undefined += 1;
@@ -540,7 +583,7 @@ impl AgentStream {
                     timestamp_ms,
                     value: p.value,
                 });
-                hints.push(&def.index);
+                hint_ids.push(p.series_id);
                 continue;
             };
             *counter += 1;
@@ -559,19 +602,28 @@ impl AgentStream {
                 "skipped parts of a batch"
             );
         }
-        match self.store.apply_hinted(
-            &self.handle,
-            seq,
-            &resolved,
-            &hints,
-            Reported {
-                checks,
-                facts: facts.into_iter().filter(|f| !f.key.is_empty()).collect(),
-                backends,
-                backends_error: (!backends_error.is_empty()).then_some(backends_error),
-            },
-            now,
-        )? {
+        let reported = Reported {
+            checks,
+            facts: facts.into_iter().filter(|f| !f.key.is_empty()).collect(),
+            backends,
+            backends_error: (!backends_error.is_empty()).then_some(backends_error),
+        };
+        // Acked means durable: a new batch is on disk before it is applied
+        // and acknowledged.
+        if let Some(journal) = &self.journal
+            && self.store.is_new(&self.handle, seq)?
+        {
+            let entry = Entry::new(&self.identity, seq, &resolved, &reported, now);
+            journal.append(&entry).await.map_err(Refused::Journal)?;
+        }
+        let hints: Vec<&Cell<Option<u32>>> = hint_ids
+            .iter()
+            .filter_map(|&id| self.defs.get(id).map(|d| &d.index))
+            .collect();
+        match self
+            .store
+            .apply_hinted(&self.handle, seq, &resolved, &hints, reported, now)?
+        {
             Applied::Stored {
                 seq,
                 dropped_points,
@@ -672,6 +724,8 @@ mod tests {
                 shutdown: CancellationToken::new(),
                 _permit: Arc::new(Semaphore::new(1)).try_acquire_owned().unwrap(),
                 bucket: Bucket::new(),
+                identity: Arc::new(identity_from_hello(hello(), "fuzz".into()).unwrap()),
+                journal: None,
             }
         }
 
@@ -771,8 +825,9 @@ mod tests {
                 let store = Arc::new(Store::new(Duration::from_secs(60)));
                 let views = crate::fleet::Views::new(store.clone());
                 let mut s = stream(&store);
+                let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
                 for b in batches {
-                    let _ = s.apply(b);
+                    let _ = rt.block_on(s.apply(b));
                 }
                 let view = views.publish(now_unix_ms());
                 let snapshot = view.snapshot();
@@ -791,7 +846,8 @@ mod tests {
                 let store = Arc::new(Store::new(Duration::from_secs(60)));
                 let mut s = stream(&store);
                 if let Ok(AgentFrame { frame: Some(agent_frame::Frame::Batch(b)) }) = AgentFrame::decode(bytes.as_slice()) {
-                    let _ = s.apply(b);
+                    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+                    let _ = rt.block_on(s.apply(b));
                 }
             }
         }

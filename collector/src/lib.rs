@@ -4,6 +4,8 @@
 //!
 //! - [`config`]: the resolved [`Config`] and the TOML file behind it.
 //! - [`ingest`]: the `Ingest.Connect` service, one task per agent stream.
+//! - [`journal`]: acked means durable: every batch is on disk before it
+//!   is acknowledged, and replayed into the store at start.
 //! - [`store`]: every known node, its latest values and checks as
 //!   reported; [`series`] holds one series' compact history ring buffer.
 //! - [`slot`]: what each series feeds in the evaluated fleet, decided once
@@ -31,6 +33,7 @@ pub mod config;
 pub mod fleet;
 pub mod health;
 pub mod ingest;
+pub mod journal;
 pub mod series;
 pub mod server;
 pub mod slot;

@@ -28,6 +28,7 @@ use crate::config::{self, Config, ConfigError};
 use crate::fleet::routes::FleetRoutes;
 use crate::fleet::{self, FleetService, Views};
 use crate::ingest::IngestService;
+use crate::journal::{Journal, JournalError};
 use crate::store::Store;
 
 /// Largest accepted gRPC message (one agent batch, one request).
@@ -46,6 +47,9 @@ pub enum Error {
     /// Alerting could not start (its store, a rule, a sink).
     #[error(transparent)]
     Alerts(#[from] AlertsError),
+    /// The ingest journal could not be opened or read.
+    #[error(transparent)]
+    Journal(#[from] JournalError),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -101,6 +105,20 @@ pub async fn serve(
         &tracker,
     )?);
     let store = Arc::new(Store::watching(config.history, alerts.watched_metrics()));
+    let journal = match &config.alerts.data_dir {
+        Some(dir) => {
+            let (journal, restored) = Journal::open(dir, &store)?;
+            info!(
+                entries = restored.entries,
+                damaged = restored.damaged,
+                nodes = store.entries().len(),
+                took_ms = restored.took.as_millis() as u64,
+                "restored the recent history from the journal"
+            );
+            Some(journal)
+        }
+        None => None,
+    };
     let views = Arc::new(Views::with_alerts(store.clone(), Some(alerts.clone())));
 
     tracker.spawn(fleet::keep_fresh(views.clone(), inner.clone()));
@@ -110,12 +128,15 @@ pub async fn serve(
         inner.clone(),
     ));
 
-    let ingest = IngestService::new(
+    let mut ingest = IngestService::new(
         store.clone(),
         config.max_agents,
         inner.clone(),
         tracker.clone(),
     );
+    if let Some(journal) = journal {
+        ingest = ingest.with_journal(journal);
+    }
     let fleet = FleetService::new(store.clone(), views, inner.clone(), tracker.clone());
 
     let (health, health_service) = tonic_health::server::health_reporter();

@@ -672,6 +672,125 @@ impl Store {
         })
     }
 
+    /// Applies one batch to a locked node (its owner already checked).
+    fn apply_locked(
+        &self,
+        n: &mut Node,
+        seq: u64,
+        points: &[ResolvedPoint<'_>],
+        hints: &[&Cell<Option<u32>>],
+        reported: Reported,
+        now_ms: i64,
+    ) -> Applied {
+        if seq <= n.last_seq {
+            Applied::Duplicate { seq: n.last_seq }
+        } else {
+            let (dropped_points, overlapping_points) = self.store_points(n, points, hints, now_ms);
+            let Reported {
+                checks,
+                mut facts,
+                mut backends,
+                backends_error,
+            } = reported;
+            for check in checks {
+                if n.checks.len() < MAX_CHECKS_PER_NODE || n.checks.contains_key(&check.name) {
+                    let stored = StoredCheck {
+                        result: Arc::new(check),
+                        arrived_ms: now_ms,
+                    };
+                    n.checks.insert(stored.result.name.clone(), stored);
+                }
+            }
+            if !facts.is_empty() {
+                facts.truncate(MAX_FACTS_PER_NODE);
+                n.facts = Arc::new(facts);
+            }
+            if !backends.is_empty() {
+                backends.truncate(MAX_BACKENDS_PER_NODE);
+                n.backends = Backends {
+                    servers: Arc::new(backends),
+                    arrived_ms: now_ms,
+                    error: None,
+                };
+            } else if let Some(error) = backends_error {
+                n.backends.error = Some(error.into());
+            }
+            n.last_seq = seq;
+            Applied::Stored {
+                seq,
+                dropped_points,
+                overlapping_points,
+            }
+        }
+    }
+
+    /// Replays one journaled batch of `identity` at start, before any agent
+    /// connects: the node is known (and down until it speaks), its series
+    /// and checks are as they were, and its instance resumes after `seq`.
+    pub fn replay(
+        &self,
+        identity: &Identity,
+        seq: u64,
+        points: &[ResolvedPoint<'_>],
+        reported: Reported,
+        arrived_ms: i64,
+    ) {
+        let node = {
+            let mut nodes = self.nodes.write().unwrap_or_else(PoisonError::into_inner);
+            nodes
+                .entry(identity.name.clone())
+                .or_insert_with(|| {
+                    Arc::new(NodeEntry {
+                        id: self.next_id.fetch_add(1, Ordering::Relaxed),
+                        changed: AtomicU64::new(0),
+                        queued: AtomicBool::new(false),
+                        node: Mutex::new(Node::new(identity.clone())),
+                    })
+                })
+                .clone()
+        };
+        let version = {
+            let mut n = node.lock();
+            if n.identity.instance_id != identity.instance_id {
+                // A takeover, as when it happened.
+                n.last_seq = 0;
+                n.checks.clear();
+                n.takeover_ms = n
+                    .series
+                    .iter()
+                    .filter_map(|s| s.latest().map(|(ts, _)| ts))
+                    .max()
+                    .unwrap_or(0);
+            }
+            if *n.identity != *identity {
+                n.identity = Arc::new(identity.clone());
+            }
+            let _ = self.apply_locked(&mut n, seq, points, &[], reported, arrived_ms);
+            n.last_seen_ms = arrived_ms;
+            self.touch(&node)
+        };
+        self.publish(version);
+    }
+
+    /// Whether batch `seq` from the stream holding `handle` would be stored
+    /// (not a duplicate); refuses a seq no agent could have reached.
+    pub fn is_new(&self, handle: &NodeHandle, seq: u64) -> Result<bool> {
+        let n = handle.node.lock();
+        if n.owner.as_ref().map(|o| o.generation) != Some(handle.generation) {
+            return Err(StoreError::Replaced {
+                node: handle.name.clone(),
+            });
+        }
+        if seq > MAX_SEQ || (n.last_seq > 0 && seq - n.last_seq.min(seq) > MAX_SEQ_JUMP) {
+            return Err(StoreError::SeqJump {
+                node: handle.name.clone(),
+                seq,
+                held: n.last_seq,
+            });
+        }
+        Ok(seq > n.last_seq)
+    }
+
     /// Stores one batch from the stream holding `handle`.
     ///
     /// Every frame counts as a sign of life. A batch whose `seq` is not
@@ -717,47 +836,7 @@ impl Store {
                 });
             }
             n.last_seen_ms = now_ms;
-            let applied = if seq <= n.last_seq {
-                Applied::Duplicate { seq: n.last_seq }
-            } else {
-                let (dropped_points, overlapping_points) =
-                    self.store_points(&mut n, points, hints, now_ms);
-                let Reported {
-                    checks,
-                    mut facts,
-                    mut backends,
-                    backends_error,
-                } = reported;
-                for check in checks {
-                    if n.checks.len() < MAX_CHECKS_PER_NODE || n.checks.contains_key(&check.name) {
-                        let stored = StoredCheck {
-                            result: Arc::new(check),
-                            arrived_ms: now_ms,
-                        };
-                        n.checks.insert(stored.result.name.clone(), stored);
-                    }
-                }
-                if !facts.is_empty() {
-                    facts.truncate(MAX_FACTS_PER_NODE);
-                    n.facts = Arc::new(facts);
-                }
-                if !backends.is_empty() {
-                    backends.truncate(MAX_BACKENDS_PER_NODE);
-                    n.backends = Backends {
-                        servers: Arc::new(backends),
-                        arrived_ms: now_ms,
-                        error: None,
-                    };
-                } else if let Some(error) = backends_error {
-                    n.backends.error = Some(error.into());
-                }
-                n.last_seq = seq;
-                Applied::Stored {
-                    seq,
-                    dropped_points,
-                    overlapping_points,
-                }
-            };
+            let applied = self.apply_locked(&mut n, seq, points, hints, reported, now_ms);
             (self.touch(&handle.node), applied)
         };
         self.publish(version);

@@ -8,217 +8,24 @@
 //! Everything listens on 127.0.0.1; every process is started here and
 //! killed by its own handle when the test ends, pass or fail.
 
+mod common;
+
+use common::{
+    Collector, Proc, Target, channel, fleet_alerts, free_port, node_reported, start_agent, within,
+};
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
-use stacktop_proto::v1::fleet_client::FleetClient;
 use stacktop_proto::v1::operator_client::OperatorClient;
-use stacktop_proto::v1::{AckRequest, Alert, AlertState, AlertsRequest, SnapshotRequest};
-use tonic::transport::{Channel, Endpoint};
-
-/// A process this test started; killed (SIGKILL) and reaped when dropped.
-struct Proc {
-    child: Child,
-}
-
-impl Proc {
-    fn spawn(command: &mut Command) -> Self {
-        let child = command
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {command:?}: {e}"));
-        Self { child }
-    }
-
-    /// SIGKILL, as a crash would.
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// Where cargo put this workspace's binaries.
-fn bin(name: &str) -> PathBuf {
-    let path = Path::new(env!("CARGO_BIN_EXE_stacktop-collector"))
-        .parent()
-        .unwrap()
-        .join(name);
-    assert!(
-        path.exists(),
-        "{} is not built: run the workspace's tests (cargo test --workspace)",
-        path.display()
-    );
-    path
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// The port an agent's TCP check probes: open is ok, closed is crit.
-struct Target {
-    port: u16,
-    listener: Option<TcpListener>,
-}
-
-impl Target {
-    fn new() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        Self {
-            port: listener.local_addr().unwrap().port(),
-            listener: Some(listener),
-        }
-    }
-
-    fn address(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    /// The fault: nothing listens any more.
-    fn break_it(&mut self) {
-        self.listener = None;
-    }
-
-    /// The repair.
-    fn mend(&mut self) {
-        self.listener = Some(TcpListener::bind(self.address()).unwrap());
-    }
-}
-
-struct Collector {
-    proc: Option<Proc>,
-    port: u16,
-    config: PathBuf,
-    data: PathBuf,
-    log: PathBuf,
-}
-
-impl Collector {
-    fn start(dir: &Path, config: &str) -> Self {
-        let config_path = dir.join("collector.toml");
-        std::fs::write(&config_path, config).unwrap();
-        let mut c = Self {
-            proc: None,
-            port: free_port(),
-            config: config_path,
-            data: dir.join("data"),
-            log: dir.join("collector.log"),
-        };
-        c.restart();
-        c
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// Starts (again) with the same listen address, config and data dir.
-    fn restart(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .unwrap();
-        self.proc = Some(Proc::spawn(
-            Command::new(bin("stacktop-collector"))
-                .arg("--listen")
-                .arg(format!("127.0.0.1:{}", self.port))
-                .arg("--config")
-                .arg(&self.config)
-                .arg("--data-dir")
-                .arg(&self.data)
-                .env("RUST_LOG", "info")
-                .stdout(Stdio::null())
-                .stderr(log),
-        ));
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut p) = self.proc.take() {
-            p.kill();
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-fn start_agent(dir: &Path, name: &str, role: &str, collector: &str, check: &str) -> Proc {
-    let config = dir.join(format!("agent-{name}.toml"));
-    std::fs::write(
-        &config,
-        format!(
-            "name = \"{name}\"\nroles = [\"{role}\"]\ncollectors = [\"{collector}\"]\n\
-             interval = \"1s\"\n\n[[checks]]\nkind = \"tcp\"\nname = \"port\"\n\
-             address = \"{check}\"\ninterval = \"1s\"\n"
-        ),
-    )
-    .unwrap();
-    let log = std::fs::File::create(dir.join(format!("agent-{name}.log"))).unwrap();
-    Proc::spawn(
-        Command::new(bin("stacktop-agent"))
-            .arg("--config")
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(log),
-    )
-}
-
-/// Polls `f` every 100 ms until it gives a value or `limit` passes.
-async fn within<T>(limit: Duration, what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-async fn channel(url: &str) -> Option<Channel> {
-    Endpoint::from_shared(url.to_string())
-        .ok()?
-        .connect_timeout(Duration::from_secs(2))
-        .timeout(Duration::from_secs(5))
-        .connect()
-        .await
-        .ok()
-}
-
-async fn fleet_alerts(url: &str) -> Option<Vec<Alert>> {
-    let mut client = FleetClient::new(channel(url).await?);
-    let r = client.alerts(AlertsRequest::default()).await.ok()?;
-    Some(r.into_inner().alerts)
-}
-
-async fn node_reported(url: &str, name: &str) -> Option<()> {
-    let mut client = FleetClient::new(channel(url).await?);
-    let snap = client.snapshot(SnapshotRequest::default()).await.ok()?;
-    snap.into_inner()
-        .nodes
-        .iter()
-        .any(|n| n.name == name && n.checks.iter().any(|c| c.name == "port"))
-        .then_some(())
-}
+use stacktop_proto::v1::{AckRequest, Alert, AlertState};
 
 fn find<'a>(alerts: &'a [Alert], rule: &str, node: &str) -> Option<&'a Alert> {
     alerts.iter().find(|a| a.rule == rule && a.node == node)
