@@ -40,6 +40,8 @@ use tokio_util::task::TaskTracker;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{debug, info, instrument, warn};
 
+use crate::export::tap::{Sample, Tap, TapBatch};
+
 use crate::store::{
     Applied, Identity, NodeHandle, Reported, ResolvedPoint, SeriesKey, Skipped, Store, StoreError,
 };
@@ -139,6 +141,8 @@ pub struct IngestService {
     shutdown: CancellationToken,
     /// Tracks stream tasks so shutdown can wait for them.
     tracker: TaskTracker,
+    /// Told about every stored batch (export counters, remote_write).
+    tap: Arc<Tap>,
 }
 
 impl IngestService {
@@ -156,7 +160,13 @@ impl IngestService {
             max_agents,
             shutdown,
             tracker,
+            tap: Arc::default(),
         }
+    }
+
+    /// The same service, telling `tap` about every stored batch.
+    pub fn with_tap(self, tap: Arc<Tap>) -> Self {
+        Self { tap, ..self }
     }
 }
 
@@ -211,6 +221,8 @@ impl Ingest for IngestService {
         // The channel is new and empty: this cannot fail.
         let _ = tx.try_send(Ok(welcome));
         let stream = AgentStream {
+            node: Arc::new(identity.clone()),
+            tap: self.tap.clone(),
             store: self.store.clone(),
             handle: attached.handle,
             instance_id: identity.instance_id,
@@ -300,7 +312,9 @@ fn identity_from_hello(hello: Hello, peer: String) -> Result<Identity, Status> {
 /// A series defined on a stream: its identity and, once the store has
 /// seen it, where the node keeps it (so later points skip the lookup).
 struct StreamSeries {
-    key: SeriesKey,
+    /// Shared, so that a sample handed to remote_write costs a reference
+    /// count rather than a copy of the name and labels.
+    key: Arc<SeriesKey>,
     index: Cell<Option<u32>>,
 }
 
@@ -348,6 +362,11 @@ impl Defs {
 
 /// One agent's stream, owned by its task.
 struct AgentStream {
+    /// Who the stream speaks for, as its Hello said (labels samples for
+    /// remote_write).
+    node: Arc<Identity>,
+    /// Told about every stored batch.
+    tap: Arc<Tap>,
     store: Arc<Store>,
     handle: NodeHandle,
     instance_id: String,
@@ -498,7 +517,7 @@ impl AgentStream {
             self.defs.insert(
                 def.id,
                 StreamSeries {
-                    key: SeriesKey::new(def.name, &def.labels),
+                    key: Arc::new(SeriesKey::new(def.name, &def.labels)),
                     index: Cell::new(None),
                 },
             );
@@ -511,6 +530,9 @@ impl AgentStream {
         let oldest = now - self.store.window_ms();
         let mut resolved = Vec::with_capacity(points.len());
         let mut hints = Vec::with_capacity(points.len());
+        // The series of `resolved`, only when remote_write wants samples.
+        let tapped = self.tap.wants_samples();
+        let mut keys: Vec<&Arc<SeriesKey>> = Vec::new();
         for p in &points {
             let Some(def) = self.defs.get(p.series_id) else {
                 skipped.undefined += 1;
@@ -541,6 +563,9 @@ impl AgentStream {
                     value: p.value,
                 });
                 hints.push(&def.index);
+                if tapped {
+                    keys.push(&def.key);
+                }
                 continue;
             };
             *counter += 1;
@@ -592,6 +617,21 @@ impl AgentStream {
                          (they overlap the previous agent's)"
                     );
                 }
+                let stored = resolved
+                    .len()
+                    .saturating_sub(dropped_points + overlapping_points);
+                self.tap.stored(stored, || TapBatch {
+                    node: self.node.clone(),
+                    samples: resolved
+                        .iter()
+                        .zip(&keys)
+                        .map(|(p, &key)| Sample {
+                            key: key.clone(),
+                            timestamp_ms: p.timestamp_ms,
+                            value: p.value,
+                        })
+                        .collect(),
+                });
                 Ok(seq)
             }
             Applied::Duplicate { seq: held } => {
