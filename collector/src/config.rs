@@ -87,8 +87,8 @@ pub enum ConfigError {
     RemoteWrite(#[from] RemoteWriteError),
     /// `/metrics` would be served in plain text beyond this machine.
     #[error(
-        "refusing to serve /metrics on {listen}: only loopback addresses may serve the fleet's \
-         metrics without TLS (anyone who reaches it reads every node's values). Pass --insecure \
+        "refusing metrics-listen = {listen}: only loopback addresses may serve the fleet's \
+         /metrics without TLS (anyone who reaches it reads every node's values). Pass --insecure \
          (or `insecure = true` in the config file) to serve it on this address anyway, or put a \
          TLS proxy in front of a loopback address"
     )]
