@@ -603,6 +603,7 @@ impl AgentStream {
                 overlapping_points,
             } => {
                 if dropped_points > 0 {
+                    self.tap.dropped_at_series_limit(dropped_points);
                     warn!(seq, dropped_points, "node is at its series limit");
                 }
                 if overlapping_points > 0 {

@@ -67,6 +67,22 @@ async fn metrics_serves_the_fleet_and_drops_a_silent_node() {
         sample(&text, "stacktop_collector_agents_connected", ""),
         Some(1.0)
     );
+    // A point ingest refuses is counted by reason, and never served.
+    agent.send(now_ms(), &[(LOAD, &[], f64::NAN)]).await;
+    let text = c.scrape();
+    assert_eq!(
+        sample(
+            &text,
+            "stacktop_collector_dropped_points_total",
+            r#"reason="non_finite""#
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, LOAD, r#"node="web1",role="web,app""#),
+        Some(0.75)
+    );
 
     // The agent falls silent: after 3 intervals (0.9 s) the node is down
     // and none of its values is served any more.

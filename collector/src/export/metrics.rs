@@ -203,7 +203,7 @@ impl Exposition {
     pub fn gather(view: &FleetView, store: &Store, own: &CollectorState<'_>, now_ms: i64) -> Self {
         let mut out = Exposition::default();
         out.fleet(view, store, now_ms);
-        out.own(view, own);
+        out.own(view, store, own);
         out
     }
 
@@ -354,7 +354,7 @@ impl Exposition {
         ]);
     }
 
-    fn own(&mut self, view: &FleetView, own: &CollectorState<'_>) {
+    fn own(&mut self, view: &FleetView, store: &Store, own: &CollectorState<'_>) {
         let mut info = Family::new(
             "stacktop_collector_info",
             "1, with the collector's version",
@@ -380,6 +380,39 @@ impl Exposition {
             MetricType::Counter,
         );
         points.counter(Vec::new(), own.ingest.points());
+        let mut dropped_points = Family::new(
+            "stacktop_collector_dropped_points",
+            "Points ingest did not store, by reason: undefined (no such series id), non_finite, \
+             out_of_range (beyond f32), negative (a ratio, byte count or counter), future, \
+             too_old (before the history window), overlapping (a taken-over name's past), \
+             series_limit (the node holds its most series)",
+            MetricType::Counter,
+        );
+        let skipped = store.skipped();
+        for (reason, n) in [
+            ("undefined", skipped.undefined as u64),
+            ("non_finite", skipped.non_finite as u64),
+            ("out_of_range", skipped.out_of_range as u64),
+            ("negative", skipped.negative as u64),
+            ("future", skipped.future as u64),
+            ("too_old", skipped.too_old as u64),
+            ("overlapping", skipped.overlapping as u64),
+            ("series_limit", own.ingest.series_limit()),
+        ] {
+            dropped_points.counter(vec![l("reason", reason)], n);
+        }
+        let mut refused_defs = Family::new(
+            "stacktop_collector_refused_series_definitions",
+            "Series definitions refused (a bad name or labels, over a stream's limit)",
+            MetricType::Counter,
+        );
+        refused_defs.counter(Vec::new(), skipped.refused_defs as u64);
+        let mut refused_batches = Family::new(
+            "stacktop_collector_refused_batches",
+            "Batches refused whole (too many points, too many a second); their stream ended",
+            MetricType::Counter,
+        );
+        refused_batches.counter(Vec::new(), store.refused_batches());
 
         let counter = |name: &str, help: &'static str| Family::new(name, help, MetricType::Counter);
         let mut sent = counter(
@@ -442,8 +475,22 @@ impl Exposition {
             }
         }
         self.families.extend([
-            info, agents, batches, points, sent, failed, dropped, queued, pending, rw_sent,
-            requests, attempts, rw_dropped,
+            info,
+            agents,
+            batches,
+            points,
+            dropped_points,
+            refused_defs,
+            refused_batches,
+            sent,
+            failed,
+            dropped,
+            queued,
+            pending,
+            rw_sent,
+            requests,
+            attempts,
+            rw_dropped,
         ]);
     }
 

@@ -42,6 +42,7 @@ pub struct TapBatch {
 pub struct IngestStats {
     batches: AtomicU64,
     points: AtomicU64,
+    series_limit: AtomicU64,
 }
 
 impl IngestStats {
@@ -53,6 +54,11 @@ impl IngestStats {
     /// Points stored since the collector started.
     pub fn points(&self) -> u64 {
         self.points.load(Ordering::Relaxed)
+    }
+
+    /// Points dropped because their node was at its series limit.
+    pub fn series_limit(&self) -> u64 {
+        self.series_limit.load(Ordering::Relaxed)
     }
 }
 
@@ -91,6 +97,14 @@ impl Tap {
     /// then.
     pub fn wants_samples(&self) -> bool {
         !self.outlets.is_empty()
+    }
+
+    /// Counts points dropped because their node holds as many series as
+    /// it may.
+    pub fn dropped_at_series_limit(&self, points: usize) {
+        self.stats
+            .series_limit
+            .fetch_add(points as u64, Ordering::Relaxed);
     }
 
     /// Records one stored batch of `points` points and, when some
