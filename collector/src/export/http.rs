@@ -10,7 +10,7 @@
 //!   lives at most [`CONNECTION_LIFETIME`] before it is closed gracefully;
 //! - HTTP/1.1 only, small header limits, no request bodies read;
 //! - the exposition is built off the async workers (it is CPU work
-//!   proportional to the fleet).
+//!   proportional to the fleet), at most [`MAX_RENDERS`] at a time.
 //!
 //! Shutdown follows the collector's token: the listener stops accepting,
 //! every connection finishes the response it is writing and closes, and
@@ -55,8 +55,12 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// in progress.
 pub const CONNECTION_LIFETIME: Duration = Duration::from_secs(120);
 
-/// Largest request head accepted.
+/// Largest request head accepted (hyper's buffer; at least 8 KiB).
 const MAX_HEADER_BYTES: usize = 16 * 1024;
+
+/// Expositions built at once: each is CPU work proportional to the fleet,
+/// and two scrapers (a Prometheus HA pair) are the usual most.
+pub const MAX_RENDERS: usize = 2;
 
 /// What `/metrics` reads.
 #[derive(Debug, Clone)]
@@ -69,11 +73,15 @@ pub struct Sources {
     pub tap: Arc<Tap>,
     /// The remote_write destinations.
     pub destinations: Vec<Destination>,
+    /// One permit per exposition being built ([`MAX_RENDERS`]).
+    pub renders: Arc<Semaphore>,
 }
 
 impl Sources {
     /// The exposition now, in `format`.
     pub async fn render(&self, format: Format) -> String {
+        // Never closed: the semaphore lives as long as the sources.
+        let _permit = self.renders.acquire().await;
         // Point reads bring the view up to date first, like Snapshot, so a
         // scrape is never older than the batches acknowledged before it.
         let view = fleet::refresh(&self.views).await;
@@ -160,7 +168,7 @@ async fn connection(
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(REQUEST_TIMEOUT)
-        .max_buf_size(MAX_HEADER_BYTES.max(8 * 1024))
+        .max_buf_size(MAX_HEADER_BYTES)
         .max_headers(64)
         .serve_connection(TokioIo::new(stream), service);
     tokio::pin!(conn);

@@ -29,8 +29,8 @@ pub const ROLE: &str = "role";
 /// The label of the metric name, in remote_write.
 pub const METRIC_NAME: &str = "__name__";
 
-/// Names the collector exports itself start with; agent series with this
-/// prefix are left out so that they can never clash with them.
+/// Names the collector exports itself start with; `/metrics` leaves out
+/// agent series with this prefix so that they can never clash with them.
 pub const RESERVED_PREFIX: &str = "stacktop_";
 
 /// `name` as a valid Prometheus metric name (borrowed when it already is).

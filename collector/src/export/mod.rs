@@ -74,6 +74,7 @@ impl Exports {
             store,
             tap: self.tap.clone(),
             destinations: self.destinations.clone(),
+            renders: Arc::new(tokio::sync::Semaphore::new(http::MAX_RENDERS)),
         };
         tracker.spawn(http::serve(listener, sources, shutdown, tracker.clone()));
     }
