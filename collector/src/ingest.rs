@@ -687,4 +687,164 @@ mod tests {
         let err = identity_from_hello(h, String::new()).unwrap_err();
         assert!(err.message().contains("instance_id"));
     }
+
+    /// Hostile batches, generated: whatever an agent sends, applying it
+    /// never panics, the fleet view built after it never does either, and
+    /// nothing non-finite or beyond f32 becomes a latest value.
+    mod fuzz {
+        use super::*;
+        use proptest::prelude::*;
+        use prost::Message;
+        use stacktop_proto::v1::{CheckResult, Label, Point, SeriesDef};
+
+        fn stream(store: &Arc<Store>) -> AgentStream {
+            let identity = identity_from_hello(hello(), "fuzz".into()).unwrap();
+            let node = Arc::new(identity.clone());
+            let attached = store
+                .attach(identity, CancellationToken::new(), now_unix_ms())
+                .unwrap();
+            let (tx, _rx) = mpsc::channel(1);
+            // A remote_write destination that is gone: the hook still
+            // builds every batch's samples, and counts them as dropped.
+            let (outlet, _) = mpsc::channel(1);
+            let tap = Tap::new(vec![crate::export::tap::Outlet {
+                tx: outlet,
+                stats: Arc::default(),
+            }]);
+            AgentStream {
+                node,
+                tap: Arc::new(tap),
+                store: store.clone(),
+                handle: attached.handle,
+                instance_id: "i-1".into(),
+                defs: Defs::default(),
+                tx,
+                cancel: CancellationToken::new(),
+                shutdown: CancellationToken::new(),
+                _permit: Arc::new(Semaphore::new(1)).try_acquire_owned().unwrap(),
+                bucket: Bucket::new(),
+            }
+        }
+
+        fn text() -> impl Strategy<Value = String> {
+            prop_oneof![
+                Just("node_cpu_usage_ratio".to_string()),
+                Just("node_memory_used_bytes".to_string()),
+                Just("http_requests_per_second".to_string()),
+                Just(String::new()),
+                "\\PC{0,40}",
+                Just("x".repeat(300)),
+            ]
+        }
+
+        fn value() -> impl Strategy<Value = f64> {
+            prop_oneof![
+                Just(f64::NAN),
+                Just(f64::INFINITY),
+                Just(1e308),
+                Just(-0.5),
+                0.0..1.0f64,
+                any::<f64>(),
+            ]
+        }
+
+        fn timestamp() -> impl Strategy<Value = i64> {
+            let now = now_unix_ms();
+            prop_oneof![
+                Just(0i64),
+                (now - 60_000)..(now + 60_000),
+                any::<i64>(),
+                Just(i64::MAX),
+                Just(i64::MIN),
+            ]
+        }
+
+        fn batch() -> impl Strategy<Value = Batch> {
+            let def = (
+                prop_oneof![0u32..16, any::<u32>()],
+                text(),
+                prop_oneof![
+                    proptest::collection::vec((text(), text()), 0..4),
+                    proptest::collection::vec(
+                        (Just("k".to_string()), Just("v".to_string())),
+                        33..40
+                    ),
+                ],
+            )
+                .prop_map(|(id, name, labels)| SeriesDef {
+                    id,
+                    name,
+                    labels: labels
+                        .into_iter()
+                        .map(|(key, value)| Label { key, value })
+                        .collect(),
+                });
+            let point = (prop_oneof![0u32..16, any::<u32>()], value(), timestamp()).prop_map(
+                |(series_id, value, timestamp_ms)| Point {
+                    series_id,
+                    value,
+                    timestamp_ms,
+                },
+            );
+            let check = (text(), text(), any::<i32>(), any::<u32>()).prop_map(
+                |(name, kind, status, interval_ms)| CheckResult {
+                    name,
+                    kind,
+                    status,
+                    interval_ms,
+                    ..Default::default()
+                },
+            );
+            (
+                prop_oneof![1u64..100, any::<u64>()],
+                timestamp(),
+                proptest::collection::vec(def, 0..12),
+                proptest::collection::vec(point, 0..64),
+                proptest::collection::vec(check, 0..4),
+            )
+                .prop_map(|(seq, timestamp_ms, series, points, checks)| Batch {
+                    seq,
+                    timestamp_ms,
+                    series,
+                    points,
+                    checks,
+                    ..Default::default()
+                })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+            #[test]
+            fn hostile_batches_never_panic_and_never_become_latest(
+                batches in proptest::collection::vec(batch(), 1..6),
+            ) {
+                let store = Arc::new(Store::new(Duration::from_secs(60)));
+                let views = crate::fleet::Views::new(store.clone());
+                let mut s = stream(&store);
+                for b in batches {
+                    let _ = s.apply(b);
+                }
+                let view = views.publish(now_unix_ms());
+                let snapshot = view.snapshot();
+                for n in &snapshot.nodes {
+                    for v in &n.latest {
+                        prop_assert!(v.value.is_finite() && v.value.abs() <= f64::from(f32::MAX), "{v:?}");
+                    }
+                    if let Some(summary) = &n.summary {
+                        prop_assert!(summary.cpu_usage_ratio.is_none_or(|c| (0.0..=1.0).contains(&c)), "{summary:?}");
+                    }
+                }
+            }
+
+            #[test]
+            fn random_frames_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+                let store = Arc::new(Store::new(Duration::from_secs(60)));
+                let mut s = stream(&store);
+                if let Ok(AgentFrame { frame: Some(agent_frame::Frame::Batch(b)) }) = AgentFrame::decode(bytes.as_slice()) {
+                    let _ = s.apply(b);
+                }
+            }
+        }
+    }
 }

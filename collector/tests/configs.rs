@@ -75,3 +75,43 @@ fn a_rule_that_cannot_work_is_reported_at_its_line() {
         "{err}"
     );
 }
+
+mod fuzz {
+    //! The config loader on random and mutated text: never a panic, and a
+    //! refusal names the file.
+    use super::*;
+    use proptest::prelude::*;
+
+    fn seed() -> String {
+        std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/valid_configs/alerting.toml"),
+        )
+        .unwrap()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        #[test]
+        fn random_text_never_panics(text in "\\PC{0,300}") {
+            if let Err(e) = FileConfig::parse(&text, Path::new("fuzz.toml")) {
+                prop_assert!(e.to_string().contains("fuzz.toml"), "{e}");
+            }
+        }
+
+        #[test]
+        fn mutated_configs_never_panic(
+            edits in proptest::collection::vec((any::<usize>(), 0x20u8..0x7f), 1..8),
+        ) {
+            let mut text = seed().into_bytes();
+            for (at, byte) in edits {
+                let at = at % text.len();
+                text[at] = byte;
+            }
+            let text = String::from_utf8(text).unwrap();
+            if let Err(e) = FileConfig::parse(&text, Path::new("fuzz.toml")) {
+                prop_assert!(e.to_string().contains("fuzz.toml"), "{e}");
+            }
+        }
+    }
+}

@@ -45,6 +45,9 @@ pub struct Member {
     pub critical: bool,
     /// When its condition started to hold.
     pub started_ms: i64,
+    /// About a whole tier (short of healthy nodes) rather than a node: the
+    /// node's own alert explains it better, so it is the root first.
+    pub about_tier: bool,
 }
 
 /// The root of each member (`None`: not grouped), in `members`' order.
@@ -55,7 +58,9 @@ pub fn roots(members: &[Member]) -> Vec<Option<String>> {
     order.sort_by_key(|&i| {
         (
             std::cmp::Reverse(members[i].role.map_or(0, depth)),
+            members[i].about_tier,
             members[i].started_ms,
+            members[i].id.clone(),
         )
     });
     let mut roots: Vec<Option<String>> = vec![None; members.len()];
@@ -75,11 +80,11 @@ pub fn roots(members: &[Member]) -> Vec<Option<String>> {
                 } else {
                     // The same tier failing in several ways at once (the
                     // primary's check, then the tier short of nodes) is one
-                    // problem; the first to start stands for it.
+                    // problem; the first node alert to start stands for it
+                    // (`order` puts it first).
                     r_depth == depth(role)
                         && roots[j].is_none()
-                        && (r.started_ms, &r.id) < (a.started_ms, &a.id)
-                        && a.started_ms - r.started_ms <= SLACK_MS
+                        && (a.started_ms - r.started_ms).abs() <= SLACK_MS
                 }
         });
         if let Some(j) = root {
@@ -99,7 +104,20 @@ mod tests {
             role,
             critical,
             started_ms,
+            about_tier: false,
         }
+    }
+
+    #[test]
+    fn a_node_alert_stands_for_its_tier_alert() {
+        // The tier alert started first (tier-down has a shorter `for`, or
+        // the same instant): the node's own alert is still the root.
+        let tier = Member {
+            about_tier: true,
+            ..m("web-tier-down", Some(Role::Web), true, 1_000)
+        };
+        let members = [tier, m("web1-nginx", Some(Role::Web), true, 1_200)];
+        assert_eq!(roots(&members), [Some("web1-nginx".to_string()), None]);
     }
 
     #[test]

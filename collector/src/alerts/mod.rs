@@ -1052,6 +1052,7 @@ impl Engine {
                 role: self.extra.get(&r.id).and_then(|x| x.role),
                 critical: r.severity == Severity::Critical,
                 started_ms: r.started_ms,
+                about_tier: self.extra.get(&r.id).is_some_and(|x| x.tier.is_some()),
             })
             .collect();
         let roots = groups::roots(&members);
