@@ -16,6 +16,9 @@
 //!    ([`crate::store::IngestCounters`]), skipped and logged; a batch seq
 //!    no agent could have reached ends the stream (INVALID_ARGUMENT). Every
 //!    batch is answered with a cumulative `Ack`.
+//!    Every stored batch is told to the export hook
+//!    ([`crate::export::tap`]): counters for `/metrics`, and the samples
+//!    for remote_write when it is configured (never waiting).
 //! 3. The stream ends when the agent closes it, when a newer stream of the
 //!    same agent replaces it, or on shutdown; the node stays known and is
 //!    marked disconnected.

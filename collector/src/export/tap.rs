@@ -8,6 +8,11 @@
 //! store never holds up an agent. Building the samples costs one vector
 //! and a reference count per point (series identities are shared `Arc`s),
 //! and only when there is a destination.
+//!
+//! The samples are the batch's points that passed ingest's checks; the
+//! few the store then leaves out (a node at its series limit, points from
+//! before a name was taken over) go along too: the latter are older than
+//! what was already sent, so remote_write's sequencer leaves them out.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
