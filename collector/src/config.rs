@@ -16,6 +16,7 @@ use toml::Spanned;
 use crate::alerts::AlertsConfig;
 use crate::alerts::notify::{self, NotifyConfig};
 use crate::alerts::rules::{self, RuleConfig};
+use crate::export::remote_write::{self, RemoteWriteConfig, RemoteWriteError};
 
 /// The collector's documented default port.
 pub const DEFAULT_PORT: u16 = 7411;
@@ -70,6 +71,31 @@ pub enum ConfigError {
     /// The rules or sinks, however given, cannot work.
     #[error("alerting: {0}")]
     Rules(String),
+    /// A `[[remote-write]]` table parsed but cannot work.
+    #[error("invalid config file {path}, line {line}: {cause}")]
+    RemoteWriteAt {
+        /// The file named on the command line.
+        path: PathBuf,
+        /// The line the table starts on (1-based).
+        line: usize,
+        /// What is wrong, naming the destination and the key (shown in
+        /// the message, so not a `source`).
+        cause: RemoteWriteError,
+    },
+    /// The remote_write destinations, however given, cannot work.
+    #[error(transparent)]
+    RemoteWrite(#[from] RemoteWriteError),
+    /// `/metrics` would be served in plain text beyond this machine.
+    #[error(
+        "refusing metrics-listen = {listen}: only loopback addresses may serve the fleet's \
+         /metrics without TLS (anyone who reaches it reads every node's values). Pass --insecure \
+         (or `insecure = true` in the config file) to serve it on this address anyway, or put a \
+         TLS proxy in front of a loopback address"
+    )]
+    InsecureMetrics {
+        /// The non-loopback address that was asked for.
+        listen: SocketAddr,
+    },
     /// DESIGN's rule: plain-text gRPC only on loopback unless told otherwise.
     #[error(
         "refusing to listen on {listen} without TLS: only loopback addresses may serve plain text. \
@@ -100,6 +126,12 @@ pub struct Config {
     /// Alert rules, notification sinks and where alert state is kept
     /// (default: the built-in rules, no sink, in memory).
     pub alerts: AlertsConfig,
+    /// Where `/metrics` is served over HTTP (default: nowhere). The same
+    /// loopback-or-`insecure` rule as `listen` applies.
+    pub metrics_listen: Option<SocketAddr>,
+    /// `[[remote-write]]` destinations every stored sample is forwarded to
+    /// (default: none).
+    pub remote_write: Vec<RemoteWriteConfig>,
 }
 
 impl Default for Config {
@@ -110,6 +142,8 @@ impl Default for Config {
             max_agents: DEFAULT_MAX_AGENTS,
             insecure: false,
             alerts: AlertsConfig::default(),
+            metrics_listen: None,
+            remote_write: Vec::new(),
         }
     }
 }
@@ -137,6 +171,10 @@ impl Config {
         if let Err(err) = notify::resolve(&self.alerts.notify) {
             return Err(ConfigError::Rules(err.to_string()));
         }
+        remote_write::config::resolve(&self.remote_write)?;
+        if let Some(metrics) = self.metrics_listen {
+            check_metrics_listen(metrics, self.insecure)?;
+        }
         check_listen(self.listen, self.insecure)
     }
 
@@ -151,6 +189,8 @@ impl Config {
             group_wait,
             rules,
             notify,
+            metrics_listen,
+            remote_write,
         } = file;
         if let Some(listen) = listen {
             self.listen = listen;
@@ -176,6 +216,12 @@ impl Config {
         if !notify.is_empty() {
             self.alerts.notify = notify.into_iter().map(Spanned::into_inner).collect();
         }
+        if let Some(metrics) = metrics_listen {
+            self.metrics_listen = Some(metrics);
+        }
+        if !remote_write.is_empty() {
+            self.remote_write = remote_write.into_iter().map(Spanned::into_inner).collect();
+        }
     }
 }
 
@@ -185,6 +231,15 @@ pub fn check_listen(listen: SocketAddr, insecure: bool) -> Result<()> {
         Ok(())
     } else {
         Err(ConfigError::Insecure { listen })
+    }
+}
+
+/// Refuses a non-loopback `/metrics` address unless `insecure` is set.
+pub fn check_metrics_listen(listen: SocketAddr, insecure: bool) -> Result<()> {
+    if listen.ip().is_loopback() || insecure {
+        Ok(())
+    } else {
+        Err(ConfigError::InsecureMetrics { listen })
     }
 }
 
@@ -198,6 +253,7 @@ pub fn check_listen(listen: SocketAddr, insecure: bool) -> Result<()> {
 /// insecure = false
 /// data-dir = "/var/lib/stacktop"
 /// group-wait = "5s"
+/// metrics-listen = "127.0.0.1:7412"
 ///
 /// [[rules]]
 /// name = "check-failed"
@@ -206,6 +262,9 @@ pub fn check_listen(listen: SocketAddr, insecure: bool) -> Result<()> {
 /// [[notify]]
 /// kind = "alertmanager"
 /// url = "http://127.0.0.1:9093"
+///
+/// [[remote-write]]
+/// url = "http://127.0.0.1:9090/api/v1/write"
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
@@ -231,6 +290,11 @@ pub struct FileConfig {
     /// `[[notify]]`: where alerts are sent.
     #[serde(default)]
     pub notify: Vec<Spanned<NotifyConfig>>,
+    /// Where `/metrics` is served, e.g. "127.0.0.1:7412".
+    pub metrics_listen: Option<SocketAddr>,
+    /// `[[remote-write]]`: where every stored sample is forwarded.
+    #[serde(default)]
+    pub remote_write: Vec<Spanned<RemoteWriteConfig>>,
 }
 
 impl FileConfig {
@@ -271,6 +335,27 @@ impl FileConfig {
                 .rev()
                 .find(|s| s.get_ref().name.as_deref() == Some(&e.name));
             alerting(at.map_or(1, |s| line(s.span().start)), e.to_string())
+        })?;
+        let remote_write_at = |line: usize, cause: RemoteWriteError| ConfigError::RemoteWriteAt {
+            path: path.to_path_buf(),
+            line,
+            cause,
+        };
+        for table in &file.remote_write {
+            remote_write::config::resolve(std::slice::from_ref(table.get_ref()))
+                .map_err(|e| remote_write_at(line(table.span().start), e))?;
+        }
+        let all: Vec<RemoteWriteConfig> = file
+            .remote_write
+            .iter()
+            .map(|t| t.get_ref().clone())
+            .collect();
+        remote_write::config::resolve(&all).map_err(|e| {
+            let at = file.remote_write.iter().rev().find(|t| {
+                let t = t.get_ref();
+                t.name.as_deref().unwrap_or(&t.url) == e.name
+            });
+            remote_write_at(at.map_or(1, |t| line(t.span().start)), e)
         })?;
         Ok(file)
     }

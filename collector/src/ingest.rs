@@ -16,6 +16,9 @@
 //!    ([`crate::store::IngestCounters`]), skipped and logged; a batch seq
 //!    no agent could have reached ends the stream (INVALID_ARGUMENT). Every
 //!    batch is answered with a cumulative `Ack`.
+//!    Every stored batch is told to the export hook
+//!    ([`crate::export::tap`]): counters for `/metrics`, and the samples
+//!    for remote_write when it is configured (never waiting).
 //! 3. The stream ends when the agent closes it, when a newer stream of the
 //!    same agent replaces it, or on shutdown; the node stays known and is
 //!    marked disconnected.
@@ -40,6 +43,7 @@ use tokio_util::task::TaskTracker;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{debug, info, instrument, warn};
 
+use crate::export::tap::{Sample, Tap, TapBatch};
 use crate::journal::{Entry, Journal, JournalError};
 use crate::store::{
     Applied, Identity, NodeHandle, Reported, ResolvedPoint, SeriesKey, Skipped, Store, StoreError,
@@ -143,6 +147,8 @@ pub struct IngestService {
     shutdown: CancellationToken,
     /// Tracks stream tasks so shutdown can wait for them.
     tracker: TaskTracker,
+    /// Told about every stored batch (export counters, remote_write).
+    tap: Arc<Tap>,
 }
 
 impl IngestService {
@@ -161,7 +167,13 @@ impl IngestService {
             max_agents,
             shutdown,
             tracker,
+            tap: Arc::default(),
         }
+    }
+
+    /// The same service, telling `tap` about every stored batch.
+    pub fn with_tap(self, tap: Arc<Tap>) -> Self {
+        Self { tap, ..self }
     }
 }
 
@@ -225,6 +237,8 @@ impl Ingest for IngestService {
         // The channel is new and empty: this cannot fail.
         let _ = tx.try_send(Ok(welcome));
         let stream = AgentStream {
+            node: Arc::new(identity.clone()),
+            tap: self.tap.clone(),
             store: self.store.clone(),
             handle: attached.handle,
             instance_id: identity.instance_id,
@@ -316,7 +330,9 @@ fn identity_from_hello(hello: Hello, peer: String) -> Result<Identity, Status> {
 /// A series defined on a stream: its identity and, once the store has
 /// seen it, where the node keeps it (so later points skip the lookup).
 struct StreamSeries {
-    key: SeriesKey,
+    /// Shared, so that a sample handed to remote_write costs a reference
+    /// count rather than a copy of the name and labels.
+    key: Arc<SeriesKey>,
     index: Cell<Option<u32>>,
 }
 
@@ -364,6 +380,11 @@ impl Defs {
 
 /// One agent's stream, owned by its task.
 struct AgentStream {
+    /// Who the stream speaks for, as its Hello said (labels samples for
+    /// remote_write).
+    node: Arc<Identity>,
+    /// Told about every stored batch.
+    tap: Arc<Tap>,
     store: Arc<Store>,
     handle: NodeHandle,
     instance_id: String,
@@ -539,7 +560,7 @@ impl AgentStream {
             self.defs.insert(
                 def.id,
                 StreamSeries {
-                    key: SeriesKey::new(def.name, &def.labels),
+                    key: Arc::new(SeriesKey::new(def.name, &def.labels)),
                     index: Cell::new(None),
                 },
             );
@@ -554,6 +575,9 @@ impl AgentStream {
         // Series ids, not their cells: a `&Cell` may not be held across the
         // journal's await.
         let mut hint_ids = Vec::with_capacity(points.len());
+        // The series of `resolved`, only when remote_write wants samples.
+        let tapped = self.tap.wants_samples();
+        let mut keys: Vec<&Arc<SeriesKey>> = Vec::new();
         for p in &points {
             let Some(def) = self.defs.get(p.series_id) else {
                 skipped.undefined += 1;
@@ -584,6 +608,9 @@ impl AgentStream {
                     value: p.value,
                 });
                 hint_ids.push(p.series_id);
+                if tapped {
+                    keys.push(&def.key);
+                }
                 continue;
             };
             *counter += 1;
@@ -630,6 +657,7 @@ impl AgentStream {
                 overlapping_points,
             } => {
                 if dropped_points > 0 {
+                    self.tap.dropped_at_series_limit(dropped_points);
                     warn!(seq, dropped_points, "node is at its series limit");
                 }
                 if overlapping_points > 0 {
@@ -644,6 +672,21 @@ impl AgentStream {
                          (they overlap the previous agent's)"
                     );
                 }
+                let stored = resolved
+                    .len()
+                    .saturating_sub(dropped_points + overlapping_points);
+                self.tap.stored(stored, || TapBatch {
+                    node: self.node.clone(),
+                    samples: resolved
+                        .iter()
+                        .zip(&keys)
+                        .map(|(p, &key)| Sample {
+                            key: key.clone(),
+                            timestamp_ms: p.timestamp_ms,
+                            value: p.value,
+                        })
+                        .collect(),
+                });
                 Ok(seq)
             }
             Applied::Duplicate { seq: held } => {
@@ -710,11 +753,21 @@ mod tests {
 
         fn stream(store: &Arc<Store>) -> AgentStream {
             let identity = identity_from_hello(hello(), "fuzz".into()).unwrap();
+            let node = Arc::new(identity.clone());
             let attached = store
                 .attach(identity, CancellationToken::new(), now_unix_ms())
                 .unwrap();
             let (tx, _rx) = mpsc::channel(1);
+            // A remote_write destination that is gone: the hook still
+            // builds every batch's samples, and counts them as dropped.
+            let (outlet, _) = mpsc::channel(1);
+            let tap = Tap::new(vec![crate::export::tap::Outlet {
+                tx: outlet,
+                stats: Arc::default(),
+            }]);
             AgentStream {
+                node,
+                tap: Arc::new(tap),
                 store: store.clone(),
                 handle: attached.handle,
                 instance_id: "i-1".into(),

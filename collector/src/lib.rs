@@ -16,20 +16,24 @@
 //!   Watch, Node, History).
 //! - [`alerts`]: the alert rules, their states, grouping, silences,
 //!   maintenance, notification sinks and the store that keeps them.
+//! - [`export`]: `/metrics` for Prometheus to scrape and `[[remote-write]]`
+//!   destinations every stored sample is forwarded to.
 //! - [`server`]: wires it all into one tonic server with grpc.health.v1 and
-//!   reflection, plus the task that keeps the fleet view up to date.
+//!   reflection, plus the task that keeps the fleet view up to date and the
+//!   exports.
 //! - [`bench`]: `stacktop-collector bench`, a fleet load generator that
 //!   measures a collector (ingest rate, CPU, memory, sample -> Watch
 //!   latency).
 //!
 //! Data moves one way: agents -> [`ingest`] -> [`store`] -> [`fleet`] ->
-//! dashboards. Nothing here knows about terminals.
+//! dashboards and [`export`] -> Prometheus. Nothing here knows about terminals.
 
 #![deny(missing_docs)]
 
 pub mod alerts;
 pub mod bench;
 pub mod config;
+pub mod export;
 pub mod fleet;
 pub mod health;
 pub mod ingest;
@@ -40,5 +44,5 @@ pub mod slot;
 pub mod store;
 
 pub use config::{Config, ConfigError, DEFAULT_PORT, FileConfig};
-pub use server::{Error, run, serve};
+pub use server::{Error, Listeners, run, serve, serve_listeners};
 pub use tokio_util::sync::CancellationToken;

@@ -30,7 +30,8 @@ struct Args {
     listen: Option<SocketAddr>,
 
     /// TOML config file (fields: listen, history, max-agents, insecure,
-    /// data-dir, group-wait, [[rules]], [[notify]]; see the README).
+    /// data-dir, group-wait, metrics-listen, [[rules]], [[notify]],
+    /// [[remote-write]]; see the README).
     /// Command-line options override it.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -45,10 +46,17 @@ struct Args {
     #[arg(long, value_name = "N")]
     max_agents: Option<usize>,
 
-    /// Serve plain-text gRPC on a non-loopback address. Anyone on the
-    /// network can then read the fleet and report as any node.
+    /// Serve plain-text gRPC (and /metrics) on a non-loopback address.
+    /// Anyone on the network can then read the fleet and report as any
+    /// node.
     #[arg(long)]
     insecure: bool,
+
+    /// Serve the fleet as a Prometheus target on http://ADDR/metrics, e.g.
+    /// 127.0.0.1:7412. Anything but loopback needs --insecure.
+    /// [default: not served]
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<SocketAddr>,
 
     /// Where alert states, acknowledgements, silences and maintenance
     /// windows are kept across restarts. [default: $STATE_DIRECTORY when
@@ -165,6 +173,9 @@ fn resolve(args: Args) -> anyhow::Result<Config> {
         config.max_agents = max_agents;
     }
     config.insecure |= args.insecure;
+    if let Some(metrics) = args.metrics_listen {
+        config.metrics_listen = Some(metrics);
+    }
     if let Some(dir) = args.data_dir {
         config.alerts.data_dir = Some(dir);
     }

@@ -1,7 +1,9 @@
 //! The collector's gRPC server: Ingest, Fleet, grpc.health.v1 and server
-//! reflection on one listener, plus the background task that keeps the
-//! evaluated fleet up to date, so that a silent agent is noticed without
-//! any incoming frame.
+//! reflection (v1, and v1alpha for clients such as Python's
+//! grpcio-reflection) on one listener, plus the background task that keeps
+//! the evaluated fleet up to date, so that a silent agent is noticed
+//! without any incoming frame. Beside it, when configured, the `/metrics`
+//! HTTP listener and the remote_write writers ([`crate::export`]).
 //!
 //! Shutdown is one path: cancelling the token stops accepting connections,
 //! ends every agent and watch stream (agents see their stream close and
@@ -25,6 +27,7 @@ use tracing::{info, warn};
 use crate::alerts::service::OperatorService;
 use crate::alerts::{self, Alerts, AlertsError};
 use crate::config::{self, Config, ConfigError};
+use crate::export::Exports;
 use crate::fleet::routes::FleetRoutes;
 use crate::fleet::{self, FleetService, Views};
 use crate::ingest::IngestService;
@@ -50,6 +53,14 @@ pub enum Error {
     /// The ingest journal could not be opened or read.
     #[error(transparent)]
     Journal(#[from] JournalError),
+    /// The `/metrics` address could not be bound.
+    #[error("cannot serve /metrics on {addr}: {source}")]
+    BindMetrics {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -69,7 +80,17 @@ pub enum Error {
     Serve(#[source] tonic::transport::Error),
 }
 
-/// Binds `config.listen` and serves until `shutdown` is cancelled.
+/// The sockets a collector serves on.
+#[derive(Debug)]
+pub struct Listeners {
+    /// gRPC: Ingest, Fleet, Operator, health, reflection.
+    pub grpc: TcpListener,
+    /// HTTP `/metrics`, when served.
+    pub metrics: Option<TcpListener>,
+}
+
+/// Binds `config.listen` (and `config.metrics_listen`) and serves until
+/// `shutdown` is cancelled.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Error> {
     config.validate()?;
     let listener = TcpListener::bind(config.listen)
@@ -82,8 +103,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
 }
 
 /// Serves Ingest, Fleet, grpc.health.v1 and reflection on an already bound
-/// listener until `shutdown` is cancelled. Taking a listener lets tests and
-/// the embedded dashboard bind `127.0.0.1:0` and learn the port first.
+/// listener until `shutdown` is cancelled (and `/metrics` on
+/// `config.metrics_listen`, bound here, when set). Taking a listener lets
+/// tests and the embedded dashboard bind `127.0.0.1:0` and learn the port
+/// first.
 ///
 /// Refuses a listener on a non-loopback address unless `config.insecure`.
 pub async fn serve(
@@ -91,8 +114,45 @@ pub async fn serve(
     config: Config,
     shutdown: CancellationToken,
 ) -> Result<(), Error> {
+    let metrics = match config.metrics_listen {
+        Some(addr) => {
+            config::check_metrics_listen(addr, config.insecure)?;
+            Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| Error::BindMetrics { addr, source })?,
+            )
+        }
+        None => None,
+    };
+    serve_listeners(
+        Listeners {
+            grpc: listener,
+            metrics,
+        },
+        config,
+        shutdown,
+    )
+    .await
+}
+
+/// [`serve`] on already bound listeners (`config.metrics_listen` is not
+/// read: `listeners.metrics` says whether and where `/metrics` is served).
+pub async fn serve_listeners(
+    listeners: Listeners,
+    config: Config,
+    shutdown: CancellationToken,
+) -> Result<(), Error> {
+    let Listeners {
+        grpc: listener,
+        metrics,
+    } = listeners;
     let local = listener.local_addr().map_err(Error::ListenerAddress)?;
     config::check_listen(local, config.insecure)?;
+    if let Some(metrics) = &metrics {
+        let addr = metrics.local_addr().map_err(Error::ListenerAddress)?;
+        config::check_metrics_listen(addr, config.insecure)?;
+    }
 
     // Our own child token: if the server fails, our tasks stop too.
     let inner = shutdown.child_token();
@@ -120,6 +180,17 @@ pub async fn serve(
         None => None,
     };
     let views = Arc::new(Views::with_alerts(store.clone(), Some(alerts.clone())));
+    let exports =
+        Exports::start(&config.remote_write, &inner, &tracker).map_err(ConfigError::from)?;
+    if let Some(metrics) = metrics {
+        exports.serve_metrics(
+            metrics,
+            views.clone(),
+            store.clone(),
+            inner.clone(),
+            &tracker,
+        );
+    }
 
     tracker.spawn(fleet::keep_fresh(views.clone(), inner.clone()));
     tracker.spawn(alerts::keep_flushing(
@@ -133,7 +204,8 @@ pub async fn serve(
         config.max_agents,
         inner.clone(),
         tracker.clone(),
-    );
+    )
+    .with_tap(exports.tap.clone());
     if let Some(journal) = journal {
         ingest = ingest.with_journal(journal);
     }
@@ -145,11 +217,14 @@ pub async fn serve(
     health
         .set_serving::<OperatorServer<OperatorService>>()
         .await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .map_err(Error::Reflection)?;
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1 = reflection().build_v1().map_err(Error::Reflection)?;
+    // Older clients (Python's grpcio-reflection, older grpcurl) ask v1alpha.
+    let reflection_v1alpha = reflection().build_v1alpha().map_err(Error::Reflection)?;
 
     info!(
         listen = %local,
@@ -157,6 +232,7 @@ pub async fn serve(
         max_agents = config.max_agents,
         data_dir = ?config.alerts.data_dir,
         sinks = config.alerts.notify.len(),
+        remote_write = config.remote_write.len(),
         "collector serving"
     );
     let result = tonic::transport::Server::builder()
@@ -164,7 +240,8 @@ pub async fn serve(
         .http2_keepalive_interval(Some(Duration::from_secs(20)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
         .add_service(health_service)
-        .add_service(reflection)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
         .add_service(
             IngestServer::new(ingest)
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
