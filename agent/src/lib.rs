@@ -182,7 +182,7 @@ fn hello(config: &Config, roles: &[Role], roles_detected: bool) -> Result<Hello>
     };
     Ok(Hello {
         node,
-        instance_id: format!("{:016x}", rand::random::<u64>()),
+        instance_id: uplink::new_instance_id(),
         roles: roles.iter().map(|&r| r as i32).collect(),
         roles_detected,
         labels: config

@@ -33,7 +33,7 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep, sleep_until, timeout};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, instrument, warn};
+use tracing::{debug, error, info, instrument, warn};
 
 use crate::backoff::Backoff;
 use crate::queue::BatchQueue;
@@ -96,6 +96,8 @@ pub struct Uplink {
     /// Set once the sampler has hung up (shutdown).
     input_closed: bool,
     queue: BatchQueue,
+    /// The newest seq the sampler handed over (0: none yet).
+    newest_seq: u64,
     backoff: Backoff,
     shutdown: CancellationToken,
 }
@@ -118,6 +120,7 @@ impl Uplink {
             input,
             input_closed: false,
             queue: BatchQueue::new(queue_capacity),
+            newest_seq: 0,
             backoff: Backoff::default(),
             shutdown,
         }
@@ -159,7 +162,10 @@ impl Uplink {
                 () = self.shutdown.cancelled() => return None,
                 out = &mut fut => return Some(out),
                 batch = self.input.recv(), if !self.input_closed => match batch {
-                    Some(batch) => enqueue(&mut self.queue, batch),
+                    Some(batch) => {
+                        self.newest_seq = self.newest_seq.max(batch.seq);
+                        enqueue(&mut self.queue, batch)
+                    }
                     None => self.input_closed = true,
                 },
             }
@@ -207,6 +213,25 @@ impl Uplink {
             resume_after_seq,
             collector_version,
         } = welcome;
+        if resume_after_seq > self.newest_seq {
+            // The collector holds more of this instance than it ever sent:
+            // someone else streamed under its id. Carrying on would have
+            // every batch acknowledged as a duplicate and dropped, silently.
+            // Start over as a new instance instead, loudly.
+            let fresh = new_instance_id();
+            error!(
+                resume_after_seq,
+                newest_seq = self.newest_seq,
+                old_instance = %self.hello.instance_id,
+                new_instance = %fresh,
+                "the collector says this agent already sent batches it never sent \
+                 (another process used its instance id); reconnecting as a new instance"
+            );
+            self.hello.instance_id = fresh;
+            return Err(UplinkError::Protocol(
+                "the collector resumes after a seq this agent never sent",
+            ));
+        }
         info!(resume_after_seq, %collector_version, queued = self.queue.len(), "connected");
         self.backoff.reset();
         self.queue.ack(resume_after_seq);
@@ -238,7 +263,10 @@ impl Uplink {
                     None => return Err(UplinkError::Closed),
                 },
                 batch = self.input.recv(), if !self.input_closed => match batch {
-                    Some(batch) => enqueue(&mut self.queue, batch),
+                    Some(batch) => {
+                        self.newest_seq = self.newest_seq.max(batch.seq);
+                        enqueue(&mut self.queue, batch)
+                    }
                     None => self.input_closed = true,
                 },
                 permit = frames.reserve(), if has_unsent => {
@@ -271,6 +299,12 @@ impl std::fmt::Display for ErrorChain<'_> {
 /// Queues a batch, logging when a full queue loses its oldest. During a
 /// long outage that happens every tick, so only the 1st, 2nd, 4th, 8th...
 /// drop is logged, each with the running total.
+/// A random instance id: one per agent process (and a new one when the
+/// old one was taken).
+pub fn new_instance_id() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}
+
 fn enqueue(queue: &mut BatchQueue, batch: Arc<Batch>) {
     if let Some(seq) = queue.push(batch)
         && queue.dropped().is_power_of_two()

@@ -32,6 +32,9 @@ struct Recorder {
     streams: Arc<Mutex<Vec<Vec<AgentFrame>>>>,
     refused: Arc<Mutex<u32>>,
     refuse: u32,
+    /// When set, the first stream is told to resume after this seq, and
+    /// later streams after 0.
+    resume_first: Option<u64>,
     done: Arc<Notify>,
 }
 
@@ -59,13 +62,19 @@ impl Ingest for Recorder {
         let (tx, rx) = mpsc::channel(64);
         let streams = Arc::clone(&self.streams);
         let done = Arc::clone(&self.done);
+        let resume_first = self.resume_first;
         tokio::spawn(async move {
             let record = |frame: AgentFrame| streams.lock().unwrap()[index].push(frame);
             match inbound.message().await {
                 Ok(Some(hello)) => record(hello),
                 _ => return,
             }
-            let resume_after_seq = if index == 0 { 0 } else { RESUME_AFTER };
+            let resume_after_seq = match (resume_first, index) {
+                (Some(first), 0) => first,
+                (Some(_), _) => 0,
+                (None, 0) => 0,
+                (None, _) => RESUME_AFTER,
+            };
             let welcome = CollectorFrame {
                 frame: Some(CollectorFrameKind::Welcome(Welcome {
                     resume_after_seq,
@@ -248,4 +257,25 @@ async fn refused_agent_keeps_retrying_until_accepted() {
     let streams = run_agent_against(recorder.clone()).await;
     assert_eq!(*recorder.refused.lock().unwrap(), 2);
     assert!(streams.len() >= 2);
+}
+
+#[tokio::test]
+async fn a_resume_point_the_agent_never_reached_makes_it_a_new_instance() {
+    // Someone streamed under this agent's instance id up to seq 2^40: the
+    // agent must not carry on (every batch would be a "duplicate").
+    let recorder = Recorder {
+        resume_first: Some(1 << 40),
+        ..Recorder::default()
+    };
+    let streams = run_agent_against(recorder).await;
+    assert!(streams.len() >= 2, "no second stream: {streams:?}");
+    let first = hello(&streams[0]).instance_id.clone();
+    let last = streams.last().unwrap();
+    assert_ne!(hello(last).instance_id, first, "the same instance id again");
+    assert_eq!(
+        batches(&streams[0]).len(),
+        0,
+        "nothing sent on the poisoned stream"
+    );
+    assert!(batches(last).len() >= BATCHES_PER_STREAM);
 }
