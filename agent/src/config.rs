@@ -52,6 +52,12 @@ pub struct Config {
     /// the agent runs its role defaults ([`crate::checks::defaults_for_roles`]);
     /// `Some` (even empty) runs exactly these.
     pub checks: Option<Vec<CheckSpec>>,
+    /// Where batches wait until every collector acknowledged them; `None`:
+    /// in memory (lost when the agent stops). The binary defaults to
+    /// [`crate::spool::DEFAULT_DIR`] when it exists and is writable.
+    pub spool_dir: Option<PathBuf>,
+    /// Bound on the spool's size.
+    pub spool_max_bytes: u64,
 }
 
 impl Default for Config {
@@ -64,6 +70,8 @@ impl Default for Config {
             interval: DEFAULT_INTERVAL,
             logs: Vec::new(),
             checks: None,
+            spool_dir: None,
+            spool_max_bytes: crate::spool::DEFAULT_MAX_BYTES,
         }
     }
 }
@@ -152,6 +160,10 @@ pub struct FileConfig {
     pub interval: Option<Spanned<String>>,
     /// Access logs to tail for request rates.
     pub logs: Option<Vec<Spanned<LogSourceConfig>>>,
+    /// Where batches wait for every collector's acknowledgement.
+    pub spool_dir: Option<Spanned<PathBuf>>,
+    /// Bound on the spool, in bytes.
+    pub spool_max_bytes: Option<Spanned<u64>>,
     /// Health checks; see [`crate::checks`] and its kind modules for every
     /// kind's keys. (Read as plain tables and decoded by
     /// [`crate::checks::parse_tables`], which can then say on which line of
@@ -214,6 +226,21 @@ pub fn parse_str(path: &Path, text: &str) -> Result<Config> {
         let url = validate_collector(url.get_ref())
             .map_err(|e| invalid("collectors", span, e.to_string()))?;
         config.collectors.push(url);
+    }
+    if let Some(dir) = file.spool_dir {
+        config.spool_dir = Some(dir.into_inner());
+    }
+    if let Some(max) = file.spool_max_bytes {
+        let span = max.span();
+        let max = max.into_inner();
+        if max < 1024 * 1024 {
+            return Err(invalid(
+                "spool-max-bytes",
+                span,
+                format!("{max} is too small: at least 1048576 (1 MiB)"),
+            ));
+        }
+        config.spool_max_bytes = max;
     }
     if let Some(interval) = file.interval {
         let span = interval.span();

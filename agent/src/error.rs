@@ -38,6 +38,13 @@ pub enum Error {
         /// What sysinfo said.
         error: sysinfo::Error,
     },
+    /// The spool cannot be opened or written.
+    #[error(transparent)]
+    Spool {
+        /// What went wrong, naming the file.
+        #[from]
+        error: crate::spool::SpoolError,
+    },
     /// An access log cannot be followed.
     #[error("cannot follow access log {}: {error}", path.display())]
     Log {
@@ -63,7 +70,7 @@ impl Error {
         match self {
             Error::ZeroInterval | Error::Collector { .. } | Error::Check { .. } => true,
             Error::Log { error, .. } => !matches!(error, logs::ConfigError::Io { .. }),
-            Error::HostName { .. } | Error::Sampler { .. } => false,
+            Error::HostName { .. } | Error::Sampler { .. } | Error::Spool { .. } => false,
         }
     }
 }

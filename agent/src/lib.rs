@@ -37,6 +37,7 @@ pub mod observe;
 pub mod queue;
 pub mod sample;
 pub mod series;
+pub mod spool;
 pub mod uplink;
 
 use stacktop_proto::v1::{Hello, Label};
@@ -87,11 +88,26 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
     } else {
         (config.roles.clone(), false)
     };
-    let hello = hello(&config, &roles, roles_detected)?;
-    info!(node = %hello.node, instance_id = %hello.instance_id, ?collectors,
-        interval = ?config.interval, "agent starting");
-
+    let mut hello = hello(&config, &roles, roles_detected)?;
     let series = series::SeriesTable::new();
+    // The spool gives back what a previous run had not delivered, and the
+    // identity it was delivering it under.
+    let (spool, restored) = match &config.spool_dir {
+        Some(dir) => {
+            let (spool, restored) =
+                spool::Spool::open(dir, config.spool_max_bytes, &collectors, &series)?;
+            match &restored.instance_id {
+                Some(id) => hello.instance_id = id.clone(),
+                None => spool.set_instance_id(&hello.instance_id)?,
+            }
+            (Some(spool), restored)
+        }
+        None => (None, spool::Restored::default()),
+    };
+    info!(node = %hello.node, instance_id = %hello.instance_id, ?collectors,
+        interval = ?config.interval, spooled = restored.batches.len(),
+        resumes_after_seq = restored.last_seq, "agent starting");
+
     let sampler = sample::Sampler::new(series.clone()).map_err(|error| Error::Sampler { error })?;
     // Everything that can fail is set up before the first task is spawned,
     // so an error never leaves tasks running behind a returned `run`.
@@ -120,7 +136,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
     let mut outputs = Vec::with_capacity(collectors.len());
     for url in collectors {
         let (tx, rx) = mpsc::channel(UPLINK_CHANNEL);
-        let uplink = uplink::Uplink::new(
+        let mut uplink = uplink::Uplink::new(
             url.clone(),
             hello.clone(),
             series.clone(),
@@ -128,6 +144,11 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
             queue_capacity,
             shutdown.clone(),
         );
+        if let Some(spool) = &spool {
+            let acked = restored.cursors.get(&url).copied().unwrap_or(0);
+            let pending = restored.batches.iter().filter(|b| b.seq > acked).cloned();
+            uplink = uplink.with_spool(spool.clone(), pending);
+        }
         tracker.spawn(uplink.run());
         outputs.push(sample::Output {
             collector: url,
@@ -159,6 +180,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
         series.clone(),
         config.interval,
         inputs,
+        sample::Spooling {
+            spool,
+            after_seq: restored.last_seq,
+        },
         outputs,
         shutdown.clone(),
     ));

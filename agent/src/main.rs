@@ -134,8 +134,22 @@ impl Cli {
             config.interval = interval;
         }
         config.labels.extend(labels);
+        if config.spool_dir.is_none() {
+            config.spool_dir = default_spool_dir();
+        }
         Ok(config)
     }
+}
+
+/// [`stacktop_agent::spool::DEFAULT_DIR`] when it exists and this process
+/// may write there (a packaged agent's state directory), else none: the
+/// spool stays in memory.
+fn default_spool_dir() -> Option<std::path::PathBuf> {
+    let dir = std::path::Path::new(stacktop_agent::spool::DEFAULT_DIR);
+    let probe = dir.join(format!(".probe-{}", std::process::id()));
+    std::fs::File::create(&probe).ok()?;
+    let _ = std::fs::remove_file(&probe);
+    Some(dir.to_path_buf())
 }
 
 fn main() -> ExitCode {
@@ -237,6 +251,14 @@ fn print_config(config: &Config) {
     println!("roles: {}", roles.join(", "));
     println!("collectors: {}", collectors.join(", "));
     println!("interval: {}", humantime::format_duration(config.interval));
+    match &config.spool_dir {
+        Some(dir) => println!(
+            "spool: {} (at most {} bytes)",
+            dir.display(),
+            config.spool_max_bytes
+        ),
+        None => println!("spool: memory (lost when the agent stops)"),
+    }
     for (key, value) in &config.labels {
         println!("label: {key}={value}");
     }

@@ -38,6 +38,7 @@ use tracing::{debug, error, info, instrument, warn};
 use crate::backoff::Backoff;
 use crate::queue::BatchQueue;
 use crate::series::SeriesTable;
+use crate::spool::Spool;
 
 /// Limit on opening the stream and receiving `Welcome`.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -98,6 +99,8 @@ pub struct Uplink {
     queue: BatchQueue,
     /// The newest seq the sampler handed over (0: none yet).
     newest_seq: u64,
+    /// Told about acknowledgements, when the agent spools.
+    spool: Option<Spool>,
     backoff: Backoff,
     shutdown: CancellationToken,
 }
@@ -121,8 +124,28 @@ impl Uplink {
             input_closed: false,
             queue: BatchQueue::new(queue_capacity),
             newest_seq: 0,
+            spool: None,
             backoff: Backoff::default(),
             shutdown,
+        }
+    }
+
+    /// Acknowledgements also go to `spool`, and `pending` (what a previous
+    /// run spooled and this collector has not acknowledged) is sent first.
+    pub fn with_spool(mut self, spool: Spool, pending: impl Iterator<Item = Arc<Batch>>) -> Self {
+        for batch in pending {
+            self.newest_seq = self.newest_seq.max(batch.seq);
+            enqueue(&mut self.queue, batch);
+        }
+        self.spool = Some(spool);
+        self
+    }
+
+    /// The collector holds everything up to `seq`.
+    fn acked(&mut self, seq: u64) {
+        self.queue.ack(seq);
+        if let Some(spool) = &self.spool {
+            spool.acked(&self.url, seq);
         }
     }
 
@@ -234,7 +257,7 @@ impl Uplink {
         }
         info!(resume_after_seq, %collector_version, queued = self.queue.len(), "connected");
         self.backoff.reset();
-        self.queue.ack(resume_after_seq);
+        self.acked(resume_after_seq);
 
         // Per stream: the last seq sent and which series ids are defined.
         let mut last_sent = resume_after_seq;
@@ -256,7 +279,7 @@ impl Uplink {
                     return Ok(SessionEnd::Shutdown);
                 }
                 frame = inbound.message() => match frame?.and_then(|f| f.frame) {
-                    Some(CollectorFrameKind::Ack(ack)) => self.queue.ack(ack.seq),
+                    Some(CollectorFrameKind::Ack(ack)) => self.acked(ack.seq),
                     Some(CollectorFrameKind::Welcome(_)) => {
                         return Err(UplinkError::Protocol("second Welcome on one stream"));
                     }

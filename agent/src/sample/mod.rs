@@ -224,7 +224,18 @@ fn push_observed(series: &SeriesTable, points: &mut Vec<Point>, p: ObservedPoint
     });
 }
 
-/// Samples every `interval` until `shutdown`, numbering batches from 1 and
+/// Where batches are kept before the uplinks get them, and the seq a
+/// previous run stopped at.
+#[derive(Debug, Default)]
+pub struct Spooling {
+    /// The durable spool; `None`: memory only.
+    pub spool: Option<crate::spool::Spool>,
+    /// Batches are numbered from this seq + 1.
+    pub after_seq: u64,
+}
+
+/// Samples every `interval` until `shutdown`, numbering batches after
+/// `spooling.after_seq` (from 1 on a first run), spooling each, and
 /// offering each to every output. Dropping the outputs on return tells the
 /// uplinks no more batches will come.
 pub async fn run(
@@ -232,6 +243,7 @@ pub async fn run(
     series: SeriesTable,
     interval: Duration,
     mut inputs: Inputs,
+    spooling: Spooling,
     mut outputs: Vec<Output>,
     shutdown: CancellationToken,
 ) {
@@ -240,7 +252,7 @@ pub async fn run(
     // After a stall (suspended VM, overloaded host) resume the rhythm
     // instead of firing a burst of back-to-back samples.
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut seq = 0u64;
+    let mut seq = spooling.after_seq;
     let mut capacity = 64;
     loop {
         tokio::select! {
@@ -261,6 +273,13 @@ pub async fn run(
             ..Default::default()
         };
         extras.fill(&mut batch);
+        if let Some(spool) = &spooling.spool
+            && let Err(err) = spool.append(&batch, &series)
+        {
+            // Still sent: a collector may ack it; only a restart before
+            // that would lose it.
+            warn!(seq, cause = %err, "cannot spool a batch; it is kept in memory only");
+        }
         let batch = Arc::new(batch);
         for out in &mut outputs {
             match out.tx.try_send(Arc::clone(&batch)) {

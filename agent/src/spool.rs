@@ -1,0 +1,412 @@
+//! The durable spool: every batch stays on disk until every configured
+//! collector has acknowledged it, so neither an agent restart (or a
+//! `kill -9`) nor a collector away for a while loses data.
+//!
+//! One redb file (`spool.redb`) under `spool-dir` holds the agent's
+//! identity (its instance id and last seq, so a restarted agent is resumed
+//! by the collector rather than refused or duplicated), the batches, and
+//! one acknowledgement cursor per collector: a batch is deleted once every
+//! cursor has passed it, so a collector that is away never holds back or
+//! loses another's data. The spool is bounded by `spool-max-bytes`: when
+//! full, the oldest batches go first, counted exactly and logged.
+//!
+//! A batch names its series by the agent's ids, which a new process
+//! numbers afresh; so each entry carries the definitions of the series it
+//! uses, and a restored batch is renumbered into the new process's table.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use prost::Message;
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use stacktop_proto::v1::{Batch, SeriesDef};
+use tracing::warn;
+
+use crate::series::SeriesTable;
+
+/// The file under `spool-dir`.
+pub const FILE: &str = "spool.redb";
+
+/// The default bound on the spool's size.
+pub const DEFAULT_MAX_BYTES: u64 = 64 * 1024 * 1024;
+
+/// The directory used when it exists and is writable and none is set.
+pub const DEFAULT_DIR: &str = "/var/lib/stacktop-agent";
+
+const BATCHES: TableDefinition<u64, &[u8]> = TableDefinition::new("batches");
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+const CURSORS: TableDefinition<&str, u64> = TableDefinition::new("cursors");
+
+/// One spooled batch with the definitions of the series it uses.
+#[derive(Clone, PartialEq, Message)]
+struct Entry {
+    #[prost(message, optional, tag = "1")]
+    batch: Option<Batch>,
+    #[prost(message, repeated, tag = "2")]
+    defs: Vec<SeriesDef>,
+}
+
+/// Why the spool could not be used.
+#[derive(Debug, thiserror::Error)]
+#[error("spool {path}: {message}")]
+pub struct SpoolError {
+    /// The file.
+    pub path: PathBuf,
+    /// What went wrong.
+    pub message: String,
+}
+
+/// What a previous run left.
+#[derive(Debug, Default)]
+pub struct Restored {
+    /// The instance id to keep using.
+    pub instance_id: Option<String>,
+    /// The last seq handed out.
+    pub last_seq: u64,
+    /// Every spooled batch, renumbered into this process's series table,
+    /// oldest first.
+    pub batches: Vec<Arc<Batch>>,
+    /// Each collector's acknowledged seq.
+    pub cursors: HashMap<String, u64>,
+}
+
+/// The open spool; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Spool {
+    inner: Arc<Mutex<Inner>>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    db: Database,
+    path: PathBuf,
+    max_bytes: u64,
+    /// Size of each spooled batch, by seq.
+    sizes: BTreeMap<u64, u64>,
+    bytes: u64,
+    cursors: HashMap<String, u64>,
+    /// Batches dropped because the spool was full, since start.
+    dropped: u64,
+}
+
+impl Spool {
+    /// Opens (creating) `dir/spool.redb` for `collectors` and reads back
+    /// what it holds, renumbering the series into `series`.
+    pub fn open(
+        dir: &Path,
+        max_bytes: u64,
+        collectors: &[String],
+        series: &SeriesTable,
+    ) -> Result<(Self, Restored), SpoolError> {
+        let path = dir.join(FILE);
+        let fail = |m: String| SpoolError {
+            path: path.clone(),
+            message: m,
+        };
+        std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
+        let db = Database::create(&path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => fail(
+                "in use by another process: is another agent running with this spool-dir?".into(),
+            ),
+            other => fail(other.to_string()),
+        })?;
+        let mut restored = Restored::default();
+        let mut sizes = BTreeMap::new();
+        {
+            let tx = db.begin_read().map_err(|e| fail(e.to_string()))?;
+            if let Ok(meta) = tx.open_table(META) {
+                if let Some(v) = meta.get("instance_id").map_err(|e| fail(e.to_string()))? {
+                    restored.instance_id = String::from_utf8(v.value().to_vec()).ok();
+                }
+                if let Some(v) = meta.get("last_seq").map_err(|e| fail(e.to_string()))? {
+                    restored.last_seq = v.value().try_into().map(u64::from_be_bytes).unwrap_or(0);
+                }
+            }
+            if let Ok(cursors) = tx.open_table(CURSORS) {
+                for row in cursors.iter().map_err(|e| fail(e.to_string()))? {
+                    let (k, v) = row.map_err(|e| fail(e.to_string()))?;
+                    restored.cursors.insert(k.value().to_string(), v.value());
+                }
+            }
+            if let Ok(batches) = tx.open_table(BATCHES) {
+                for row in batches.iter().map_err(|e| fail(e.to_string()))? {
+                    let (seq, bytes) = row.map_err(|e| fail(e.to_string()))?;
+                    sizes.insert(seq.value(), bytes.value().len() as u64);
+                    match Entry::decode(bytes.value()) {
+                        Ok(entry) => {
+                            if let Some(batch) = renumber(entry, series) {
+                                restored.last_seq = restored.last_seq.max(batch.seq);
+                                restored.batches.push(Arc::new(batch));
+                            }
+                        }
+                        Err(err) => {
+                            warn!(seq = seq.value(), cause = %err, "skipping a damaged spooled batch")
+                        }
+                    }
+                }
+            }
+        }
+        // Only the configured collectors count: one removed from the config
+        // must not hold batches forever.
+        let cursors = collectors
+            .iter()
+            .map(|c| (c.clone(), restored.cursors.get(c).copied().unwrap_or(0)))
+            .collect();
+        let bytes = sizes.values().sum();
+        let spool = Self {
+            inner: Arc::new(Mutex::new(Inner {
+                db,
+                path,
+                max_bytes,
+                sizes,
+                bytes,
+                cursors,
+                dropped: 0,
+            })),
+        };
+        Ok((spool, restored))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Records the instance id this agent uses.
+    pub fn set_instance_id(&self, id: &str) -> Result<(), SpoolError> {
+        let inner = self.lock();
+        inner.write(|tx| {
+            tx.open_table(META)?.insert("instance_id", id.as_bytes())?;
+            Ok(())
+        })
+    }
+
+    /// Spools `batch` (durably) with the definitions of its series; when
+    /// the spool is over its bound, drops the oldest batches.
+    pub fn append(&self, batch: &Batch, series: &SeriesTable) -> Result<(), SpoolError> {
+        let mut defs: Vec<SeriesDef> = Vec::new();
+        for p in &batch.points {
+            if !defs.iter().any(|d| d.id == p.series_id)
+                && let Some(def) = series.def(p.series_id)
+            {
+                defs.push(def);
+            }
+        }
+        let bytes = Entry {
+            batch: Some(batch.clone()),
+            defs,
+        }
+        .encode_to_vec();
+        let size = bytes.len() as u64;
+        let mut inner = self.lock();
+        let mut evict = Vec::new();
+        let mut left = inner.bytes + size;
+        for (&seq, &s) in &inner.sizes {
+            if left <= inner.max_bytes {
+                break;
+            }
+            evict.push(seq);
+            left -= s;
+        }
+        let seq = batch.seq;
+        inner.write(|tx| {
+            let mut t = tx.open_table(BATCHES)?;
+            t.insert(seq, bytes.as_slice())?;
+            for s in &evict {
+                t.remove(s)?;
+            }
+            tx.open_table(META)?
+                .insert("last_seq", seq.to_be_bytes().as_slice())?;
+            Ok(())
+        })?;
+        for s in &evict {
+            if let Some(size) = inner.sizes.remove(s) {
+                inner.bytes -= size;
+            }
+        }
+        inner.sizes.insert(seq, size);
+        inner.bytes += size;
+        if !evict.is_empty() {
+            inner.dropped += evict.len() as u64;
+            warn!(
+                dropped = evict.len(),
+                dropped_total = inner.dropped,
+                oldest_kept = inner.sizes.keys().next().copied().unwrap_or(seq),
+                max_bytes = inner.max_bytes,
+                "spool full: dropped the oldest batches"
+            );
+        }
+        Ok(())
+    }
+
+    /// `collector` acknowledged everything up to `seq`: moves its cursor
+    /// and deletes what every collector has.
+    pub fn acked(&self, collector: &str, seq: u64) {
+        let mut inner = self.lock();
+        let Some(cursor) = inner.cursors.get_mut(collector) else {
+            return;
+        };
+        if seq <= *cursor {
+            return;
+        }
+        *cursor = seq;
+        let everyone = inner.cursors.values().copied().min().unwrap_or(seq);
+        let gone: Vec<u64> = inner.sizes.range(..=everyone).map(|(&s, _)| s).collect();
+        let result = inner.write(|tx| {
+            tx.open_table(CURSORS)?.insert(collector, seq)?;
+            let mut t = tx.open_table(BATCHES)?;
+            for s in &gone {
+                t.remove(s)?;
+            }
+            Ok(())
+        });
+        match result {
+            Ok(()) => {
+                for s in gone {
+                    if let Some(size) = inner.sizes.remove(&s) {
+                        inner.bytes -= size;
+                    }
+                }
+            }
+            Err(err) => warn!(cause = %err, "cannot record an acknowledgement in the spool"),
+        }
+    }
+
+    /// Batches dropped because the spool was full, since start.
+    pub fn dropped(&self) -> u64 {
+        self.lock().dropped
+    }
+
+    /// Batches held.
+    pub fn len(&self) -> usize {
+        self.lock().sizes.len()
+    }
+
+    /// Whether it holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The seqs held, oldest first.
+    pub fn seqs(&self) -> Vec<u64> {
+        self.lock().sizes.keys().copied().collect()
+    }
+}
+
+impl Inner {
+    fn write(
+        &self,
+        f: impl FnOnce(&redb::WriteTransaction) -> Result<(), redb::Error>,
+    ) -> Result<(), SpoolError> {
+        let fail = |e: redb::Error| SpoolError {
+            path: self.path.clone(),
+            message: e.to_string(),
+        };
+        let tx = self.db.begin_write().map_err(|e| fail(e.into()))?;
+        f(&tx).map_err(fail)?;
+        tx.commit().map_err(|e| fail(e.into()))
+    }
+}
+
+/// `entry`'s batch with its series ids taken from `series` (interning the
+/// definitions it carries); `None` without a batch.
+fn renumber(entry: Entry, series: &SeriesTable) -> Option<Batch> {
+    let mut batch = entry.batch?;
+    let ids: HashMap<u32, u32> = entry
+        .defs
+        .iter()
+        .map(|d| {
+            let labels: Vec<(&str, &str)> = d
+                .labels
+                .iter()
+                .map(|l| (l.key.as_str(), l.value.as_str()))
+                .collect();
+            (d.id, series.intern(&d.name, &labels))
+        })
+        .collect();
+    batch.points.retain_mut(|p| match ids.get(&p.series_id) {
+        Some(&id) => {
+            p.series_id = id;
+            true
+        }
+        None => false,
+    });
+    batch.series.clear();
+    Some(batch)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use stacktop_proto::v1::Point;
+
+    fn batch(series: &SeriesTable, seq: u64) -> Batch {
+        let id = series.intern("node_load1", &[]);
+        Batch {
+            seq,
+            timestamp_ms: 1_700_000_000_000 + seq as i64 * 1_000,
+            points: vec![Point {
+                series_id: id,
+                value: seq as f64,
+                timestamp_ms: 1_700_000_000_000 + seq as i64 * 1_000,
+            }],
+            ..Default::default()
+        }
+    }
+
+    fn collectors() -> Vec<String> {
+        vec!["http://a:7411".into(), "http://b:7411".into()]
+    }
+
+    #[test]
+    fn a_restart_gets_the_identity_and_every_unacknowledged_batch_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let series = SeriesTable::new();
+        // A series this process numbered first, so ids differ next time.
+        series.intern("node_cpu_usage_ratio", &[]);
+        {
+            let (spool, restored) =
+                Spool::open(dir.path(), DEFAULT_MAX_BYTES, &collectors(), &series).unwrap();
+            assert!(restored.instance_id.is_none() && restored.batches.is_empty());
+            spool.set_instance_id("abc").unwrap();
+            for seq in 1..=5 {
+                spool.append(&batch(&series, seq), &series).unwrap();
+            }
+            spool.acked("http://a:7411", 5);
+            spool.acked("http://b:7411", 2);
+            assert_eq!(spool.seqs(), [3, 4, 5], "b still needs 3..5");
+        }
+        let fresh = SeriesTable::new();
+        let (_, restored) =
+            Spool::open(dir.path(), DEFAULT_MAX_BYTES, &collectors(), &fresh).unwrap();
+        assert_eq!(restored.instance_id.as_deref(), Some("abc"));
+        assert_eq!(restored.last_seq, 5);
+        assert_eq!(restored.cursors["http://b:7411"], 2);
+        let seqs: Vec<u64> = restored.batches.iter().map(|b| b.seq).collect();
+        assert_eq!(seqs, [3, 4, 5]);
+        // Renumbered into the new table, whose first series is node_load1.
+        let p = &restored.batches[0].points[0];
+        assert_eq!(fresh.def(p.series_id).unwrap().name, "node_load1");
+        assert_eq!(p.value, 3.0);
+    }
+
+    #[test]
+    fn full_means_the_oldest_go_first_counted_exactly() {
+        let dir = tempfile::tempdir().unwrap();
+        let series = SeriesTable::new();
+        let first = batch(&series, 1);
+        let one = Entry {
+            defs: vec![series.def(first.points[0].series_id).unwrap()],
+            batch: Some(first),
+        }
+        .encode_to_vec()
+        .len() as u64;
+        // Room for ten batches.
+        let (spool, _) = Spool::open(dir.path(), one * 10, &collectors(), &series).unwrap();
+        for seq in 1..=25 {
+            spool.append(&batch(&series, seq), &series).unwrap();
+        }
+        assert_eq!(spool.dropped(), 15);
+        assert_eq!(spool.seqs(), (16..=25).collect::<Vec<_>>());
+    }
+}
