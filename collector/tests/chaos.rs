@@ -20,10 +20,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Collector, Proc, bin, channel, within};
+use common::{Collector, Proc, bin, channel, cpu_points, within};
 use stacktop_proto::now_unix_ms;
+use stacktop_proto::v1::SnapshotRequest;
 use stacktop_proto::v1::fleet_client::FleetClient;
-use stacktop_proto::v1::{HistoryRequest, SnapshotRequest};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
@@ -120,29 +120,6 @@ fn start_agent(dir: &std::path::Path, name: &str, collector: &str, interval: &st
             .stdout(std::process::Stdio::null())
             .stderr(log),
     )
-}
-
-async fn cpu_points(url: &str, node: &str) -> Option<Vec<i64>> {
-    let mut client = FleetClient::new(channel(url).await?);
-    let reply = client
-        .history(HistoryRequest {
-            node: node.into(),
-            series: "node_cpu_usage_ratio".into(),
-            labels: vec![],
-            since_ms: 0,
-        })
-        .await
-        .ok()?
-        .into_inner();
-    let mut ts: Vec<i64> = reply
-        .series
-        .into_iter()
-        .filter(|s| s.labels.is_empty())
-        .flat_map(|s| s.points)
-        .map(|p| p.timestamp_ms)
-        .collect();
-    ts.sort_unstable();
-    Some(ts)
 }
 
 /// A small deterministic generator (the seed is printed, so a failing run

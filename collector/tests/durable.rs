@@ -12,9 +12,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Collector, Proc, channel, start_agent, within};
+use common::{Collector, Proc, channel, cpu_points, start_agent, within};
+use stacktop_proto::v1::SnapshotRequest;
 use stacktop_proto::v1::fleet_client::FleetClient;
-use stacktop_proto::v1::{HistoryRequest, SnapshotRequest};
 
 const NODES: [&str; 3] = ["web1", "app1", "db1"];
 
@@ -28,31 +28,6 @@ async fn node_names(url: &str) -> Option<Vec<String>> {
             .map(|n| n.name)
             .collect(),
     )
-}
-
-/// Every stored CPU point of `node`, oldest first.
-async fn cpu_history(url: &str, node: &str) -> Vec<i64> {
-    let mut client = FleetClient::new(channel(url).await.unwrap());
-    let reply = client
-        .history(HistoryRequest {
-            node: node.into(),
-            series: "node_cpu_usage_ratio".into(),
-            labels: vec![],
-            since_ms: 0,
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let mut ts: Vec<i64> = reply
-        .series
-        .into_iter()
-        // The total, not the per-CPU series.
-        .filter(|s| s.labels.is_empty())
-        .flat_map(|s| s.points)
-        .map(|p| p.timestamp_ms)
-        .collect();
-    ts.sort_unstable();
-    ts
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -91,7 +66,7 @@ async fn sigkilled_three_times_the_collector_keeps_every_acknowledged_second() {
 
     let mut total = 0;
     for node in NODES {
-        let ts = cpu_history(&url, node).await;
+        let ts = cpu_points(&url, node).await.unwrap();
         assert!(ts.len() >= 15, "{node}: only {} points", ts.len());
         let twice = ts.windows(2).filter(|w| w[0] == w[1]).count();
         assert_eq!(twice, 0, "{node}: points stored twice");

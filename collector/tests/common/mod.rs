@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use stacktop_proto::v1::fleet_client::FleetClient;
-use stacktop_proto::v1::{Alert, AlertsRequest, SnapshotRequest};
+use stacktop_proto::v1::{Alert, AlertsRequest, HistoryRequest, SnapshotRequest};
 use tonic::transport::{Channel, Endpoint};
 
 /// A process this test started; killed (SIGKILL) and reaped when dropped.
@@ -209,4 +209,29 @@ pub async fn node_reported(url: &str, name: &str) -> Option<()> {
         .iter()
         .any(|n| n.name == name && n.checks.iter().any(|c| c.name == "port"))
         .then_some(())
+}
+
+/// The timestamps of every stored point of `node`'s total CPU series (not
+/// the per-CPU ones), oldest first.
+pub async fn cpu_points(url: &str, node: &str) -> Option<Vec<i64>> {
+    let mut client = FleetClient::new(channel(url).await?);
+    let reply = client
+        .history(HistoryRequest {
+            node: node.into(),
+            series: "node_cpu_usage_ratio".into(),
+            labels: vec![],
+            since_ms: 0,
+        })
+        .await
+        .ok()?
+        .into_inner();
+    let mut ts: Vec<i64> = reply
+        .series
+        .into_iter()
+        .filter(|s| s.labels.is_empty())
+        .flat_map(|s| s.points)
+        .map(|p| p.timestamp_ms)
+        .collect();
+    ts.sort_unstable();
+    Some(ts)
 }
