@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use stacktop_proto::Role;
-use stacktop_proto::transport::TransportError;
+use stacktop_proto::transport::{ClientTls, TransportError};
 use toml::Spanned;
 
 use crate::checks::CheckSpec;
@@ -58,6 +58,13 @@ pub struct Config {
     pub spool_dir: Option<PathBuf>,
     /// Bound on the spool's size.
     pub spool_max_bytes: u64,
+    /// TLS files for `https://` collectors: `ca-file` (default: the web
+    /// PKI roots), and `tls-cert`/`tls-key`, the client certificate a
+    /// collector with `client-ca` wants (its name must be this node's).
+    /// Read at each connect, so rotated files are used on the next one.
+    pub tls: ClientTls,
+    /// `token-file`: the agent token sent to every collector.
+    pub token_file: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -72,6 +79,8 @@ impl Default for Config {
             checks: None,
             spool_dir: None,
             spool_max_bytes: crate::spool::DEFAULT_MAX_BYTES,
+            tls: ClientTls::default(),
+            token_file: None,
         }
     }
 }
@@ -134,7 +143,11 @@ pub type Result<T> = std::result::Result<T, ConfigError>;
 /// ```toml
 /// name = "web-1"
 /// roles = ["web", "app"]
-/// collectors = ["http://10.0.0.5:7411"]
+/// collectors = ["https://collector.example:7411"]
+/// ca-file = "/etc/stacktop/ca.pem"
+/// tls-cert = "/etc/stacktop/web-1.pem"
+/// tls-key = "/etc/stacktop/web-1.key"
+/// token-file = "/etc/stacktop/agent-token"
 /// interval = "1s"
 /// [labels]
 /// dc = "fra1"
@@ -154,8 +167,16 @@ pub struct FileConfig {
     pub roles: Option<Vec<Spanned<String>>>,
     /// Free-form labels sent in Hello.
     pub labels: Option<BTreeMap<String, String>>,
-    /// Collector URLs (`http://HOST:PORT`).
+    /// Collector URLs (`https://HOST:PORT`, or `http://` on loopback).
     pub collectors: Option<Vec<Spanned<String>>>,
+    /// PEM CA the collectors' certificates are verified against.
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate presented to collectors.
+    pub tls_cert: Option<Spanned<PathBuf>>,
+    /// PEM private key of `tls-cert`.
+    pub tls_key: Option<Spanned<PathBuf>>,
+    /// File holding the agent token.
+    pub token_file: Option<PathBuf>,
     /// Sampling interval as a humantime string, e.g. `"1s"` or `"500ms"`.
     pub interval: Option<Spanned<String>>,
     /// Access logs to tail for request rates.
@@ -230,6 +251,29 @@ pub fn parse_str(path: &Path, text: &str) -> Result<Config> {
     if let Some(dir) = file.spool_dir {
         config.spool_dir = Some(dir.into_inner());
     }
+    match (file.tls_cert, file.tls_key) {
+        (Some(cert), Some(key)) => {
+            config.tls.cert = Some(cert.into_inner());
+            config.tls.key = Some(key.into_inner());
+        }
+        (None, None) => {}
+        (Some(cert), None) => {
+            return Err(invalid(
+                "tls-cert",
+                cert.span(),
+                "tls-cert needs tls-key (the certificate's private key)".into(),
+            ));
+        }
+        (None, Some(key)) => {
+            return Err(invalid(
+                "tls-key",
+                key.span(),
+                "tls-key needs tls-cert (the client certificate)".into(),
+            ));
+        }
+    }
+    config.tls.ca_file = file.ca_file;
+    config.token_file = file.token_file;
     if let Some(max) = file.spool_max_bytes {
         let span = max.span();
         let max = max.into_inner();

@@ -88,6 +88,12 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
     } else {
         (config.roles.clone(), false)
     };
+    let token = config
+        .token_file
+        .as_deref()
+        .map(|path| stacktop_proto::transport::Token::from_file("token-file", path))
+        .transpose()
+        .map_err(|error| Error::Collector { error })?;
     let mut hello = hello(&config, &roles, roles_detected)?;
     let series = series::SeriesTable::new();
     // The spool gives back what a previous run had not delivered, and the
@@ -143,7 +149,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
             rx,
             queue_capacity,
             shutdown.clone(),
-        );
+        )
+        .with_credentials(config.tls.clone(), token.clone());
         if let Some(spool) = &spool {
             let acked = restored.cursors.get(&url).copied().unwrap_or(0);
             let pending = restored.batches.iter().filter(|b| b.seq > acked).cloned();

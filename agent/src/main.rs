@@ -24,7 +24,8 @@ struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
 
-    /// Collector to stream to, as http://HOST:PORT; repeat for several.
+    /// Collector to stream to, as https://HOST:PORT (or http:// on
+    /// loopback); repeat for several.
     /// [default: http://127.0.0.1:7411]
     #[arg(long = "collector", value_name = "URL", value_parser = config::validate_collector)]
     collectors: Vec<String>,
@@ -45,6 +46,11 @@ struct Cli {
     /// TOML config file; command-line values override its values.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+
+    /// File holding the agent token sent to every collector (`token-file`
+    /// in the config file). [default: none]
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
 
     /// Label sent with this node, as key=value; repeat for several.
     #[arg(long = "label", value_name = "KEY=VALUE", value_parser = config::parse_label)]
@@ -119,8 +125,12 @@ impl Cli {
             collectors,
             interval,
             labels,
+            token_file,
             ..
         } = self;
+        if token_file.is_some() {
+            config.token_file = token_file;
+        }
         if let Some(name) = name {
             config.name = Some(name);
         }

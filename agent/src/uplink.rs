@@ -25,7 +25,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use stacktop_proto::transport::{ClientConfig, TransportError};
+use stacktop_proto::transport::{ClientConfig, ClientTls, Token, TransportError};
 use stacktop_proto::v1::agent_frame::Frame as AgentFrameKind;
 use stacktop_proto::v1::collector_frame::Frame as CollectorFrameKind;
 use stacktop_proto::v1::{AgentFrame, Batch, Hello, Welcome};
@@ -128,6 +128,13 @@ impl Uplink {
             backoff: Backoff::default(),
             shutdown,
         }
+    }
+
+    /// The same uplink dialling with these TLS files (read at each
+    /// connect) and sending this token.
+    pub fn with_credentials(mut self, tls: ClientTls, token: Option<Token>) -> Self {
+        self.transport = self.transport.with_tls(tls).with_token(token);
+        self
     }
 
     /// Acknowledgements also go to `spool`, and `pending` (what a previous

@@ -16,6 +16,8 @@ use toml::Spanned;
 use crate::alerts::AlertsConfig;
 use crate::alerts::notify::{self, NotifyConfig};
 use crate::alerts::rules::{self, RuleConfig};
+use crate::auth::AuthConfig;
+use crate::auth::tls::TlsFiles;
 use crate::export::remote_write::{self, RemoteWriteConfig, RemoteWriteError};
 
 /// The collector's documented default port.
@@ -58,6 +60,9 @@ pub enum ConfigError {
         /// What would be accepted.
         reason: &'static str,
     },
+    /// Settings that only work together.
+    #[error("{0}")]
+    Combination(&'static str),
     /// A `[[rules]]` or `[[notify]]` table parsed but cannot work.
     #[error("invalid config file {path}, line {line}: {cause}")]
     Alerting {
@@ -98,9 +103,10 @@ pub enum ConfigError {
     },
     /// DESIGN's rule: plain-text gRPC only on loopback unless told otherwise.
     #[error(
-        "refusing to listen on {listen} without TLS: only loopback addresses may serve plain text. \
-         TLS is not implemented yet; pass --insecure (or `insecure = true` in the config file) \
-         to serve plain text on this address anyway"
+        "refusing to listen on {listen} without TLS: only loopback addresses may serve plain text \
+         (anyone who reaches it could read the fleet and report as any node). Give --tls-cert and \
+         --tls-key (`tls-cert`, `tls-key` in the config file; `stacktop-collector certs` makes \
+         them), or pass --insecure (`insecure = true`) to serve plain text on this address anyway"
     )]
     Insecure {
         /// The non-loopback address that was asked for.
@@ -132,6 +138,16 @@ pub struct Config {
     /// `[[remote-write]]` destinations every stored sample is forwarded to
     /// (default: none).
     pub remote_write: Vec<RemoteWriteConfig>,
+    /// PEM certificate chain served on `listen` (with `tls_key`); without
+    /// it the listener speaks plain text.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA that client certificates must chain to; with it an agent
+    /// must present one and may report only under its name.
+    pub client_ca: Option<PathBuf>,
+    /// The tokens files (default: none, every service open).
+    pub auth: AuthConfig,
 }
 
 impl Default for Config {
@@ -144,6 +160,10 @@ impl Default for Config {
             alerts: AlertsConfig::default(),
             metrics_listen: None,
             remote_write: Vec::new(),
+            tls_cert: None,
+            tls_key: None,
+            client_ca: None,
+            auth: AuthConfig::default(),
         }
     }
 }
@@ -175,7 +195,40 @@ impl Config {
         if let Some(metrics) = self.metrics_listen {
             check_metrics_listen(metrics, self.insecure)?;
         }
-        check_listen(self.listen, self.insecure)
+        self.check_tls()?;
+        check_listen(self.listen, self.insecure || self.tls_cert.is_some())
+    }
+
+    /// Checks that the TLS settings go together.
+    pub fn check_tls(&self) -> Result<()> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(_), None) => {
+                return Err(ConfigError::Combination(
+                    "tls-cert is set but tls-key is not; both are needed",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::Combination(
+                    "tls-key is set but tls-cert is not; both are needed",
+                ));
+            }
+            _ => {}
+        }
+        if self.client_ca.is_some() && self.tls_cert.is_none() {
+            return Err(ConfigError::Combination(
+                "client-ca needs TLS: set tls-cert and tls-key too",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The listener's TLS files, when TLS is configured.
+    pub fn tls_files(&self) -> Option<TlsFiles> {
+        Some(TlsFiles {
+            cert: self.tls_cert.clone()?,
+            key: self.tls_key.clone()?,
+            client_ca: self.client_ca.clone(),
+        })
     }
 
     /// Applies the fields set in `file` over `self`.
@@ -191,6 +244,12 @@ impl Config {
             notify,
             metrics_listen,
             remote_write,
+            tls_cert,
+            tls_key,
+            client_ca,
+            agent_tokens_file,
+            viewer_tokens_file,
+            operator_tokens_file,
         } = file;
         if let Some(listen) = listen {
             self.listen = listen;
@@ -222,6 +281,17 @@ impl Config {
         if !remote_write.is_empty() {
             self.remote_write = remote_write.into_iter().map(Spanned::into_inner).collect();
         }
+        let set = |to: &mut Option<PathBuf>, from: Option<PathBuf>| {
+            if from.is_some() {
+                *to = from;
+            }
+        };
+        set(&mut self.tls_cert, tls_cert);
+        set(&mut self.tls_key, tls_key);
+        set(&mut self.client_ca, client_ca);
+        set(&mut self.auth.agent_tokens_file, agent_tokens_file);
+        set(&mut self.auth.viewer_tokens_file, viewer_tokens_file);
+        set(&mut self.auth.operator_tokens_file, operator_tokens_file);
     }
 }
 
@@ -254,6 +324,12 @@ pub fn check_metrics_listen(listen: SocketAddr, insecure: bool) -> Result<()> {
 /// data-dir = "/var/lib/stacktop"
 /// group-wait = "5s"
 /// metrics-listen = "127.0.0.1:7412"
+/// tls-cert = "/etc/stacktop/collector.pem"
+/// tls-key = "/etc/stacktop/collector.key"
+/// client-ca = "/etc/stacktop/ca.pem"
+/// agent-tokens-file = "/etc/stacktop/agent-tokens"
+/// viewer-tokens-file = "/etc/stacktop/viewer-tokens"
+/// operator-tokens-file = "/etc/stacktop/operator-tokens"
 ///
 /// [[rules]]
 /// name = "check-failed"
@@ -295,6 +371,18 @@ pub struct FileConfig {
     /// `[[remote-write]]`: where every stored sample is forwarded.
     #[serde(default)]
     pub remote_write: Vec<Spanned<RemoteWriteConfig>>,
+    /// PEM certificate chain for the listener.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls-cert`.
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA client certificates must chain to.
+    pub client_ca: Option<PathBuf>,
+    /// Agent tokens, one a line.
+    pub agent_tokens_file: Option<PathBuf>,
+    /// Viewer tokens, one a line.
+    pub viewer_tokens_file: Option<PathBuf>,
+    /// Operator tokens, one a line.
+    pub operator_tokens_file: Option<PathBuf>,
 }
 
 impl FileConfig {
@@ -428,6 +516,35 @@ mod tests {
         config.listen = "[::1]:7411".parse().unwrap();
         config.insecure = false;
         config.validate().unwrap();
+    }
+
+    #[test]
+    fn tls_allows_any_address_and_its_keys_go_together() {
+        let file = FileConfig::parse(
+            "listen = \"0.0.0.0:7411\"\ntls-cert = \"c.pem\"\ntls-key = \"c.key\"\n\
+             client-ca = \"ca.pem\"\nagent-tokens-file = \"a\"\nviewer-tokens-file = \"v\"\n\
+             operator-tokens-file = \"o\"\n",
+            Path::new("c.toml"),
+        )
+        .unwrap();
+        let mut config = Config::default();
+        config.merge_file(file);
+        config.validate().unwrap();
+        assert_eq!(config.tls_files().unwrap().client_ca, Some("ca.pem".into()));
+        assert_eq!(config.auth.operator_tokens_file, Some("o".into()));
+        config.tls_key = None;
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("tls-key"), "{err}");
+        let config = Config {
+            listen: "10.0.0.1:7411".parse().unwrap(),
+            ..Config::default()
+        };
+        let err = config.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("--tls-cert") && err.contains("--insecure"),
+            "{err}"
+        );
+        assert!(!err.contains("not implemented"), "{err}");
     }
 
     #[test]

@@ -149,6 +149,9 @@ pub struct IngestService {
     tracker: TaskTracker,
     /// Told about every stored batch (export counters, remote_write).
     tap: Arc<Tap>,
+    /// Whether a stream needs a client certificate naming its node
+    /// (`client-ca` is set).
+    client_certs: bool,
 }
 
 impl IngestService {
@@ -168,6 +171,16 @@ impl IngestService {
             shutdown,
             tracker,
             tap: Arc::default(),
+            client_certs: false,
+        }
+    }
+
+    /// The same service, requiring (or not) a client certificate whose
+    /// name is the node's.
+    pub fn with_client_certs(self, client_certs: bool) -> Self {
+        Self {
+            client_certs,
+            ..self
         }
     }
 
@@ -199,6 +212,14 @@ impl Ingest for IngestService {
             .remote_addr()
             .map(|a| a.to_string())
             .unwrap_or_default();
+        // With client certificates required, the names this stream may
+        // report under; checked against the Hello before anything is
+        // attached or stored.
+        let cert_names = if self.client_certs {
+            Some(client_cert_names(&request)?)
+        } else {
+            None
+        };
         let permit = self.permits.clone().try_acquire_owned().map_err(|_| {
             Status::resource_exhausted(format!(
                 "this collector already serves its limit of {} agent streams; retry later",
@@ -213,6 +234,9 @@ impl Ingest for IngestService {
             hello = read_hello(&mut inbound) => hello?,
         };
         let identity = identity_from_hello(hello, peer)?;
+        if let Some(names) = &cert_names {
+            check_cert_name(names, &identity.name)?;
+        }
         let identity_for_journal = identity.clone();
         let cancel = self.shutdown.child_token();
         let attached = self
@@ -254,6 +278,36 @@ impl Ingest for IngestService {
         self.tracker.spawn(stream.run(inbound));
         Ok(Response::new(ReceiverStream::new(rx)))
     }
+}
+
+/// The names the client certificate of `request` speaks for
+/// (`UNAUTHENTICATED` without one).
+fn client_cert_names<T>(request: &Request<T>) -> Result<Vec<String>, Status> {
+    let certs = request.peer_certs().unwrap_or_default();
+    let leaf = certs.first().ok_or_else(|| {
+        Status::unauthenticated(
+            "this collector requires a client certificate (tls-cert, tls-key in the agent \
+             config) signed by its client-ca; none was presented",
+        )
+    })?;
+    Ok(crate::auth::tls::cert_names(leaf))
+}
+
+/// Refuses a Hello for a node its certificate is not for.
+fn check_cert_name(names: &[String], node: &str) -> Result<(), Status> {
+    if names.iter().any(|n| n == node) {
+        return Ok(());
+    }
+    let shown = match names {
+        [] => "no name".to_string(),
+        [one] => format!("{one:?}"),
+        many => format!("{many:?}"),
+    };
+    warn!(node, certificate = %shown, "refused: a node reported under a name its certificate is not for");
+    Err(Status::permission_denied(format!(
+        "the client certificate is for {shown}, but the stream reports as {node:?}; a node may \
+         only report under the name in its certificate"
+    )))
 }
 
 fn frame(frame: collector_frame::Frame) -> CollectorFrame {

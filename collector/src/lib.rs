@@ -31,6 +31,7 @@
 #![deny(missing_docs)]
 
 pub mod alerts;
+pub mod auth;
 pub mod bench;
 pub mod config;
 pub mod export;

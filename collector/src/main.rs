@@ -24,14 +24,15 @@ struct Args {
     #[command(subcommand)]
     command: Option<Command>,
 
-    /// Address to listen on. Anything but loopback needs --insecure until TLS
-    /// is supported. [default: 127.0.0.1:7411]
+    /// Address to listen on. Anything but loopback needs --tls-cert and
+    /// --tls-key, or --insecure. [default: 127.0.0.1:7411]
     #[arg(long, value_name = "ADDR")]
     listen: Option<SocketAddr>,
 
     /// TOML config file (fields: listen, history, max-agents, insecure,
-    /// data-dir, group-wait, metrics-listen, [[rules]], [[notify]],
-    /// [[remote-write]]; see the README).
+    /// data-dir, group-wait, metrics-listen, tls-cert, tls-key, client-ca,
+    /// agent-tokens-file, viewer-tokens-file, operator-tokens-file,
+    /// [[rules]], [[notify]], [[remote-write]]; see the README).
     /// Command-line options override it.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -65,6 +66,35 @@ struct Args {
     /// ~/.local/state/stacktop/collector]
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
+
+    /// PEM certificate chain to serve TLS with (with --tls-key); reloaded
+    /// on SIGHUP or when the file changes. [default: plain text]
+    #[arg(long, value_name = "FILE")]
+    tls_cert: Option<PathBuf>,
+
+    /// PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE")]
+    tls_key: Option<PathBuf>,
+
+    /// PEM CA that agents' client certificates must chain to; an agent
+    /// then needs one, and may report only under the name in it.
+    /// [default: no client certificates]
+    #[arg(long, value_name = "FILE")]
+    client_ca: Option<PathBuf>,
+
+    /// Tokens (one a line) that may stream as agents. [default: Ingest
+    /// open]
+    #[arg(long, value_name = "FILE")]
+    agent_tokens_file: Option<PathBuf>,
+
+    /// Tokens (one a line) that may read the fleet. [default: Fleet open]
+    #[arg(long, value_name = "FILE")]
+    viewer_tokens_file: Option<PathBuf>,
+
+    /// Tokens (one a line) that may read the fleet and acknowledge,
+    /// silence and set maintenance. [default: Operator open]
+    #[arg(long, value_name = "FILE")]
+    operator_tokens_file: Option<PathBuf>,
 }
 
 /// The data directory when neither the command line nor the file names one.
@@ -92,6 +122,31 @@ enum Command {
     /// 127.0.0.1 (so the figures are the collector's alone) and stops it at
     /// the end.
     Bench(BenchArgs),
+    /// Make a CA (or reuse DIR/ca.pem and ca.key), a collector certificate
+    /// and one client certificate per node, as PEM files in DIR.
+    Certs(CertsArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct CertsArgs {
+    /// Directory the files are written to (created if missing).
+    #[arg(long, value_name = "DIR", default_value = "certs")]
+    out: PathBuf,
+
+    /// A name (DNS name or IP address) agents and dashboards dial the
+    /// collector by; repeat for several. [default: localhost, 127.0.0.1]
+    #[arg(long = "collector-name", value_name = "NAME")]
+    collector_names: Vec<String>,
+
+    /// A node to make a client certificate for (its name as the agent
+    /// reports it); repeat for several.
+    #[arg(long = "node", value_name = "NAME")]
+    nodes: Vec<String>,
+
+    /// How long the certificates are valid (the CA ten times as long).
+    /// [default: 365days]
+    #[arg(long, value_name = "DURATION", default_value = "365days")]
+    validity: humantime::Duration,
 }
 
 #[derive(Debug, clap::Args)]
@@ -179,6 +234,20 @@ fn resolve(args: Args) -> anyhow::Result<Config> {
     if let Some(dir) = args.data_dir {
         config.alerts.data_dir = Some(dir);
     }
+    let set = |to: &mut Option<PathBuf>, from: Option<PathBuf>| {
+        if from.is_some() {
+            *to = from;
+        }
+    };
+    set(&mut config.tls_cert, args.tls_cert);
+    set(&mut config.tls_key, args.tls_key);
+    set(&mut config.client_ca, args.client_ca);
+    set(&mut config.auth.agent_tokens_file, args.agent_tokens_file);
+    set(&mut config.auth.viewer_tokens_file, args.viewer_tokens_file);
+    set(
+        &mut config.auth.operator_tokens_file,
+        args.operator_tokens_file,
+    );
     if config.alerts.data_dir.is_none() {
         config.alerts.data_dir = default_data_dir();
     }
@@ -188,8 +257,10 @@ fn resolve(args: Args) -> anyhow::Result<Config> {
 
 fn main() -> ExitCode {
     let mut args = Args::parse();
-    if let Some(Command::Bench(bench_args)) = args.command.take() {
-        return bench(bench_args);
+    match args.command.take() {
+        Some(Command::Bench(bench_args)) => return bench(bench_args),
+        Some(Command::Certs(certs_args)) => return certs(certs_args),
+        None => {}
     }
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -247,6 +318,30 @@ async fn wait_for_signal(shutdown: CancellationToken) -> anyhow::Result<()> {
     shutdown.cancel();
     info!("shutting down");
     Ok(())
+}
+
+fn certs(args: CertsArgs) -> ExitCode {
+    let request = stacktop_collector::auth::certs::CertsRequest {
+        dir: args.out,
+        collector_names: args.collector_names,
+        nodes: args.nodes,
+        validity: args.validity.into(),
+    };
+    match stacktop_collector::auth::certs::make(&request) {
+        Ok(written) => {
+            if written.reused_ca {
+                println!("using the CA in {}", request.dir.display());
+            }
+            for file in written.files {
+                println!("wrote {}", file.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("stacktop-collector certs: {err}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 #[tokio::main]

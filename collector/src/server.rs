@@ -22,10 +22,14 @@ use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tonic::service::interceptor::InterceptedService;
 use tracing::{info, warn};
 
 use crate::alerts::service::OperatorService;
 use crate::alerts::{self, Alerts, AlertsError};
+use crate::auth::tls::{self, Acceptor, TlsError};
+use crate::auth::tokens::TokensError;
+use crate::auth::{Gate, Need};
 use crate::config::{self, Config, ConfigError};
 use crate::export::Exports;
 use crate::fleet::routes::FleetRoutes;
@@ -50,6 +54,12 @@ pub enum Error {
     /// Alerting could not start (its store, a rule, a sink).
     #[error(transparent)]
     Alerts(#[from] AlertsError),
+    /// A tokens file cannot be used.
+    #[error(transparent)]
+    Tokens(#[from] TokensError),
+    /// The TLS files cannot be used.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
     /// The ingest journal could not be opened or read.
     #[error(transparent)]
     Journal(#[from] JournalError),
@@ -148,7 +158,12 @@ pub async fn serve_listeners(
         metrics,
     } = listeners;
     let local = listener.local_addr().map_err(Error::ListenerAddress)?;
-    config::check_listen(local, config.insecure)?;
+    config.check_tls()?;
+    config::check_listen(local, config.insecure || config.tls_cert.is_some())?;
+    // Credentials and certificates are read before anything starts, so a
+    // bad file stops the collector with a message naming it.
+    let credentials = config.auth.load()?;
+    let tls = config.tls_files().map(Acceptor::new).transpose()?;
     if let Some(metrics) = &metrics {
         let addr = metrics.local_addr().map_err(Error::ListenerAddress)?;
         config::check_metrics_listen(addr, config.insecure)?;
@@ -205,7 +220,8 @@ pub async fn serve_listeners(
         inner.clone(),
         tracker.clone(),
     )
-    .with_tap(exports.tap.clone());
+    .with_tap(exports.tap.clone())
+    .with_client_certs(config.client_ca.is_some());
     if let Some(journal) = journal {
         ingest = ingest.with_journal(journal);
     }
@@ -226,8 +242,23 @@ pub async fn serve_listeners(
     // Older clients (Python's grpcio-reflection, older grpcurl) ask v1alpha.
     let reflection_v1alpha = reflection().build_v1alpha().map_err(Error::Reflection)?;
 
+    let gate = |need| Gate::new(need, credentials.clone());
+    for (need, service) in [
+        (Need::Agent, "Ingest"),
+        (Need::Viewer, "Fleet"),
+        (Need::Operator, "Operator"),
+    ] {
+        if gate(need).is_open() && !local.ip().is_loopback() {
+            warn!(
+                service,
+                "no tokens file for this service: anyone who reaches the listener may call it"
+            );
+        }
+    }
     info!(
         listen = %local,
+        tls = tls.is_some(),
+        client_certs = config.client_ca.is_some(),
         history = ?config.history,
         max_agents = config.max_agents,
         data_dir = ?config.alerts.data_dir,
@@ -235,35 +266,52 @@ pub async fn serve_listeners(
         remote_write = config.remote_write.len(),
         "collector serving"
     );
-    let result = tonic::transport::Server::builder()
+    let router = tonic::transport::Server::builder()
         .tcp_nodelay(true)
         .http2_keepalive_interval(Some(Duration::from_secs(20)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(
+        .add_service(InterceptedService::new(
             IngestServer::new(ingest)
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
-        )
-        .add_service(FleetRoutes::new(
-            fleet.clone(),
-            FleetServer::new(fleet)
-                .max_decoding_message_size(MAX_MESSAGE_BYTES)
-                // A snapshot of a large fleet is big; dashboards raise their
-                // own decoding limit to match.
-                .max_encoding_message_size(usize::MAX),
+            gate(Need::Agent),
         ))
-        .add_service(
+        .add_service(InterceptedService::new(
+            FleetRoutes::new(
+                fleet.clone(),
+                FleetServer::new(fleet)
+                    .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                    // A snapshot of a large fleet is big; dashboards raise
+                    // their own decoding limit to match.
+                    .max_encoding_message_size(usize::MAX),
+            ),
+            gate(Need::Viewer),
+        ))
+        .add_service(InterceptedService::new(
             OperatorServer::new(OperatorService::new(alerts, store.clone()))
                 .max_decoding_message_size(MAX_MESSAGE_BYTES),
-        )
-        .serve_with_incoming_shutdown(
-            TcpListenerStream::new(listener),
-            inner.clone().cancelled_owned(),
-        )
-        .await;
+            gate(Need::Operator),
+        ));
+    let result = match tls {
+        Some(acceptor) => {
+            tracker.spawn(tls::keep_reloading(acceptor.clone(), inner.clone()));
+            let incoming = acceptor.incoming(listener, inner.clone(), &tracker);
+            router
+                .serve_with_incoming_shutdown(incoming, inner.clone().cancelled_owned())
+                .await
+        }
+        None => {
+            router
+                .serve_with_incoming_shutdown(
+                    TcpListenerStream::new(listener),
+                    inner.clone().cancelled_owned(),
+                )
+                .await
+        }
+    };
     inner.cancel();
     tracker.close();
     tracker.wait().await;

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::{ArgGroup, Args, Parser, Subcommand};
 use stacktop_proto::Role;
+use stacktop_proto::transport::{ClientConfig, ClientTls, Token, TransportError};
 use stacktop_proto::v1::Matcher;
 
 use crate::operator::{self, OperatorCall, Target, Until};
@@ -14,6 +15,50 @@ use crate::status::FailOn;
 /// The collector address `stacktop status` (and every other subcommand)
 /// asks when given none.
 pub const DEFAULT_STATUS_COLLECTOR: &str = "http://127.0.0.1:7411";
+
+/// How to prove who we are to a collector and whom to trust: the same
+/// flags for the dashboard and every subcommand (before or after the
+/// subcommand's name).
+#[derive(Debug, Clone, Default, Args)]
+pub struct Credentials {
+    /// PEM CA to verify an https:// collector against [default: the web
+    /// PKI roots]
+    #[arg(long, value_name = "FILE", global = true)]
+    pub ca_file: Option<PathBuf>,
+
+    /// File holding the bearer token to send (a viewer token reads the
+    /// fleet; ack, silence and maintenance need an operator token)
+    #[arg(long, value_name = "FILE", global = true)]
+    pub token_file: Option<PathBuf>,
+
+    /// PEM client certificate, for a collector that wants one from
+    /// dashboards too (with --tls-key)
+    #[arg(long, value_name = "FILE", global = true, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of --tls-cert
+    #[arg(long, value_name = "FILE", global = true, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+}
+
+impl Credentials {
+    /// The client config for `url` with these files (the token is read
+    /// now; the TLS files at each dial).
+    pub fn client(&self, url: impl Into<String>) -> Result<ClientConfig, TransportError> {
+        let token = self
+            .token_file
+            .as_deref()
+            .map(|path| Token::from_file("--token-file", path))
+            .transpose()?;
+        Ok(ClientConfig::new(url)
+            .with_tls(ClientTls {
+                ca_file: self.ca_file.clone(),
+                cert: self.tls_cert.clone(),
+                key: self.tls_key.clone(),
+            })
+            .with_token(token))
+    }
+}
 
 /// stacktop: your web stack (load balancer, web, app, database) by tier, live.
 ///
@@ -32,6 +77,10 @@ pub struct Cli {
     /// $XDG_STATE_HOME/stacktop.log, else /tmp/stacktop-$USER.log]
     #[arg(long, value_name = "PATH")]
     pub log_file: Option<PathBuf>,
+
+    /// TLS and token files, for the dashboard and every subcommand.
+    #[command(flatten)]
+    pub credentials: Credentials,
 
     /// What to do instead of the dashboard.
     #[command(subcommand)]
@@ -53,16 +102,17 @@ pub enum Command {
     ///
     /// Prints what was done. Exit code: 0 done, 1 the collector refused
     /// (e.g. no such alert; its message goes to stderr), 2 it cannot be
-    /// reached. Until authentication lands, anyone who can reach the
-    /// collector can do this; the call says who you are as $USER@hostname.
+    /// reached. A collector with
+    /// operator-tokens-file needs --token-file with an operator token; the
+    /// call says who you are as $USER@hostname.
     Ack(AckArgs),
     /// Silence the alerts matching every --match, for a while or until they
     /// resolve: they are not notified
     ///
     /// Prints the new silence's id (for `stacktop unsilence`). Exit code: 0
     /// done, 1 the collector refused (its message goes to stderr), 2 it
-    /// cannot be reached. Until authentication lands, anyone who can reach
-    /// the collector can do this.
+    /// cannot be reached. A collector with operator-tokens-file needs
+    /// --token-file with an operator token.
     Silence(SilenceArgs),
     /// End a silence now
     ///
@@ -75,9 +125,8 @@ pub enum Command {
     /// `stacktop maintenance web2 --for 30m`, `stacktop maintenance --tier
     /// web --for 1h`, `stacktop maintenance --end ID`. Prints the window's
     /// id. Exit code: 0 done, 1 the collector refused (e.g. no such node;
-    /// its message goes to stderr), 2 it cannot be reached. Until
-    /// authentication lands, anyone who can reach the collector can do
-    /// this.
+    /// its message goes to stderr), 2 it cannot be reached. A collector
+    /// with operator-tokens-file needs --token-file with an operator token.
     Maintenance(MaintenanceArgs),
 }
 

@@ -8,7 +8,7 @@
 //!
 //! Every connection is dialled through [`ClientConfig`], the one client
 //! builder of `stacktop-proto` (address rules, timeouts, keep-alive,
-//! message sizes), like the agent's uplinks.
+//! message sizes, TLS and the bearer token), like the agent's uplinks.
 //!
 //! The tasks only talk to the event loop through its bounded channel; a
 //! send blocks while the loop is busy (backpressure), and a closed channel
@@ -16,9 +16,8 @@
 
 use std::time::Duration;
 
-use stacktop_proto::transport::ClientConfig;
+use stacktop_proto::transport::{Authed, ClientConfig};
 use stacktop_proto::v1::fleet_client::FleetClient;
-use stacktop_proto::v1::operator_client::OperatorClient;
 use stacktop_proto::v1::{
     AlertsRequest, AlertsResponse, FleetSnapshot, HistoryRequest, NodeRequest, NodeState,
     SnapshotRequest, WatchRequest,
@@ -26,7 +25,6 @@ use stacktop_proto::v1::{
 use tokio::sync::{mpsc, watch};
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::Channel;
 
 use crate::error::{Error, Result};
 use crate::event::Event;
@@ -47,7 +45,7 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Dials the collector `config` names and returns a Fleet client with its
 /// message limits.
-pub async fn connect(config: &ClientConfig) -> Result<FleetClient<Channel>> {
+pub async fn connect(config: &ClientConfig) -> Result<FleetClient<Authed>> {
     let channel = config.connect().await?;
     Ok(config.fleet(channel))
 }
@@ -81,9 +79,7 @@ pub async fn alerts(config: &ClientConfig) -> Result<AlertsResponse> {
 /// as Fleet) and returns what it answered.
 pub async fn operate(config: &ClientConfig, call: &OperatorCall) -> Result<Outcome> {
     let channel = config.connect().await?;
-    let mut client = OperatorClient::new(channel)
-        .max_decoding_message_size(config.max_receive_bytes)
-        .max_encoding_message_size(config.max_send_bytes);
+    let mut client = config.operator(channel);
     let url = config.url.as_str();
     fn timed<T>(message: T) -> tonic::Request<T> {
         let mut request = tonic::Request::new(message);
@@ -301,11 +297,11 @@ pub async fn poll_detail(
 /// dropped after a failure so the next call dials again.
 struct Poller {
     config: ClientConfig,
-    client: Option<FleetClient<Channel>>,
+    client: Option<FleetClient<Authed>>,
 }
 
 impl Poller {
-    async fn client(&mut self) -> Result<FleetClient<Channel>> {
+    async fn client(&mut self) -> Result<FleetClient<Authed>> {
         if let Some(client) = &self.client {
             return Ok(client.clone());
         }

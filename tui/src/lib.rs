@@ -81,6 +81,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 pub struct Options {
     /// Collector URL; `None` runs an embedded collector and agent.
     pub collector: Option<String>,
+    /// TLS and token files for `collector` (unused by the embedded one).
+    pub credentials: cli::Credentials,
 }
 
 /// Runs the dashboard until the user quits or `shutdown` fires, then stops
@@ -106,11 +108,16 @@ async fn dashboard(
     shutdown: &CancellationToken,
 ) -> Result<()> {
     let (tx, rx) = mpsc::channel(EVENT_QUEUE);
-    let url = match options.collector {
-        Some(url) => validate_url(&url)?,
-        None => start_embedded(tracker, shutdown, &tx).await?,
+    let (url, config) = match options.collector {
+        Some(url) => {
+            let url = validate_url(&url)?;
+            (url.clone(), options.credentials.client(url)?)
+        }
+        None => {
+            let url = start_embedded(tracker, shutdown, &tx).await?;
+            (url.clone(), ClientConfig::new(url))
+        }
     };
-    let config = ClientConfig::new(url.clone());
     let (detail_tx, detail_rx) = watch::channel(None);
     tracker.spawn(client::watch_fleet(
         SourceId::PRIMARY,

@@ -7,28 +7,27 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Parser as _;
-use stacktop::cli::{AlertsArgs, Cli, Command, StatusArgs};
+use stacktop::cli::{AlertsArgs, Cli, Command, Credentials, StatusArgs};
 use stacktop::model::Model;
 use stacktop::operator::OperatorCall;
 use stacktop::{alerts, operator, status};
-use stacktop_proto::transport::ClientConfig;
 use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Some(Command::Status(args)) => status_command(args).await,
-        Some(Command::Alerts(args)) => alerts_command(args).await,
+        Some(Command::Status(args)) => status_command(args, &cli.credentials).await,
+        Some(Command::Alerts(args)) => alerts_command(args, &cli.credentials).await,
         Some(command) => {
             let identity = operator::identity();
             let name = command.name();
             match command.operator_call(&identity) {
-                Some((call, url)) => operator_command(name, call, url).await,
+                Some((call, url)) => operator_command(name, call, url, &cli.credentials).await,
                 None => unreachable!("every other subcommand makes an operator call"),
             }
         }
-        None => match dashboard(cli.collector, cli.log_file).await {
+        None => match dashboard(cli.collector, cli.log_file, cli.credentials).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(err) => {
                 eprintln!("stacktop: {err:#}");
@@ -38,11 +37,22 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn dashboard(collector: Option<String>, log_file: Option<PathBuf>) -> anyhow::Result<()> {
+async fn dashboard(
+    collector: Option<String>,
+    log_file: Option<PathBuf>,
+    credentials: Credentials,
+) -> anyhow::Result<()> {
     let path = log_file.unwrap_or_else(default_log_path);
     init_file_logging(&path).with_context(|| format!("opening log file {}", path.display()))?;
     let shutdown = CancellationToken::new();
-    stacktop::run(stacktop::Options { collector }, shutdown).await?;
+    stacktop::run(
+        stacktop::Options {
+            collector,
+            credentials,
+        },
+        shutdown,
+    )
+    .await?;
     Ok(())
 }
 
@@ -59,10 +69,16 @@ fn init_stderr_logging() {
         .init();
 }
 
-async fn alerts_command(args: AlertsArgs) -> ExitCode {
+async fn alerts_command(args: AlertsArgs, credentials: &Credentials) -> ExitCode {
     init_stderr_logging();
-    let url = &args.collector;
-    let response = match stacktop::client::alerts(&ClientConfig::new(url)).await {
+    let config = match credentials.client(&args.collector) {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("stacktop alerts: {err}");
+            return ExitCode::from(alerts::EXIT_UNREACHABLE);
+        }
+    };
+    let response = match stacktop::client::alerts(&config).await {
         Ok(response) => response,
         Err(err) => {
             eprintln!("stacktop alerts: {err}");
@@ -83,9 +99,21 @@ async fn alerts_command(args: AlertsArgs) -> ExitCode {
 /// Exit code of a write command the collector refused.
 const EXIT_REFUSED: u8 = 1;
 
-async fn operator_command(name: &str, call: OperatorCall, url: &str) -> ExitCode {
+async fn operator_command(
+    name: &str,
+    call: OperatorCall,
+    url: &str,
+    credentials: &Credentials,
+) -> ExitCode {
     init_stderr_logging();
-    match stacktop::client::operate(&ClientConfig::new(url), &call).await {
+    let config = match credentials.client(url) {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("stacktop {name}: {err}");
+            return ExitCode::from(status::EXIT_UNREACHABLE);
+        }
+    };
+    match stacktop::client::operate(&config, &call).await {
         Ok(outcome) => {
             println!("{}", outcome.text());
             ExitCode::SUCCESS
@@ -104,9 +132,15 @@ async fn operator_command(name: &str, call: OperatorCall, url: &str) -> ExitCode
     }
 }
 
-async fn status_command(args: StatusArgs) -> ExitCode {
+async fn status_command(args: StatusArgs, credentials: &Credentials) -> ExitCode {
     init_stderr_logging();
-    let config = ClientConfig::new(&args.collector);
+    let config = match credentials.client(&args.collector) {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("stacktop status: {err}");
+            return ExitCode::from(status::EXIT_UNREACHABLE);
+        }
+    };
     let fleet = match stacktop::client::snapshot(&config).await {
         Ok(snapshot) => Model::from_snapshot(&args.collector, snapshot),
         Err(err) => {
