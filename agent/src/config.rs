@@ -513,11 +513,12 @@ mod tests {
             "ftp://h:1",
             "http://h",
             "http://:1",
-            "https://h:1",
+            "https://h",
             "http://h:1/x",
         ] {
             assert!(validate_collector(bad).is_err(), "{bad}");
         }
+        assert_eq!(validate_collector("https://h:1/").unwrap(), "https://h:1");
         // The message quotes the address, whichever rule refused it.
         let err = parse("collectors = [\"http://10.0.0.5\"]")
             .unwrap_err()
@@ -590,5 +591,21 @@ mod tests {
         assert_eq!(parse_label("dc=fra1"), Ok(("dc".into(), "fra1".into())));
         assert!(parse_label("dc").is_err());
         assert!(parse_label("=x").is_err());
+    }
+
+    #[test]
+    fn tls_and_token_files_are_read() {
+        let config = parse(
+            "collectors = [\"https://collector.example:7411\"]\nca-file = \"ca.pem\"\n\
+             tls-cert = \"web1.pem\"\ntls-key = \"web1.key\"\ntoken-file = \"agent-token\"\n",
+        )
+        .unwrap();
+        assert_eq!(config.collectors, ["https://collector.example:7411"]);
+        assert_eq!(config.tls.ca_file, Some("ca.pem".into()));
+        assert_eq!(config.tls.cert, Some("web1.pem".into()));
+        assert_eq!(config.tls.key, Some("web1.key".into()));
+        assert_eq!(config.token_file, Some("agent-token".into()));
+        let err = parse("tls-cert = \"web1.pem\"\n").unwrap_err().to_string();
+        assert!(err.contains("tls-cert") && err.contains("tls-key"), "{err}");
     }
 }

@@ -50,8 +50,9 @@ async fn a_collector_address_is_refused_quoting_it() {
     .await;
     assert!(matches!(err, Error::Collector { .. }), "{err:?}");
     assert!(
-        err.to_string()
-            .starts_with("collector address \"ftp://10.0.0.5:7411\": must start with http://"),
+        err.to_string().starts_with(
+            "collector address \"ftp://10.0.0.5:7411\": must start with https:// or http://"
+        ),
         "{err}"
     );
 }
