@@ -12,11 +12,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use inproc::{Collector, LIVENESS, TestAgent, http, now_ms, sample, within};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
+use inproc::{Collector, LIVENESS, TestAgent, http, now_ms, sample, within};
 use stacktop_collector::Config;
 use stacktop_collector::export::remote_write::RemoteWriteConfig;
 use stacktop_collector::export::remote_write::wire::{self, WriteRequest};
