@@ -84,6 +84,50 @@ enum Command {
     },
 }
 
+/// The hidden packaging helpers, `stacktop-agent completions SHELL` and
+/// `stacktop-agent man DIR`. They are parsed apart from [`Cli`] so that the
+/// completions and man pages they write do not offer them.
+#[derive(Debug, clap::Parser)]
+#[command(name = "stacktop-agent", version)]
+enum Packaging {
+    /// Print the shell completion script for SHELL.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages (this command's and each subcommand's) into DIR.
+    Man {
+        /// The directory to write `stacktop-agent.1` and the others into.
+        dir: PathBuf,
+    },
+}
+
+impl Packaging {
+    /// The helper the command line asks for, if its first word names one.
+    fn from_args() -> Option<Self> {
+        let first = std::env::args_os().nth(1)?;
+        matches!(first.to_str(), Some("completions" | "man")).then(<Self as clap::Parser>::parse)
+    }
+
+    /// Runs the helper: 0 on success, 1 when the man pages cannot be
+    /// written.
+    fn run(self) -> ExitCode {
+        let mut cmd = <Cli as clap::CommandFactory>::command();
+        match self {
+            Packaging::Completions { shell } => {
+                clap_complete::generate(shell, &mut cmd, "stacktop-agent", &mut std::io::stdout());
+            }
+            Packaging::Man { dir } => {
+                if let Err(err) = clap_mangen::generate_to(cmd, &dir) {
+                    eprintln!("error: writing man pages to {}: {err}", dir.display());
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+        ExitCode::SUCCESS
+    }
+}
+
 /// Runs `check-logs`: 0 when every line parsed, 1 when some did not, 2 when
 /// the format or the file is unusable.
 fn check_logs(format: &str, file: &std::path::Path, json: bool) -> ExitCode {
@@ -163,6 +207,9 @@ fn default_spool_dir() -> Option<std::path::PathBuf> {
 }
 
 fn main() -> ExitCode {
+    if let Some(helper) = Packaging::from_args() {
+        return helper.run();
+    }
     let mut cli = Cli::parse();
     if let Some(Command::CheckLogs { format, file, json }) = cli.command.take() {
         return check_logs(&format, &file, json);

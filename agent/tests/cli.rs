@@ -27,7 +27,9 @@ fn fixtures(dir: &str) -> Vec<PathBuf> {
 
 #[test]
 fn valid_configs_pass_the_check() {
-    for file in fixtures("valid_configs") {
+    // The example config the package installs as /etc/stacktop/agent.toml.
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/agent.toml");
+    for file in fixtures("valid_configs").into_iter().chain([example]) {
         Command::new(BIN)
             .arg("--check")
             .arg("--config")

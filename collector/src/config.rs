@@ -26,6 +26,9 @@ pub const DEFAULT_PORT: u16 = 7411;
 /// How long full-resolution history is kept by default.
 pub const DEFAULT_HISTORY: Duration = Duration::from_secs(15 * 60);
 
+/// How long a silent node is kept by default.
+pub const DEFAULT_FORGET_AFTER: Duration = Duration::from_secs(7 * 24 * 3600);
+
 /// How many agent streams may be open at once by default.
 pub const DEFAULT_MAX_AGENTS: usize = 10_000;
 
@@ -132,6 +135,11 @@ pub struct Config {
     /// Alert rules, notification sinks and where alert state is kept
     /// (default: the built-in rules, no sink, in memory).
     pub alerts: AlertsConfig,
+    /// A node silent this long is forgotten (default 7 days).
+    pub forget_after: Duration,
+    /// Nodes that should exist: listed (`down`) before they ever report,
+    /// and never forgotten for silence.
+    pub expected_nodes: Vec<String>,
     /// Where `/metrics` is served over HTTP (default: nowhere). The same
     /// loopback-or-`insecure` rule as `listen` applies.
     pub metrics_listen: Option<SocketAddr>,
@@ -160,6 +168,8 @@ impl Default for Config {
             alerts: AlertsConfig::default(),
             metrics_listen: None,
             remote_write: Vec::new(),
+            forget_after: DEFAULT_FORGET_AFTER,
+            expected_nodes: Vec::new(),
             tls_cert: None,
             tls_key: None,
             client_ca: None,
@@ -183,6 +193,24 @@ impl Config {
                 field: "max-agents",
                 value: "0".into(),
                 reason: "must be at least 1",
+            });
+        }
+        if self.forget_after < Duration::from_secs(60) {
+            return Err(ConfigError::Invalid {
+                field: "forget-after",
+                value: humantime::format_duration(self.forget_after).to_string(),
+                reason: "must be at least 1m",
+            });
+        }
+        if let Some(bad) = self
+            .expected_nodes
+            .iter()
+            .find(|n| n.is_empty() || n.len() > 253 || n.chars().any(char::is_control))
+        {
+            return Err(ConfigError::Invalid {
+                field: "expected-nodes",
+                value: format!("{bad:?}"),
+                reason: "a node name is 1 to 253 bytes without control characters",
             });
         }
         if let Err(err) = rules::resolve(&self.alerts.rules) {
@@ -240,6 +268,8 @@ impl Config {
             insecure,
             data_dir,
             group_wait,
+            forget_after,
+            expected_nodes,
             rules,
             notify,
             metrics_listen,
@@ -265,6 +295,12 @@ impl Config {
         }
         if let Some(dir) = data_dir {
             self.alerts.data_dir = Some(dir);
+        }
+        if let Some(after) = forget_after {
+            self.forget_after = after;
+        }
+        if let Some(nodes) = expected_nodes {
+            self.expected_nodes = nodes;
         }
         if let Some(wait) = group_wait {
             self.alerts.group_wait = Some(wait);
@@ -360,6 +396,11 @@ pub struct FileConfig {
     /// notified.
     #[serde(default, with = "humantime_serde")]
     pub group_wait: Option<Duration>,
+    /// Forget a node silent this long, e.g. "7d".
+    #[serde(default, with = "humantime_serde")]
+    pub forget_after: Option<Duration>,
+    /// Nodes that should exist, by name.
+    pub expected_nodes: Option<Vec<String>>,
     /// `[[rules]]`: new alert rules, or built-ins overridden by name.
     #[serde(default)]
     pub rules: Vec<Spanned<RuleConfig>>,

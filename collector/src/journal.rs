@@ -46,6 +46,16 @@ const PRUNE_EVERY: Duration = Duration::from_secs(10);
 /// Arrival-ordered entries: key = arrival ms << 12 | a counter.
 const ENTRIES: TableDefinition<u64, &[u8]> = TableDefinition::new("entries");
 
+/// Forgotten nodes: their entries up to this time (Unix ms) are not
+/// replayed.
+const FORGOTTEN: TableDefinition<&str, i64> = TableDefinition::new("forgotten");
+
+/// What the writer thread is asked to do.
+enum Write {
+    Append(Vec<u8>, i64),
+    Forget(String, i64),
+}
+
 /// One journaled batch.
 #[derive(Clone, PartialEq, Message)]
 pub struct Entry {
@@ -172,11 +182,12 @@ pub enum JournalError {
 }
 
 type Done = oneshot::Sender<Result<(), JournalError>>;
+type Job = (Write, Done);
 
 /// The open journal: hands entries to its writer thread.
 #[derive(Debug, Clone)]
 pub struct Journal {
-    tx: mpsc::Sender<(Vec<u8>, i64, Done)>,
+    tx: mpsc::Sender<Job>,
 }
 
 /// What [`Journal::open`] read back.
@@ -223,9 +234,20 @@ impl Journal {
 
     /// Appends `entry` and waits until it is committed to disk.
     pub async fn append(&self, entry: &Entry) -> Result<(), JournalError> {
+        self.submit(Write::Append(entry.encode_to_vec(), entry.arrived_ms))
+            .await
+    }
+
+    /// Records that node `name` was forgotten at `at_ms`: a restart does
+    /// not bring it back from the entries before.
+    pub async fn forget(&self, name: &str, at_ms: i64) -> Result<(), JournalError> {
+        self.submit(Write::Forget(name.to_string(), at_ms)).await
+    }
+
+    async fn submit(&self, write: Write) -> Result<(), JournalError> {
         let (done, committed) = oneshot::channel();
         self.tx
-            .send((entry.encode_to_vec(), entry.arrived_ms, done))
+            .send((write, done))
             .await
             .map_err(|_| JournalError::Closed)?;
         committed.await.map_err(|_| JournalError::Closed)?
@@ -241,6 +263,17 @@ fn replay(db: &Database, store: &Store, window_ms: i64) -> Result<Restored, redb
         Err(redb::TableError::TableDoesNotExist(_)) => return Ok(restored),
         Err(e) => return Err(e.into()),
     };
+    let mut forgotten = std::collections::HashMap::new();
+    match tx.open_table(FORGOTTEN) {
+        Ok(t) => {
+            for row in t.iter()? {
+                let (name, at) = row?;
+                forgotten.insert(name.value().to_string(), at.value());
+            }
+        }
+        Err(redb::TableError::TableDoesNotExist(_)) => {}
+        Err(e) => return Err(e.into()),
+    }
     let since = key(now_unix_ms() - window_ms, 0);
     for row in table.range(since..)? {
         let (_, bytes) = row?;
@@ -256,6 +289,12 @@ fn replay(db: &Database, store: &Store, window_ms: i64) -> Result<Restored, redb
             restored.damaged += 1;
             continue;
         };
+        if forgotten
+            .get(&entry.node)
+            .is_some_and(|&at| entry.arrived_ms <= at)
+        {
+            continue;
+        }
         let keys: Vec<SeriesKey> = batch
             .series
             .iter()
@@ -298,12 +337,7 @@ fn key(ms: i64, counter: u64) -> u64 {
     ((ms.max(0) as u64) << 12) + counter
 }
 
-fn write_loop(
-    db: Database,
-    path: PathBuf,
-    mut rx: mpsc::Receiver<(Vec<u8>, i64, Done)>,
-    window_ms: i64,
-) {
+fn write_loop(db: Database, path: PathBuf, mut rx: mpsc::Receiver<Job>, window_ms: i64) {
     let db = Arc::new(db);
     let mut last_key = last_key(&db).unwrap_or(0);
     let mut pruned = Instant::now();
@@ -323,7 +357,7 @@ fn write_loop(
         if let Err(err) = &result {
             warn!(cause = %err, entries = group.len(), "journal write failed; the batches are not acknowledged");
         }
-        for (_, _, done) in group.drain(..) {
+        for (_, done) in group.drain(..) {
             let _ = done.send(result.clone());
         }
         if pruned.elapsed() >= PRUNE_EVERY {
@@ -347,19 +381,23 @@ fn last_key(db: &Database) -> Result<u64, redb::Error> {
     }
 }
 
-fn write_group(
-    db: &Database,
-    group: &[(Vec<u8>, i64, Done)],
-    last_key: &mut u64,
-) -> Result<(), redb::Error> {
+fn write_group(db: &Database, group: &[Job], last_key: &mut u64) -> Result<(), redb::Error> {
     let tx = db.begin_write()?;
     {
         let mut table = tx.open_table(ENTRIES)?;
-        for (bytes, arrived_ms, _) in group {
-            // Keys only grow, whatever the clock does.
-            let k = key(*arrived_ms, 0).max(*last_key + 1);
-            table.insert(k, bytes.as_slice())?;
-            *last_key = k;
+        let mut forgotten = tx.open_table(FORGOTTEN)?;
+        for (write, _) in group {
+            match write {
+                Write::Append(bytes, arrived_ms) => {
+                    // Keys only grow, whatever the clock does.
+                    let k = key(*arrived_ms, 0).max(*last_key + 1);
+                    table.insert(k, bytes.as_slice())?;
+                    *last_key = k;
+                }
+                Write::Forget(name, at_ms) => {
+                    forgotten.insert(name.as_str(), *at_ms)?;
+                }
+            }
         }
     }
     tx.commit()?;

@@ -149,6 +149,58 @@ struct CertsArgs {
     validity: humantime::Duration,
 }
 
+/// The hidden packaging helpers, `stacktop-collector completions SHELL` and
+/// `stacktop-collector man DIR`. They are parsed apart from [`Args`] so that the
+/// completions and man pages they write do not offer them.
+#[derive(Debug, clap::Parser)]
+#[command(name = "stacktop-collector", version)]
+enum Packaging {
+    /// Print the shell completion script for SHELL.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages (this command's and each subcommand's) into DIR.
+    Man {
+        /// The directory to write `stacktop-collector.1` and the others into.
+        dir: PathBuf,
+    },
+}
+
+impl Packaging {
+    /// The helper the command line asks for, if its first word names one.
+    fn from_args() -> Option<Self> {
+        let first = std::env::args_os().nth(1)?;
+        matches!(first.to_str(), Some("completions" | "man")).then(<Self as clap::Parser>::parse)
+    }
+
+    /// Runs the helper: 0 on success, 1 when the man pages cannot be
+    /// written.
+    fn run(self) -> ExitCode {
+        let mut cmd = <Args as clap::CommandFactory>::command();
+        match self {
+            Packaging::Completions { shell } => {
+                clap_complete::generate(
+                    shell,
+                    &mut cmd,
+                    "stacktop-collector",
+                    &mut std::io::stdout(),
+                );
+            }
+            Packaging::Man { dir } => {
+                if let Err(err) = clap_mangen::generate_to(cmd, &dir) {
+                    eprintln!(
+                        "stacktop-collector: writing man pages to {}: {err}",
+                        dir.display()
+                    );
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+        ExitCode::SUCCESS
+    }
+}
+
 #[derive(Debug, clap::Args)]
 struct BenchArgs {
     /// Simulated agents, each on its own connection. [default: 1000]
@@ -256,6 +308,9 @@ fn resolve(args: Args) -> anyhow::Result<Config> {
 }
 
 fn main() -> ExitCode {
+    if let Some(helper) = Packaging::from_args() {
+        return helper.run();
+    }
     let mut args = Args::parse();
     match args.command.take() {
         Some(Command::Bench(bench_args)) => return bench(bench_args),

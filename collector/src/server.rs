@@ -194,6 +194,9 @@ pub async fn serve_listeners(
         }
         None => None,
     };
+    for name in &config.expected_nodes {
+        store.expect(name);
+    }
     let views = Arc::new(Views::with_alerts(store.clone(), Some(alerts.clone())));
     let exports =
         Exports::start(&config.remote_write, &inner, &tracker).map_err(ConfigError::from)?;
@@ -208,6 +211,13 @@ pub async fn serve_listeners(
     }
 
     tracker.spawn(fleet::keep_fresh(views.clone(), inner.clone()));
+    tracker.spawn(keep_forgetting(
+        store.clone(),
+        journal.clone(),
+        config.forget_after,
+        config.expected_nodes.clone(),
+        inner.clone(),
+    ));
     tracker.spawn(alerts::keep_flushing(
         alerts.clone(),
         ALERT_FLUSH_INTERVAL,
@@ -222,7 +232,7 @@ pub async fn serve_listeners(
     )
     .with_tap(exports.tap.clone())
     .with_client_certs(config.client_ca.is_some());
-    if let Some(journal) = journal {
+    if let Some(journal) = journal.clone() {
         ingest = ingest.with_journal(journal);
     }
     let fleet = FleetService::new(store.clone(), views, inner.clone(), tracker.clone());
@@ -291,7 +301,7 @@ pub async fn serve_listeners(
             gate(Need::Viewer),
         ))
         .add_service(InterceptedService::new(
-            OperatorServer::new(OperatorService::new(alerts, store.clone()))
+            OperatorServer::new(OperatorService::new(alerts, store.clone()).with_journal(journal))
                 .max_decoding_message_size(MAX_MESSAGE_BYTES),
             gate(Need::Operator),
         ));
@@ -323,6 +333,44 @@ pub async fn serve_listeners(
         Err(err) => {
             warn!(cause = %err, "collector server failed");
             Err(Error::Serve(err))
+        }
+    }
+}
+
+/// How often nodes silent for `forget-after` are looked for.
+const FORGET_EVERY: Duration = Duration::from_secs(60);
+
+/// Forgets nodes silent for `after` (not the expected ones) until
+/// `shutdown`: so 2,000 junk streams do not leave 2,000 `down` nodes for
+/// good.
+async fn keep_forgetting(
+    store: Arc<Store>,
+    journal: Option<Journal>,
+    after: Duration,
+    expected: Vec<String>,
+    shutdown: CancellationToken,
+) {
+    let after_ms = i64::try_from(after.as_millis()).unwrap_or(i64::MAX / 2);
+    let mut tick = tokio::time::interval(FORGET_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let now = stacktop_proto::now_unix_ms();
+        for name in store.silent_since(now - after_ms) {
+            if expected.contains(&name) {
+                continue;
+            }
+            if let Some(journal) = &journal
+                && let Err(err) = journal.forget(&name, now).await
+            {
+                warn!(node = %name, cause = %err, "cannot record a forgotten node; keeping it");
+                continue;
+            }
+            let _ = store.forget(&name);
+            info!(node = %name, silent_for = ?after, "forgot a silent node");
         }
     }
 }

@@ -278,6 +278,8 @@ pub struct Node {
     /// Points at or before this time (Unix ms) from the current instance
     /// are dropped: they overlap the previous instance's data.
     pub takeover_ms: i64,
+    /// Removed from the store (forgotten): readers drop it.
+    pub forgotten: bool,
     /// Every series, in the order they first arrived: an index into this
     /// vector never changes, so a stream resolves each of its series ids
     /// once and stores points by index.
@@ -311,6 +313,7 @@ impl Node {
             last_seen_ms: 0,
             last_seq: 0,
             takeover_ms: 0,
+            forgotten: false,
             series: Vec::new(),
             keys: Vec::new(),
             index: BTreeMap::new(),
@@ -769,6 +772,62 @@ impl Store {
             n.last_seen_ms = arrived_ms;
             self.touch(&node)
         };
+        self.publish(version);
+    }
+
+    /// Forgets node `name`: it leaves the fleet (its stream, if any, is
+    /// ended); a later Hello makes it new again.
+    pub fn forget(&self, name: &str) -> Result<()> {
+        let entry = self
+            .nodes
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(name)
+            .ok_or_else(|| StoreError::UnknownNode(name.to_string()))?;
+        let version = {
+            let mut n = entry.lock();
+            if let Some(owner) = n.owner.take() {
+                owner.cancel.cancel();
+            }
+            n.forgotten = true;
+            self.touch(&entry)
+        };
+        self.publish(version);
+        Ok(())
+    }
+
+    /// The nodes without a stream that have been silent since before
+    /// `silent_since_ms` (never seen counts as silent since 0).
+    pub fn silent_since(&self, silent_since_ms: i64) -> Vec<String> {
+        self.entries()
+            .iter()
+            .filter(|(_, e)| {
+                let n = e.lock();
+                n.owner.is_none() && n.last_seen_ms < silent_since_ms
+            })
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
+    /// Declares a node that should exist: known (and `down`) before it
+    /// ever connects. Nothing changes for a node already known.
+    pub fn expect(&self, name: &str) {
+        let mut nodes = self.nodes.write().unwrap_or_else(PoisonError::into_inner);
+        if nodes.contains_key(name) {
+            return;
+        }
+        let entry = Arc::new(NodeEntry {
+            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            changed: AtomicU64::new(0),
+            queued: AtomicBool::new(false),
+            node: Mutex::new(Node::new(Identity {
+                name: name.to_string(),
+                ..Identity::default()
+            })),
+        });
+        nodes.insert(name.to_string(), entry.clone());
+        drop(nodes);
+        let version = self.touch(&entry);
         self.publish(version);
     }
 

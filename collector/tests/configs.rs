@@ -30,7 +30,9 @@ fn load(path: &Path) -> Result<Config, String> {
 
 #[test]
 fn valid_configs_load() {
-    for path in fixtures("valid_configs") {
+    // The example config the package installs as /etc/stacktop/collector.toml.
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/collector.toml");
+    for path in fixtures("valid_configs").into_iter().chain([example]) {
         if let Err(err) = load(&path) {
             panic!("{}: {err}", path.display());
         }

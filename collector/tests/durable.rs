@@ -85,3 +85,51 @@ async fn sigkilled_three_times_the_collector_keeps_every_acknowledged_second() {
          one a second, 0 lost, 0 duplicated"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forgotten_node_stays_forgotten_and_an_expected_one_is_listed_before_it_reports() {
+    use stacktop_proto::v1::ForgetRequest;
+    use stacktop_proto::v1::operator_client::OperatorClient;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut collector = Collector::start(dir.path(), "expected-nodes = [\"db9\"]\n");
+    let url = collector.url();
+    let target = format!("127.0.0.1:{}", collector.port);
+    let agent = start_agent(dir.path(), "old1", "app", &url, &target);
+    within(Duration::from_secs(30), "old1 and db9 listed", async || {
+        let names = node_names(&url).await?;
+        (names.contains(&"old1".to_string()) && names.contains(&"db9".to_string())).then_some(())
+    })
+    .await;
+    let mut operator = OperatorClient::new(channel(&url).await.unwrap());
+    let forget = |node: &str| ForgetRequest {
+        node: node.into(),
+        by: "test".into(),
+    };
+    // Not while its agent is connected: it would come straight back.
+    let err = operator.forget(forget("old1")).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::FailedPrecondition, "{err:?}");
+
+    drop(agent); // SIGKILL: the server is gone for good
+    within(Duration::from_secs(30), "old1 disconnected", async || {
+        operator.forget(forget("old1")).await.ok()
+    })
+    .await;
+    assert!(
+        !node_names(&url)
+            .await
+            .unwrap()
+            .contains(&"old1".to_string())
+    );
+    let err = operator.forget(forget("nosuch")).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::NotFound);
+
+    // A restart replays the journal, but not the forgotten node.
+    collector.kill();
+    collector.restart();
+    let names = within(Duration::from_secs(20), "the collector back", async || {
+        node_names(&url).await
+    })
+    .await;
+    assert_eq!(names, ["db9"], "{}", collector.log());
+}

@@ -119,6 +119,14 @@ pub enum Command {
     /// Exit code: 0 done, 1 the collector refused (e.g. no such silence),
     /// 2 it cannot be reached.
     Unsilence(UnsilenceArgs),
+    /// Forget a node that no longer exists: it leaves the fleet, with its
+    /// history and alerts, and a collector restart does not bring it back
+    /// (it is new again if it ever reports)
+    ///
+    /// Refused while the node's agent is connected. Exit code: 0 done, 1
+    /// the collector refused (its message goes to stderr), 2 it cannot be
+    /// reached.
+    Forget(ForgetArgs),
     /// Put a node or a tier in maintenance for a while (its alerts are held,
     /// not notified), or end a maintenance window
     ///
@@ -185,6 +193,28 @@ pub struct SilenceArgs {
     /// Collector to ask
     #[arg(long, value_name = "URL", default_value = DEFAULT_STATUS_COLLECTOR)]
     pub collector: String,
+}
+
+/// Options of `stacktop forget`.
+#[derive(Debug, Args)]
+pub struct ForgetArgs {
+    /// The node's name
+    #[arg(value_name = "NODE")]
+    pub node: String,
+
+    /// Collector to ask
+    #[arg(long, value_name = "URL", default_value = DEFAULT_STATUS_COLLECTOR)]
+    pub collector: String,
+}
+
+impl ForgetArgs {
+    /// The call these options ask for, made as `by`.
+    pub fn call(&self, by: &str) -> OperatorCall {
+        OperatorCall::Forget {
+            node: self.node.clone(),
+            by: by.to_string(),
+        }
+    }
 }
 
 /// Options of `stacktop unsilence`.
@@ -305,6 +335,7 @@ impl Command {
             Command::Silence(a) => Some((a.call(by), &a.collector)),
             Command::Unsilence(a) => Some((a.call(by), &a.collector)),
             Command::Maintenance(a) => Some((a.call(by), &a.collector)),
+            Command::Forget(a) => Some((a.call(by), &a.collector)),
             Command::Status(_) | Command::Alerts(_) => None,
         }
     }
@@ -318,6 +349,7 @@ impl Command {
             Command::Silence(_) => "silence",
             Command::Unsilence(_) => "unsilence",
             Command::Maintenance(_) => "maintenance",
+            Command::Forget(_) => "forget",
         }
     }
 }

@@ -107,6 +107,13 @@ pub async fn operate(config: &ClientConfig, call: &OperatorCall) -> Result<Outco
             .end_maintenance(timed(call.end_request().unwrap_or_default()))
             .await
             .map(|r| Outcome::MaintenanceEnded(r.into_inner())),
+        OperatorCall::Forget { node, by } => client
+            .forget(timed(stacktop_proto::v1::ForgetRequest {
+                node: node.clone(),
+                by: by.clone(),
+            }))
+            .await
+            .map(|r| Outcome::Forgotten(r.into_inner().node)),
     };
     answer.map_err(|status| Error::rpc(url, status))
 }

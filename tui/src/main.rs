@@ -1,6 +1,7 @@
 //! The `stacktop` binary: parse the command line, send logs to a file, and
 //! run the dashboard, `stacktop status`, `stacktop alerts`, or one of the
-//! write commands (`ack`, `silence`, `unsilence`, `maintenance`).
+//! write commands (`ack`, `silence`, `unsilence`, `maintenance`), or the
+//! hidden packaging helpers (`completions SHELL`, `man DIR`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -15,6 +16,9 @@ use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    if let Some(helper) = Packaging::from_args() {
+        return helper.run();
+    }
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Status(args)) => status_command(args, &cli.credentials).await,
@@ -34,6 +38,50 @@ async fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+    }
+}
+
+/// The hidden packaging helpers, `stacktop completions SHELL` and
+/// `stacktop man DIR`. They are parsed apart from [`Cli`] so that the
+/// completions and man pages they write do not offer them.
+#[derive(Debug, clap::Parser)]
+#[command(name = "stacktop", version)]
+enum Packaging {
+    /// Print the shell completion script for SHELL.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages (this command's and each subcommand's) into DIR.
+    Man {
+        /// The directory to write `stacktop.1` and the others into.
+        dir: PathBuf,
+    },
+}
+
+impl Packaging {
+    /// The helper the command line asks for, if its first word names one.
+    fn from_args() -> Option<Self> {
+        let first = std::env::args_os().nth(1)?;
+        matches!(first.to_str(), Some("completions" | "man")).then(<Self as clap::Parser>::parse)
+    }
+
+    /// Runs the helper: 0 on success, 1 when the man pages cannot be
+    /// written.
+    fn run(self) -> ExitCode {
+        let mut cmd = <Cli as clap::CommandFactory>::command();
+        match self {
+            Packaging::Completions { shell } => {
+                clap_complete::generate(shell, &mut cmd, "stacktop", &mut std::io::stdout());
+            }
+            Packaging::Man { dir } => {
+                if let Err(err) = clap_mangen::generate_to(cmd, &dir) {
+                    eprintln!("stacktop: writing man pages to {}: {err}", dir.display());
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+        ExitCode::SUCCESS
     }
 }
 

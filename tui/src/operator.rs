@@ -209,6 +209,13 @@ pub enum OperatorCall {
         /// Who ends it.
         by: String,
     },
+    /// Operator.Forget.
+    Forget {
+        /// The node.
+        node: String,
+        /// Who forgets it.
+        by: String,
+    },
 }
 
 /// `node=web2, rule=check-failed`.
@@ -233,6 +240,7 @@ impl OperatorCall {
                 target, duration, ..
             } => format!("maintenance of {target} for {}", duration_text(*duration)),
             OperatorCall::EndMaintenance { id, .. } => format!("end maintenance {id}"),
+            OperatorCall::Forget { node, .. } => format!("forget node {node}"),
         }
     }
 
@@ -278,6 +286,10 @@ impl OperatorCall {
             OperatorCall::EndMaintenance { id, by: who } => {
                 format!("End maintenance {id} now{}.", by(who))
             }
+            OperatorCall::Forget { node, by: who } => format!(
+                "Forget {node}{}: it leaves the fleet with its history until it reports again.",
+                by(who)
+            ),
         }
     }
 
@@ -376,6 +388,8 @@ pub enum Outcome {
     Maintenance(Maintenance),
     /// The maintenance window that ended.
     MaintenanceEnded(Maintenance),
+    /// The node that was forgotten.
+    Forgotten(String),
 }
 
 impl Outcome {
@@ -418,6 +432,7 @@ impl Outcome {
             Outcome::MaintenanceEnded(m) => {
                 format!("ended maintenance {} of {}", m.id, maintenance_target(m))
             }
+            Outcome::Forgotten(node) => format!("forgot node {node}"),
         }
     }
 }

@@ -156,6 +156,19 @@ impl Operator for Fake {
         }))
     }
 
+    async fn forget(
+        &self,
+        request: Request<stacktop_proto::v1::ForgetRequest>,
+    ) -> Result<Response<stacktop_proto::v1::ForgetResponse>, Status> {
+        let r = request.into_inner();
+        if r.node != "web1" {
+            return Err(Status::not_found(format!("no node named {:?}", r.node)));
+        }
+        Ok(Response::new(stacktop_proto::v1::ForgetResponse {
+            node: r.node,
+        }))
+    }
+
     async fn end_maintenance(
         &self,
         request: Request<EndRequest>,
@@ -843,4 +856,18 @@ async fn the_operator_task_makes_confirmed_calls_and_reports_back() {
     assert_eq!(fake.calls().len(), 2);
     token.cancel();
     task.await.unwrap();
+}
+
+#[tokio::test]
+async fn forget_names_the_node_and_says_when_it_is_unknown() {
+    let token = CancellationToken::new();
+    let fake = with_alerts(vec![]);
+    let addr = serve(fake.clone(), &token).await;
+    let out = against(addr, &["forget", "web1"]).await;
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(text(&out.stdout).trim(), "forgot node web1");
+    let out = against(addr, &["forget", "nosuch"]).await;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(text(&out.stderr).contains("no node named"), "{out:?}");
+    token.cancel();
 }

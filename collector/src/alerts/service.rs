@@ -11,14 +11,16 @@ use std::time::Duration;
 
 use stacktop_proto::v1::operator_server::Operator;
 use stacktop_proto::v1::{
-    AckRequest, Alert, EndRequest, Maintenance, MaintenanceRequest, Silence, SilenceRequest,
+    AckRequest, Alert, EndRequest, ForgetRequest, ForgetResponse, Maintenance, MaintenanceRequest,
+    Silence, SilenceRequest,
 };
 use stacktop_proto::{Role, now_unix_ms};
 use tonic::{Request, Response, Status};
 use tracing::info;
 
 use super::{Alerts, AlertsError};
-use crate::store::Store;
+use crate::journal::Journal;
+use crate::store::{Store, StoreError};
 
 /// Longest comment or `by` accepted, in bytes.
 const MAX_TEXT: usize = 1024;
@@ -33,12 +35,24 @@ pub struct OperatorService {
     /// To refuse maintenance for a node nobody knows (a typo would
     /// otherwise hold nothing, silently).
     store: Arc<Store>,
+    /// Where a forgotten node is recorded, so a restart does not replay it.
+    journal: Option<Journal>,
 }
 
 impl OperatorService {
     /// Serves `alerts` for the nodes of `store`.
     pub fn new(alerts: Arc<Alerts>, store: Arc<Store>) -> Self {
-        Self { alerts, store }
+        Self {
+            alerts,
+            store,
+            journal: None,
+        }
+    }
+
+    /// Records forgotten nodes in `journal`.
+    pub fn with_journal(mut self, journal: Option<Journal>) -> Self {
+        self.journal = journal;
+        self
     }
 
     /// Writes the store before answering; a failure is the caller's error
@@ -184,6 +198,39 @@ impl Operator for OperatorService {
         info!(window = %window.id, node, tier = ?tier, by, "maintenance started");
         self.flush().await?;
         Ok(Response::new(window))
+    }
+
+    async fn forget(
+        &self,
+        request: Request<ForgetRequest>,
+    ) -> Result<Response<ForgetResponse>, Status> {
+        let r = request.into_inner();
+        let node = text("node", &r.node)?;
+        let connected = self
+            .store
+            .with_node(node, |n| n.connected())
+            .map_err(|_| Status::not_found(format!("no node named {node:?} is known")))?;
+        if connected {
+            return Err(Status::failed_precondition(format!(
+                "{node} is connected: stop its agent first, or it comes straight back"
+            )));
+        }
+        // Recorded first: forgotten in memory but not on disk would come
+        // back with the next restart.
+        if let Some(journal) = &self.journal {
+            journal
+                .forget(node, now_unix_ms())
+                .await
+                .map_err(|e| Status::unavailable(e.to_string()))?;
+        }
+        match self.store.forget(node) {
+            Ok(()) | Err(StoreError::UnknownNode(_)) => {}
+            Err(e) => return Err(Status::internal(e.to_string())),
+        }
+        info!(node, by = by(&r.by)?, "node forgotten");
+        Ok(Response::new(ForgetResponse {
+            node: node.to_string(),
+        }))
     }
 
     async fn end_maintenance(

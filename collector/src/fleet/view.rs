@@ -169,6 +169,10 @@ struct Builder {
     unpublished_ids: Vec<u32>,
     /// Some node or tier was in maintenance at the last refresh.
     had_maintenance: bool,
+    /// Forgotten nodes not yet dropped from the latest view, by entry.
+    gone_ids: Vec<u32>,
+    /// Forgotten nodes not yet told to Watch streams, by name.
+    removed: Vec<String>,
     /// The latest view differs from the published one.
     unpublished: bool,
 }
@@ -305,6 +309,9 @@ impl Views {
             if by_id.len() < builder.tracked.len() {
                 by_id.resize(builder.tracked.len(), None);
             }
+            for id in builder.gone_ids.drain(..) {
+                by_id[id as usize] = None;
+            }
             let mut next_change_ms = i64::MAX;
             for (id, t) in builder.tracked.iter_mut().enumerate() {
                 let Some(t) = t else { continue };
@@ -399,7 +406,12 @@ impl Views {
         }
         builder.unpublished = false;
         let alerts_changed = view.alerts != published.alerts;
-        if changed.is_empty() && !alerts_changed && same_totals(&view.totals, &published.totals) {
+        let removed = std::mem::take(&mut builder.removed);
+        if changed.is_empty()
+            && removed.is_empty()
+            && !alerts_changed
+            && same_totals(&view.totals, &published.totals)
+        {
             let view = Arc::new(view);
             self.latest.send_replace(view.clone());
             return published;
@@ -415,6 +427,7 @@ impl Views {
         let update = FleetUpdate {
             update: Some(fleet_update::Update::Delta(FleetDelta {
                 changed,
+                removed,
                 totals: Some(view.totals.clone()),
                 generation: view.generation,
                 alerts_changed,
@@ -444,6 +457,15 @@ impl Views {
             let id = entry.id() as usize;
             if builder.tracked.len() <= id {
                 builder.tracked.resize_with(id + 1, || None);
+            }
+            if entry.lock().forgotten {
+                if let Some(t) = builder.tracked[id].take() {
+                    builder.removed.push(t.copy.identity.name.clone());
+                    builder.gone_ids.push(id as u32);
+                    builder.unpublished = true;
+                    appeared = true;
+                }
+                continue;
             }
             match &mut builder.tracked[id] {
                 Some(t) if entry.changed_at() <= t.copied_at => {}

@@ -1,0 +1,53 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_stacktop_collector_global_optspecs
+    string join \n listen= config= history= max-agents= insecure metrics-listen= data-dir= h/help V/version
+end
+
+function __fish_stacktop_collector_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_stacktop_collector_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_stacktop_collector_using_subcommand
+    set -l cmd (__fish_stacktop_collector_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c stacktop-collector -n "__fish_stacktop_collector_needs_command" -l listen -d 'Address to listen on. Anything but loopback needs --insecure until TLS is supported. [default: 127.0.0.1:7411]' -r
+complete -c stacktop-collector -n "__fish_stacktop_collector_needs_command" -l config -d 'TOML config file (fields: listen, history, max-agents, insecure, data-dir, group-wait, metrics-listen, [[rules]], [[notify]], [[remote-write]]; see the README). Command-line options override it' -r -F
+complete -c stacktop-collector -n "__fish_stacktop_collector_needs_command" -l history -d 'How long full-resolution history is kept, e.g. 15m or 1h. [default: 15m]' -r
+complete -c stacktop-collector -n "__fish_stacktop_collector_needs_command" -l max-agents -d 'Most agent streams served at once; more are refused and retry. [default: 10000]' -r
+complete -c stacktop-collector -n "__fish_stacktop_collector_needs_command" -l metrics-listen -d 'Serve the fleet as a Prometheus target on http://ADDR/metrics, e.g. 127.0.0.1:7412. Anything but loopback needs --insecure. [default: not served]' -r
+complete -c stacktop-collector -n "__fish_stacktop_collector_needs_command" -l data-dir -d 'Where alert states, acknowledgements, silences and maintenance windows are kept across restarts. [default: $STATE_DIRECTORY when run by systemd (/var/lib/stacktop), else $XDG_STATE_HOME/stacktop/collector, else ~/.local/state/stacktop/collector]' -r -F
+complete -c stacktop-collector -n "__fish_stacktop_collector_needs_command" -l insecure -d 'Serve plain-text gRPC (and /metrics) on a non-loopback address. Anyone on the network can then read the fleet and report as any node'
+complete -c stacktop-collector -n "__fish_stacktop_collector_needs_command" -s h -l help -d 'Print help'
+complete -c stacktop-collector -n "__fish_stacktop_collector_needs_command" -s V -l version -d 'Print version'
+complete -c stacktop-collector -n "__fish_stacktop_collector_needs_command" -f -a "bench" -d 'Load a collector with simulated agents and Watch subscribers and report samples/s, its CPU and memory, and sample -> Watch latency'
+complete -c stacktop-collector -n "__fish_stacktop_collector_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c stacktop-collector -n "__fish_stacktop_collector_using_subcommand bench" -l agents -d 'Simulated agents, each on its own connection. [default: 1000]' -r
+complete -c stacktop-collector -n "__fish_stacktop_collector_using_subcommand bench" -l agents-per-connection -d 'Agents sharing one connection. 1 (the default) is what real agents do; more leaves out the load generator\'s and the kernel\'s cost per connection, to see what the collector itself can take' -r
+complete -c stacktop-collector -n "__fish_stacktop_collector_using_subcommand bench" -l series -d 'Series per agent (the standard set of 25-33 is always sent). [default: 50]' -r
+complete -c stacktop-collector -n "__fish_stacktop_collector_using_subcommand bench" -l interval -d 'Every agent\'s sampling interval. [default: 1s]' -r
+complete -c stacktop-collector -n "__fish_stacktop_collector_using_subcommand bench" -l watchers -d 'Watch subscriber counts to measure in turn, e.g. 1,10,100. [default: 1]' -r
+complete -c stacktop-collector -n "__fish_stacktop_collector_using_subcommand bench" -l measuring-watchers -d 'Of each set of subscribers, how many decode updates and measure latency; the others only receive the bytes. [default: 2]' -r
+complete -c stacktop-collector -n "__fish_stacktop_collector_using_subcommand bench" -l warmup -d 'Warm-up before each measurement. [default: 10s]' -r
+complete -c stacktop-collector -n "__fish_stacktop_collector_using_subcommand bench" -l duration -d 'Length of each measurement. [default: 30s]' -r
+complete -c stacktop-collector -n "__fish_stacktop_collector_using_subcommand bench" -l collector -d 'Load a collector that is already running instead of starting one' -r
+complete -c stacktop-collector -n "__fish_stacktop_collector_using_subcommand bench" -l collector-pid -d 'With --collector: its process id, to report its CPU and memory' -r
+complete -c stacktop-collector -n "__fish_stacktop_collector_using_subcommand bench" -l collector-log -d 'Where the started collector\'s log goes. [default: nowhere]' -r -F
+complete -c stacktop-collector -n "__fish_stacktop_collector_using_subcommand bench" -l in-process -d 'Run the collector inside the benchmark process (its CPU figures then include the load generator\'s)'
+complete -c stacktop-collector -n "__fish_stacktop_collector_using_subcommand bench" -l json -d 'Print the report as JSON'
+complete -c stacktop-collector -n "__fish_stacktop_collector_using_subcommand bench" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c stacktop-collector -n "__fish_stacktop_collector_using_subcommand help; and not __fish_seen_subcommand_from bench help" -f -a "bench" -d 'Load a collector with simulated agents and Watch subscribers and report samples/s, its CPU and memory, and sample -> Watch latency'
+complete -c stacktop-collector -n "__fish_stacktop_collector_using_subcommand help; and not __fish_seen_subcommand_from bench help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
