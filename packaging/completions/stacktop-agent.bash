@@ -35,7 +35,7 @@ _stacktop__agent() {
 
     case "${cmd}" in
         stacktop__agent)
-            opts="-h -V --collector --name --role --interval --config --label --check --log-level --help --version check-logs help"
+            opts="-h -V --collector --name --role --interval --config --token-file --label --check --log-level --help --version check-logs help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -58,6 +58,10 @@ _stacktop__agent() {
                     return 0
                     ;;
                 --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_stacktop_agent_global_optspecs
-    string join \n collector= name= role= interval= config= label= check log-level= h/help V/version
+    string join \n collector= name= role= interval= config= token-file= label= check log-level= h/help V/version
 end
 
 function __fish_stacktop_agent_needs_command
@@ -24,11 +24,12 @@ function __fish_stacktop_agent_using_subcommand
     contains -- $cmd[1] $argv
 end
 
-complete -c stacktop-agent -n "__fish_stacktop_agent_needs_command" -l collector -d 'Collector to stream to, as http://HOST:PORT; repeat for several. [default: http://127.0.0.1:7411]' -r
+complete -c stacktop-agent -n "__fish_stacktop_agent_needs_command" -l collector -d 'Collector to stream to, as https://HOST:PORT (or http:// on loopback); repeat for several. [default: http://127.0.0.1:7411]' -r
 complete -c stacktop-agent -n "__fish_stacktop_agent_needs_command" -l name -d 'Node name, unique in the fleet. [default: the host name]' -r
 complete -c stacktop-agent -n "__fish_stacktop_agent_needs_command" -l role -d 'Role of this server: lb, web, app or db; repeat for several. [default: none]' -r
 complete -c stacktop-agent -n "__fish_stacktop_agent_needs_command" -l interval -d 'Sampling interval, e.g. 1s or 500ms (100ms to 1h). [default: 1s]' -r
 complete -c stacktop-agent -n "__fish_stacktop_agent_needs_command" -l config -d 'TOML config file; command-line values override its values' -r -F
+complete -c stacktop-agent -n "__fish_stacktop_agent_needs_command" -l token-file -d 'File holding the agent token sent to every collector (`token-file` in the config file). [default: none]' -r -F
 complete -c stacktop-agent -n "__fish_stacktop_agent_needs_command" -l label -d 'Label sent with this node, as key=value; repeat for several' -r
 complete -c stacktop-agent -n "__fish_stacktop_agent_needs_command" -l log-level -d 'Log filter for stderr, e.g. info or stacktop_agent=debug; RUST_LOG is used when this is not given. [default: info]' -r
 complete -c stacktop-agent -n "__fish_stacktop_agent_needs_command" -l check -d 'Check the configuration, print it resolved, and exit (0 if valid)'

@@ -19,11 +19,17 @@ _stacktop__collector() {
             stacktop__collector,bench)
                 cmd="stacktop__collector__subcmd__bench"
                 ;;
+            stacktop__collector,certs)
+                cmd="stacktop__collector__subcmd__certs"
+                ;;
             stacktop__collector,help)
                 cmd="stacktop__collector__subcmd__help"
                 ;;
             stacktop__collector__subcmd__help,bench)
                 cmd="stacktop__collector__subcmd__help__subcmd__bench"
+                ;;
+            stacktop__collector__subcmd__help,certs)
+                cmd="stacktop__collector__subcmd__help__subcmd__certs"
                 ;;
             stacktop__collector__subcmd__help,help)
                 cmd="stacktop__collector__subcmd__help__subcmd__help"
@@ -35,7 +41,7 @@ _stacktop__collector() {
 
     case "${cmd}" in
         stacktop__collector)
-            opts="-h -V --listen --config --history --max-agents --insecure --metrics-listen --data-dir --help --version bench help"
+            opts="-h -V --listen --config --history --max-agents --insecure --metrics-listen --data-dir --tls-cert --tls-key --client-ca --agent-tokens-file --viewer-tokens-file --operator-tokens-file --help --version bench certs help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -62,6 +68,30 @@ _stacktop__collector() {
                     return 0
                     ;;
                 --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --client-ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --agent-tokens-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --viewer-tokens-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --operator-tokens-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -130,8 +160,38 @@ _stacktop__collector() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        stacktop__subcmd__collector__subcmd__certs)
+            opts="-h --out --collector-name --node --validity --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --out)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --collector-name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --node)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --validity)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         stacktop__subcmd__collector__subcmd__help)
-            opts="bench help"
+            opts="bench certs help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -145,6 +205,20 @@ _stacktop__collector() {
             return 0
             ;;
         stacktop__subcmd__collector__subcmd__help__subcmd__bench)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        stacktop__subcmd__collector__subcmd__help__subcmd__certs)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
