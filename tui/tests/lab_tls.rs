@@ -4,7 +4,11 @@
 //! certificate from every agent and a token on every call. The six agents
 //! report with their own certificates and the agent token; the dashboard
 //! (in tmux) reads the fleet with the viewer token; `stacktop ack` is
-//! refused with the viewer token and works with the operator token.
+//! refused with the viewer token and works with the operator token. Then
+//! every certificate is rotated on disk (a new CA, new collector and agent
+//! certificates) and the collector restarted: the same agent processes,
+//! never restarted, come back with their new certificates, and the
+//! dashboard with the new CA.
 //!
 //! Needs the lab's Debian packages and tmux: without them the test skips
 //! with a printed reason, unless `STACKTOP_LAB=require` (CI), which makes
@@ -93,9 +97,34 @@ impl Lab {
             .unwrap_or_else(|| panic!("lab/up printed no {key}: {:?}", self.printed))
     }
 
+    /// The lab's directory, as the state file records it.
+    fn dir(&self) -> PathBuf {
+        let state = std::fs::read_to_string(&self.state).unwrap();
+        let dir = state.lines().find_map(|l| l.strip_prefix("LAB="));
+        PathBuf::from(dir.expect("LAB= in the lab's state file"))
+    }
+
+    /// PID and start time of each agent, as `lab/up` recorded them.
+    fn agent_pids(&self) -> Vec<String> {
+        let mut pids: Vec<String> = std::fs::read_dir(self.dir().join("run"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with("agent-")
+            })
+            .map(|p| std::fs::read_to_string(p).unwrap())
+            .collect();
+        pids.sort();
+        pids
+    }
+
     fn fault(&self, action: &str, arg: &str) {
         let out = Command::new(repo_root().join("lab/fault"))
-            .args([action, arg])
+            .arg(action)
+            .args((!arg.is_empty()).then_some(arg))
             .env("STACKTOP_LAB_STATE", &self.state)
             .output()
             .expect("run lab/fault");
@@ -131,6 +160,32 @@ fn stacktop(lab: &Lab, token: Option<&str>, args: &[&str]) -> Output {
         command.args(["--token-file", token]);
     }
     command.stdin(Stdio::null()).output().expect("run stacktop")
+}
+
+/// The names of the connected nodes whose health is `ok`, by `stacktop
+/// status --json` with the viewer token and `ca`; `None` while the
+/// collector cannot be reached.
+fn ok_nodes(lab: &Lab, ca: &str, viewer: &str) -> Option<Vec<String>> {
+    let out = Command::new(env!("CARGO_BIN_EXE_stacktop"))
+        .args(["status", "--json", "--fail-on", "never"])
+        .args(["--collector", lab.get("STACKTOP_COLLECTOR")])
+        .args(["--ca-file", ca, "--token-file", viewer])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run stacktop status");
+    if !out.status.success() {
+        return None;
+    }
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status JSON");
+    let mut names: Vec<String> = json["nodes"]
+        .as_array()?
+        .iter()
+        .filter(|n| n["connected"] == true && n["health"] == "ok")
+        .filter_map(|n| n["name"].as_str().map(str::to_string))
+        .collect();
+    names.sort();
+    names.dedup();
+    Some(names)
 }
 
 /// The alerts as `stacktop alerts --json` gives them (exit 0: none
@@ -278,6 +333,69 @@ fn the_lab_over_mtls_with_viewer_and_operator_tokens() {
          ack refused for the viewer token and accepted for the operator token"
     );
 
+    lab.fault("start-app", "2");
+
+    // Rotation: the collector goes away, every certificate is replaced on
+    // disk by one from a new CA, the collector comes back. The agents are
+    // the same processes throughout.
+    let agents_before = lab.agent_pids();
+    let auth = lab.dir().join("auth");
+    let old_ca = dir.path().join("old-ca.pem");
+    std::fs::copy(auth.join("ca.pem"), &old_ca).unwrap();
+    lab.fault("kill-collector", "");
+    std::fs::remove_file(auth.join("ca.pem")).unwrap();
+    std::fs::remove_file(auth.join("ca.key")).unwrap();
+    let out = Command::new(bin.join("stacktop-collector"))
+        .arg("certs")
+        .arg("--out")
+        .arg(&auth)
+        .args([
+            "--collector-name",
+            "127.0.0.1",
+            "--collector-name",
+            "localhost",
+        ])
+        .args(nodes.iter().flat_map(|n| ["--node", n]))
+        .output()
+        .expect("run stacktop-collector certs");
+    assert!(
+        out.status.success(),
+        "certs: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_ne!(
+        std::fs::read(auth.join("ca.pem")).unwrap(),
+        std::fs::read(&old_ca).unwrap(),
+        "a new CA"
+    );
+    lab.fault("start-collector", "");
+    let ca = lab.get("STACKTOP_CA_FILE");
+    let start = Instant::now();
+    loop {
+        let ok = ok_nodes(&lab, ca, &viewer);
+        if ok.as_deref().is_some_and(|ok| ok.len() == nodes.len()) {
+            eprintln!(
+                "certificates rotated: the 6 agents back with their new certificates after {:.1?}",
+                start.elapsed()
+            );
+            break;
+        }
+        assert!(
+            start.elapsed() < PATIENCE,
+            "after the rotation the agents did not come back: ok and connected: {ok:?}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert_eq!(lab.agent_pids(), agents_before, "no agent was restarted");
+    assert_eq!(
+        ok_nodes(&lab, &old_ca.to_string_lossy(), &viewer),
+        None,
+        "the collector no longer has a certificate from the old CA"
+    );
+    // The dashboard, not restarted either, reconnects with the new CA.
+    tmux.wait_for("the dashboard reconnected", |s| {
+        nodes.iter().all(|n| s.contains(n)) && !s.contains("disconnected")
+    });
+
     tmux.press("q");
-    tmux.wait_for("the dashboard gone", |s| !s.contains("db2"));
 }
