@@ -253,6 +253,11 @@ struct BenchArgs {
     #[arg(long)]
     in_process: bool,
 
+    /// Serve and dial TLS with a throw-away CA (not with --collector): run
+    /// once with and once without to see what TLS costs.
+    #[arg(long)]
+    tls: bool,
+
     /// Where the started collector's log goes. [default: nowhere]
     #[arg(long, value_name = "PATH")]
     collector_log: Option<PathBuf>,
@@ -438,6 +443,7 @@ async fn bench(args: BenchArgs) -> ExitCode {
         warmup: args.warmup.into(),
         duration: args.duration.into(),
         target,
+        tls: args.tls,
     };
     let stop = CancellationToken::new();
     let signals = tokio::spawn(wait_for_signal(stop.clone()));

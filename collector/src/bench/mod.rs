@@ -14,6 +14,11 @@
 //! it inside the benchmark (then CPU figures include the load generator).
 //! Agents keep running across the watcher counts; each count gets its own
 //! warm-up and measurement window.
+//!
+//! `--tls` makes a throw-away CA and collector certificate, serves TLS and
+//! dials `https://`, so one run each way gives TLS's cost: the collector's
+//! CPU while every connection is set up (the handshakes) and while it
+//! ingests.
 
 pub mod agent;
 pub mod process;
@@ -28,7 +33,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use stacktop_proto::now_unix_ms;
-use stacktop_proto::transport::{ClientConfig, TransportError};
+use stacktop_proto::transport::{ClientConfig, ClientTls, TransportError};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
@@ -83,6 +88,8 @@ pub struct BenchConfig {
     pub duration: Duration,
     /// The collector.
     pub target: Target,
+    /// Serve and dial TLS (a started or in-process collector only).
+    pub tls: bool,
 }
 
 /// Why the benchmark could not run.
@@ -153,6 +160,14 @@ pub struct Report {
     pub interval_ms: u64,
     /// How the collector ran: `process`, `existing`, `in-process`.
     pub collector: &'static str,
+    /// Whether the connections were TLS.
+    pub tls: bool,
+    /// Seconds to open every agent connection (TCP, plus the TLS
+    /// handshake with `tls`), 64 at a time.
+    pub connect_seconds: f64,
+    /// Collector CPU seconds spent while they were opened; `null` when not
+    /// measurable.
+    pub connect_collector_cpu_seconds: Option<f64>,
     /// One entry per watcher count.
     pub phases: Vec<Phase>,
 }
@@ -161,12 +176,20 @@ impl Report {
     /// A table for people.
     pub fn to_table(&self) -> String {
         let mut out = format!(
-            "{} agents x {} series every {} ms ({} per connection), collector {}\n",
+            "{} agents x {} series every {} ms ({} per connection), collector {}{}\n",
             self.agents,
             self.series_per_agent,
             self.interval_ms,
             self.agents_per_connection,
-            self.collector
+            self.collector,
+            if self.tls { ", TLS" } else { ", plaintext" }
+        );
+        let _ = writeln!(
+            out,
+            "connections opened in {:.2} s, collector CPU {} s",
+            self.connect_seconds,
+            self.connect_collector_cpu_seconds
+                .map_or_else(|| "-".to_string(), |s| format!("{s:.2}"))
         );
         let _ = writeln!(
             out,
@@ -217,13 +240,28 @@ pub async fn run(config: BenchConfig, stop: CancellationToken) -> Result<Report,
     }
     let stop = stop.child_token();
     let _stop_all = stop.clone().drop_guard();
+    let tls = match (config.tls, &config.target) {
+        (false, _) => None,
+        (true, Target::Existing { .. }) => {
+            return Err(BenchError::Invalid(
+                "--tls makes its own certificates: it needs a collector the benchmark starts, not --collector".into(),
+            ));
+        }
+        (true, _) => Some(BenchTls::make()?),
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let mut spawned = None;
     let (url, pid, kind) = match &config.target {
         Target::Spawn { exe, log } => {
-            let s = Spawned::start(exe, config.agents + 100, log.as_deref())
-                .await
-                .map_err(BenchError::Spawn)?;
-            let url = format!("http://{}", s.addr);
+            let s = Spawned::start(
+                exe,
+                config.agents + 100,
+                log.as_deref(),
+                tls.as_ref().map(|t| t.dir.as_path()),
+            )
+            .await
+            .map_err(BenchError::Spawn)?;
+            let url = format!("{scheme}://{}", s.addr);
             let pid = s.pid();
             spawned = Some(s);
             (url, pid, "process")
@@ -237,30 +275,75 @@ pub async fn run(config: BenchConfig, stop: CancellationToken) -> Result<Report,
             let collector = Config {
                 listen: addr,
                 max_agents: config.agents + 100,
+                tls_cert: tls.as_ref().map(|t| t.dir.join("collector.pem")),
+                tls_key: tls.as_ref().map(|t| t.dir.join("collector.key")),
                 ..Config::default()
             };
             tokio::spawn(crate::serve(listener, collector, stop.clone()));
             (
-                format!("http://{addr}"),
+                format!("{scheme}://{addr}"),
                 Some(std::process::id()),
                 "in-process",
             )
         }
     };
-    let client = ClientConfig::new(&url).with_connect_timeout(Duration::from_secs(10));
+    let client = ClientConfig::new(&url)
+        .with_connect_timeout(Duration::from_secs(10))
+        .with_tls(ClientTls {
+            ca_file: tls.as_ref().map(|t| t.dir.join("ca.pem")),
+            ..ClientTls::default()
+        });
     let result = measure(&config, &client, pid, &stop).await;
     stop.cancel();
     if let Some(s) = spawned {
         s.stop().await;
     }
-    result.map(|phases| Report {
+    result.map(|(connect, phases)| Report {
         agents: config.agents,
         agents_per_connection: config.agents_per_connection.max(1),
         series_per_agent: agent::series(1, config.series).len(),
         interval_ms: config.interval.as_millis() as u64,
         collector: kind,
+        tls: tls.is_some(),
+        connect_seconds: connect.seconds,
+        connect_collector_cpu_seconds: connect.collector_cpu_seconds,
         phases,
     })
+}
+
+/// A throw-away CA and collector certificate for 127.0.0.1, in a
+/// directory removed when dropped.
+struct BenchTls {
+    dir: PathBuf,
+}
+
+impl BenchTls {
+    fn make() -> Result<Self, BenchError> {
+        let dir = std::env::temp_dir().join(format!("stacktop-bench-tls-{}", std::process::id()));
+        let request = crate::auth::certs::CertsRequest {
+            dir: dir.clone(),
+            collector_names: vec!["127.0.0.1".into()],
+            nodes: Vec::new(),
+            validity: Duration::from_secs(24 * 3600),
+        };
+        let tls = Self { dir };
+        crate::auth::certs::make(&request).map_err(|e| {
+            BenchError::Invalid(format!("making the benchmark's certificates: {e}"))
+        })?;
+        Ok(tls)
+    }
+}
+
+impl Drop for BenchTls {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// How long opening the agents' connections took.
+struct Connect {
+    seconds: f64,
+    collector_cpu_seconds: Option<f64>,
 }
 
 /// Connects `n` channels, a few at a time.
@@ -286,10 +369,19 @@ async fn measure(
     client: &ClientConfig,
     pid: Option<u32>,
     stop: &CancellationToken,
-) -> Result<Vec<Phase>, BenchError> {
+) -> Result<(Connect, Vec<Phase>), BenchError> {
     let counters = Arc::new(Counters::default());
     let per = config.agents_per_connection.max(1);
+    let before = (Instant::now(), pid.and_then(|pid| process::usage(pid).ok()));
     let connections = channels(client, config.agents.div_ceil(per)).await?;
+    let after = pid.and_then(|pid| process::usage(pid).ok());
+    let connect = Connect {
+        seconds: before.0.elapsed().as_secs_f64(),
+        collector_cpu_seconds: before
+            .1
+            .zip(after)
+            .map(|(a, b)| b.cpu_ticks.saturating_sub(a.cpu_ticks) as f64 / TICKS_PER_SECOND),
+    };
     let mut tasks = JoinSet::new();
     for i in 0..config.agents {
         let channel = connections[i / per].clone();
@@ -353,7 +445,7 @@ async fn measure(
     }
     stop.cancel();
     while tasks.join_next().await.is_some() {}
-    Ok(phases)
+    Ok((connect, phases))
 }
 
 /// Counters and process usage at one instant.
@@ -451,6 +543,7 @@ mod tests {
             warmup: Duration::from_millis(800),
             duration: Duration::from_secs(1),
             target: Target::InProcess,
+            tls: false,
         };
         let report = run(config, CancellationToken::new()).await.unwrap();
         assert_eq!(report.phases.len(), 2);

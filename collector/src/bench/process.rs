@@ -77,9 +77,15 @@ impl Drop for Spawned {
 
 impl Spawned {
     /// Starts `exe --listen 127.0.0.1:PORT --max-agents N` with its log
-    /// going to `log` (or nowhere), and waits until it accepts
+    /// going to `log` (or nowhere), serving TLS with `collector.pem` and
+    /// `collector.key` from `tls` when given, and waits until it accepts
     /// connections.
-    pub async fn start(exe: &Path, max_agents: usize, log: Option<&Path>) -> io::Result<Self> {
+    pub async fn start(
+        exe: &Path,
+        max_agents: usize,
+        log: Option<&Path>,
+        tls: Option<&Path>,
+    ) -> io::Result<Self> {
         let addr = free_port()?;
         let stderr = match log {
             Some(path) => Stdio::from(std::fs::File::create(path)?),
@@ -90,7 +96,15 @@ impl Spawned {
             std::process::id(),
             addr.port()
         ));
-        let child = Command::new(exe)
+        let mut command = Command::new(exe);
+        if let Some(dir) = tls {
+            command
+                .arg("--tls-cert")
+                .arg(dir.join("collector.pem"))
+                .arg("--tls-key")
+                .arg(dir.join("collector.key"));
+        }
+        let child = command
             .arg("--listen")
             .arg(addr.to_string())
             .arg("--data-dir")
