@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use prost::Message;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use stacktop_proto::v1::{Batch, SeriesDef};
-use tracing::warn;
+use tracing::{debug, warn};
 
 use crate::series::SeriesTable;
 
@@ -226,6 +226,15 @@ impl Spool {
         }
         inner.sizes.insert(seq, size);
         inner.bytes += size;
+        // The record of what this agent sent (`stacktop_agent::spool=debug`):
+        // from here on the batch survives the agent, so a test can check
+        // that exactly these reach the collector.
+        debug!(
+            seq,
+            timestamp_ms = batch.timestamp_ms,
+            points = batch.points.len(),
+            "spooled"
+        );
         if !evict.is_empty() {
             inner.dropped += evict.len() as u64;
             warn!(

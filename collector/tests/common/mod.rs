@@ -214,11 +214,17 @@ pub async fn node_reported(url: &str, name: &str) -> Option<()> {
 /// The timestamps of every stored point of `node`'s total CPU series (not
 /// the per-CPU ones), oldest first.
 pub async fn cpu_points(url: &str, node: &str) -> Option<Vec<i64>> {
+    series_points(url, node, "node_cpu_usage_ratio").await
+}
+
+/// The timestamps of `node`'s unlabelled `series` in `Fleet.History`,
+/// sorted (duplicates kept, so a test can count them).
+pub async fn series_points(url: &str, node: &str, series: &str) -> Option<Vec<i64>> {
     let mut client = FleetClient::new(channel(url).await?);
     let reply = client
         .history(HistoryRequest {
             node: node.into(),
-            series: "node_cpu_usage_ratio".into(),
+            series: series.into(),
             labels: vec![],
             since_ms: 0,
         })
