@@ -130,6 +130,9 @@ pub struct Config {
     /// How many agent streams may be open at once (default 10,000); further
     /// agents are refused with RESOURCE_EXHAUSTED and retry later.
     pub max_agents: usize,
+    /// Batches a stream may send (default 100 a second, 20,000 at once);
+    /// beyond, the stream ends with RESOURCE_EXHAUSTED.
+    pub batch_rate: crate::ingest::BatchRate,
     /// Serve plain-text gRPC on a non-loopback address (default false).
     pub insecure: bool,
     /// Alert rules, notification sinks and where alert state is kept
@@ -164,6 +167,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT)),
             history: DEFAULT_HISTORY,
             max_agents: DEFAULT_MAX_AGENTS,
+            batch_rate: crate::ingest::BatchRate::default(),
             insecure: false,
             alerts: AlertsConfig::default(),
             metrics_listen: None,
@@ -191,6 +195,13 @@ impl Config {
         if self.max_agents == 0 {
             return Err(ConfigError::Invalid {
                 field: "max-agents",
+                value: "0".into(),
+                reason: "must be at least 1",
+            });
+        }
+        if self.batch_rate.per_second == 0 || self.batch_rate.burst == 0 {
+            return Err(ConfigError::Invalid {
+                field: "max-batches-per-second / max-batch-burst",
                 value: "0".into(),
                 reason: "must be at least 1",
             });
@@ -265,6 +276,8 @@ impl Config {
             listen,
             history,
             max_agents,
+            max_batches_per_second,
+            max_batch_burst,
             insecure,
             data_dir,
             group_wait,
@@ -289,6 +302,12 @@ impl Config {
         }
         if let Some(max_agents) = max_agents {
             self.max_agents = max_agents;
+        }
+        if let Some(n) = max_batches_per_second {
+            self.batch_rate.per_second = n;
+        }
+        if let Some(n) = max_batch_burst {
+            self.batch_rate.burst = n;
         }
         if let Some(insecure) = insecure {
             self.insecure = insecure;
@@ -388,6 +407,11 @@ pub struct FileConfig {
     pub history: Option<Duration>,
     /// Cap on concurrent agent streams.
     pub max_agents: Option<usize>,
+    /// Batches a stream may send a second, sustained.
+    pub max_batches_per_second: Option<u32>,
+    /// Batches a stream may send at once (a spool replayed after an
+    /// outage).
+    pub max_batch_burst: Option<u32>,
     /// Serve plain text on a non-loopback address.
     pub insecure: Option<bool>,
     /// Where alert state (and later history) is kept.

@@ -71,11 +71,30 @@ pub const MAX_LABEL_BYTES: usize = 256;
 pub const MAX_POINTS_PER_BATCH: usize = 100_000;
 
 /// Batches one stream may send per second, sustained...
-pub const MAX_BATCHES_PER_SECOND: f64 = 100.0;
+pub const MAX_BATCHES_PER_SECOND: u32 = 100;
 
 /// ...and at once: an agent replaying its spool after an outage sends its
 /// backlog as fast as the collector acknowledges it.
-pub const BATCH_BURST: f64 = 20_000.0;
+pub const BATCH_BURST: u32 = 20_000;
+
+/// How many batches a stream may send: `per_second` sustained, `burst` at
+/// once (config `max-batches-per-second`, `max-batch-burst`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchRate {
+    /// Sustained batches a second.
+    pub per_second: u32,
+    /// Batches at once.
+    pub burst: u32,
+}
+
+impl Default for BatchRate {
+    fn default() -> Self {
+        Self {
+            per_second: MAX_BATCHES_PER_SECOND,
+            burst: BATCH_BURST,
+        }
+    }
+}
 
 /// A series definition the store can keep: a name, and labels within
 /// bounds.
@@ -91,25 +110,27 @@ fn series_def_fits(def: &stacktop_proto::v1::SeriesDef) -> bool {
             .all(|l| !l.key.is_empty() && fits(&l.key) && fits(&l.value))
 }
 
-/// A token bucket: [`MAX_BATCHES_PER_SECOND`] with a [`BATCH_BURST`].
+/// A token bucket of a [`BatchRate`].
 #[derive(Debug)]
 struct Bucket {
+    rate: BatchRate,
     tokens: f64,
     at: std::time::Instant,
 }
 
 impl Bucket {
-    fn new() -> Self {
+    fn new(rate: BatchRate) -> Self {
         Self {
-            tokens: BATCH_BURST,
+            rate,
+            tokens: f64::from(rate.burst),
             at: std::time::Instant::now(),
         }
     }
 
     fn take(&mut self) -> bool {
         let now = std::time::Instant::now();
-        let refill = now.duration_since(self.at).as_secs_f64() * MAX_BATCHES_PER_SECOND;
-        self.tokens = (self.tokens + refill).min(BATCH_BURST);
+        let refill = now.duration_since(self.at).as_secs_f64() * f64::from(self.rate.per_second);
+        self.tokens = (self.tokens + refill).min(f64::from(self.rate.burst));
         self.at = now;
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
@@ -133,6 +154,9 @@ pub fn cannot_be_negative(name: &str) -> bool {
 /// Frames queued towards one agent (Welcome and Acks).
 const OUTBOUND_CAPACITY: usize = 16;
 
+/// How long a stream ended for bad input waits to deliver its status.
+const ERROR_DRAIN: Duration = Duration::from_secs(2);
+
 /// The Ingest gRPC service.
 #[derive(Debug, Clone)]
 pub struct IngestService {
@@ -152,6 +176,8 @@ pub struct IngestService {
     /// Whether a stream needs a client certificate naming its node
     /// (`client-ca` is set).
     client_certs: bool,
+    /// What each stream may send.
+    rate: BatchRate,
 }
 
 impl IngestService {
@@ -168,11 +194,18 @@ impl IngestService {
             journal: None,
             permits: Arc::new(Semaphore::new(max_agents)),
             max_agents,
+            rate: BatchRate::default(),
             shutdown,
             tracker,
             tap: Arc::default(),
             client_certs: false,
         }
+    }
+
+    /// The same service, allowing each stream `rate` batches.
+    pub fn with_batch_rate(mut self, rate: BatchRate) -> Self {
+        self.rate = rate;
+        self
     }
 
     /// The same service, requiring (or not) a client certificate whose
@@ -271,7 +304,7 @@ impl Ingest for IngestService {
             cancel,
             shutdown: self.shutdown.clone(),
             _permit: permit,
-            bucket: Bucket::new(),
+            bucket: Bucket::new(self.rate),
             identity: Arc::new(identity_for_journal),
             journal: self.journal.clone(),
         };
@@ -530,8 +563,9 @@ impl AgentStream {
             if !self.bucket.take() {
                 self.store.count_refused_batch();
                 break End::Error(Status::resource_exhausted(format!(
-                    "more than {MAX_BATCHES_PER_SECOND} batches a second (after a burst of \
-                     {BATCH_BURST}); slow down and reconnect"
+                    "more than {} batches a second (after a burst of {}); slow down and \
+                     reconnect",
+                    self.bucket.rate.per_second, self.bucket.rate.burst
                 )));
             }
             let ack = match self.apply(batch).await {
@@ -580,7 +614,17 @@ impl AgentStream {
             }
             End::Error(status) => {
                 warn!(%status, "ending stream on bad input");
-                let _ = self.tx.try_send(Err(status));
+                // Waits (bounded) for room: a full queue of acks must not
+                // swallow the one message that says why.
+                let _ = tokio::time::timeout(ERROR_DRAIN, self.tx.send(Err(status))).await;
+                // Keeps reading (and dropping) what the agent still sends
+                // until it has seen the status and stopped: dropping a
+                // request stream that is still arriving resets it, and an
+                // agent in mid-send then sees a broken pipe instead of why.
+                let _ = tokio::time::timeout(ERROR_DRAIN, async {
+                    while let Ok(Some(_)) = inbound.message().await {}
+                })
+                .await;
             }
         }
         self.store.detach(&self.handle);
@@ -830,7 +874,7 @@ mod tests {
                 cancel: CancellationToken::new(),
                 shutdown: CancellationToken::new(),
                 _permit: Arc::new(Semaphore::new(1)).try_acquire_owned().unwrap(),
-                bucket: Bucket::new(),
+                bucket: Bucket::new(BatchRate::default()),
                 identity: Arc::new(identity_from_hello(hello(), "fuzz".into()).unwrap()),
                 journal: None,
             }

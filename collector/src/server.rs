@@ -231,6 +231,7 @@ pub async fn serve_listeners(
         tracker.clone(),
     )
     .with_tap(exports.tap.clone())
+    .with_batch_rate(config.batch_rate)
     .with_client_certs(config.client_ca.is_some());
     if let Some(journal) = journal.clone() {
         ingest = ingest.with_journal(journal);

@@ -150,6 +150,11 @@ impl Collector {
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+
+    /// The running process's id.
+    pub fn pid(&self) -> Option<u32> {
+        self.proc.as_ref().map(|p| p.child.id())
+    }
 }
 
 pub fn start_agent(dir: &Path, name: &str, role: &str, collector: &str, check: &str) -> Proc {
