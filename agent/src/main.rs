@@ -12,6 +12,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use stacktop_agent::config::{self, Config};
+use stacktop_agent::plan::Planned;
 use stacktop_agent::{CancellationToken, Role};
 use tracing::{error, info};
 use tracing_subscriber::EnvFilter;
@@ -56,7 +57,9 @@ struct Cli {
     #[arg(long = "label", value_name = "KEY=VALUE", value_parser = config::parse_label)]
     labels: Vec<(String, String)>,
 
-    /// Check the configuration, print it resolved, and exit (0 if valid).
+    /// Check the configuration, print it resolved (with every check the
+    /// agent would run, its target, and which role defaults are not
+    /// configured), and exit (0 if valid; warnings go to stderr).
     #[arg(long)]
     check: bool,
 
@@ -249,8 +252,9 @@ fn main() -> ExitCode {
         } else {
             config.roles.clone()
         };
-        print_config(&config, &roles);
-        for planned in stacktop_agent::plan::plan(&config, &roles) {
+        let planned = stacktop_agent::plan::plan(&config, &roles);
+        print_config(&config, &roles, &planned);
+        for planned in &planned {
             if let Some(warning) = planned.warning() {
                 eprintln!("warning: {warning}");
             }
@@ -304,10 +308,10 @@ fn serve(config: Config) -> anyhow::Result<()> {
     })
 }
 
-/// Prints the resolved configuration for `--check`, with the checks the
-/// agent would run on a node with `roles` (detected ones when none is
-/// configured, as the agent would).
-fn print_config(config: &Config, roles: &[Role]) {
+/// Prints the resolved configuration for `--check`, with `planned`, the
+/// checks the agent would run on a node with `roles` (detected ones when
+/// none is configured, as the agent would).
+fn print_config(config: &Config, roles: &[Role], planned: &[Planned]) {
     let collectors = if config.collectors.is_empty() {
         vec![stacktop_agent::DEFAULT_COLLECTOR.to_string()]
     } else {
@@ -353,7 +357,6 @@ fn print_config(config: &Config, roles: &[Role]) {
             );
         }
     }
-    let planned = stacktop_agent::plan::plan(config, roles);
     let how = match (&config.checks, config.role_defaults) {
         (_, Some(false)) => "no role defaults (role-defaults = false)",
         (None, _) => "the roles' defaults (no [[checks]])",
@@ -361,7 +364,7 @@ fn print_config(config: &Config, roles: &[Role]) {
         (Some(_), None) => "[[checks]] only (role-defaults = true would add the roles' defaults)",
     };
     println!("checks: {}, {how}", planned.len());
-    for check in &planned {
+    for check in planned {
         for line in check.describe(roles) {
             println!("{line}");
         }
