@@ -28,11 +28,20 @@
 //!
 //! # Common keys
 //!
-//! Every table has a `kind` and the common keys `name` (default derived
-//! from the target, e.g. `http:127.0.0.11:9000/health`), `interval`
+//! Every table has a `kind` and the common keys `name`, `interval`
 //! (default 5 s; 15 s for `exposure`), `timeout` (default 2 s, or half
 //! the interval when that is shorter; must be below the interval) and
 //! `role`. Each kind's own keys are documented in its module.
+//!
+//! `name` is what the dashboard, alerts and `/metrics` call the check, and
+//! must be unique on the node (a name used twice is refused, naming both
+//! tables). Without it the name is short and derived from the target, so
+//! a node's checks stay apart even when cut to a table cell: `nginx`,
+//! `haproxy`, `mysql` and `exposure` for those kinds, `app:8080` (the app
+//! server's port), `http:/healthz` (the path; `http:9000/health` with a
+//! port other than the scheme's), `tcp:3306`, `tls:example.com`,
+//! `process:nginx`, `dns:www.example.com`. A host other than loopback is
+//! kept (`app:10.0.0.7:8080`, `tcp:db1:3306`).
 //!
 //! `role` (`lb`, `web`, `app` or `db`) is the tier the check speaks for:
 //! the collector counts its result towards that role's tier health only.
@@ -51,19 +60,26 @@
 //!
 //! # Role defaults
 //!
-//! When the config has no `[[checks]]` at all, the checks come from the
-//! node's roles (configured or detected), see [`defaults_for_roles`]:
+//! When the config has no `[[checks]]` at all (or sets `role-defaults =
+//! true` beside them), the checks come from the node's roles (configured
+//! or detected), see [`defaults_for_roles`]:
 //!
 //! | role | checks |
 //! |---|---|
 //! | `lb` | `haproxy` on the stats socket `/run/haproxy/admin.sock`, `process` haproxy |
-//! | `web` | `nginx` stub_status at `http://127.0.0.1/nginx_status`, `process` nginx |
-//! | `app` | `app` (HTTP) at `http://127.0.0.1:8080/health` |
+//! | `web` | `nginx` stub_status (e.g. `http://127.0.0.1/nginx_status`), `process` nginx |
+//! | `app` | `app` (HTTP; e.g. `http://127.0.0.1:8080/health`) |
 //! | `db` | `mysql` at `127.0.0.1:3306`, user `stacktop`, password from `STACKTOP_MYSQL_PASSWORD` |
 //! | any | `exposure` with the roles' allow-list (see [`exposure`]) |
 //!
-//! When `[[checks]]` is given, exactly those checks run and no default is
-//! added (not even `exposure`): the operator's list is the whole list.
+//! Those whose endpoint is a guess (the nginx and app URLs always; the
+//! stats socket and the MySQL password when they are not there) report
+//! `unknown` "not configured" instead of probing: [`crate::plan`] decides
+//! which checks run and how.
+//!
+//! When `[[checks]]` is given without `role-defaults = true`, exactly
+//! those checks run and no default is added (not even `exposure`): the
+//! operator's list is the whole list.
 
 pub mod common;
 pub mod dns;
