@@ -13,7 +13,8 @@
 //!   which adds every role default the tables do not already cover. A
 //!   default is covered by a table with its name, of its kind (`nginx`,
 //!   `haproxy`, `mysql`, `app`, `exposure`: the kinds a node has one of by
-//!   default) or, for `process`, looking for the same process.
+//!   default; an `http` table speaking for the app tier covers `app`) or,
+//!   for `process`, looking for the same process.
 //! - `role-defaults = false`: no role default, even without `[[checks]]`.
 //!
 //! # Role defaults that are not configured
@@ -159,6 +160,8 @@ fn covers(table: &CheckSpec, default: &CheckSpec) -> bool {
             t.settings.process_name == d.settings.process_name
         }
         (CheckSpec::Process(_), _) => false,
+        // An `http` check of the app tier is the app's health check too.
+        (CheckSpec::Http(_), CheckSpec::App(_)) => table.role().is_ok_and(|r| r == Role::App),
         _ => table.kind() == default.kind(),
     }
 }
@@ -181,10 +184,15 @@ fn not_configured(spec: &CheckSpec, machine: &Machine) -> Option<String> {
             s.settings.url
         )),
         CheckSpec::Haproxy(_) => machine.haproxy_socket.as_ref().err().map(|why| {
+            // Debian's socket is mode 660, group haproxy.
+            let fix = if why == "permission denied" {
+                "run the agent in group haproxy (SupplementaryGroups=haproxy), or add"
+            } else {
+                "add"
+            };
             format!(
-                "not configured: stats socket {HAPROXY_SOCKET}: {why}; run the agent in group \
-                 haproxy, or add [[checks]] kind = \"haproxy\" with socket or url and \
-                 role-defaults = true; {SEE}"
+                "not configured: stats socket {HAPROXY_SOCKET}: {why}; {fix} [[checks]] \
+                 kind = \"haproxy\" with socket or url and role-defaults = true; {SEE}"
             )
         }),
         CheckSpec::Mysql(_) if !machine.mysql_password => Some(format!(
@@ -341,10 +349,13 @@ impl Planned {
 mod tests {
     use super::*;
 
-    const BARE: Machine = Machine {
-        mysql_password: false,
-        haproxy_socket: Err(String::new()),
-    };
+    /// A machine without the default socket or password.
+    fn bare() -> Machine {
+        Machine {
+            mysql_password: false,
+            haproxy_socket: Err("not found".into()),
+        }
+    }
 
     fn names(plan: &[Planned]) -> Vec<(String, bool)> {
         plan.iter()
@@ -359,7 +370,7 @@ mod tests {
     #[test]
     fn guessed_endpoints_are_not_configured() {
         let roles = [Role::Lb, Role::Web, Role::App, Role::Db];
-        let plan = plan_on(&Config::default(), &roles, &BARE);
+        let plan = plan_on(&Config::default(), &roles, &bare());
         let got = names(&plan);
         let want = [
             ("haproxy", true),
@@ -372,6 +383,22 @@ mod tests {
         ];
         let want: Vec<(String, bool)> = want.iter().map(|(n, c)| (n.to_string(), *c)).collect();
         assert_eq!(got, want);
+        assert_eq!(
+            plan[0].not_configured.as_deref().unwrap(),
+            "not configured: stats socket /run/haproxy/admin.sock: not found; add [[checks]] \
+             kind = \"haproxy\" with socket or url and role-defaults = true; see README \
+             \"Role defaults\""
+        );
+        let denied = Machine {
+            haproxy_socket: Err("permission denied".into()),
+            ..bare()
+        };
+        let plan_denied = plan_on(&Config::default(), &[Role::Lb], &denied);
+        let message = plan_denied[0].not_configured.as_deref().unwrap();
+        assert!(
+            message.contains("permission denied; run the agent in group haproxy"),
+            "{message}"
+        );
         let message = plan[2].not_configured.as_deref().unwrap();
         assert!(
             message.starts_with("not configured: add [[checks]] kind = \"nginx\" with url = "),
@@ -393,7 +420,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_not_configured_check_reports_unknown_and_keeps_its_role() {
-        let plan = plan_on(&Config::default(), &[Role::Db], &BARE);
+        let plan = plan_on(&Config::default(), &[Role::Db], &bare());
         let mut checks = build(&plan, &[Role::Db]).unwrap();
         let mysql = &mut checks[0];
         assert_eq!((mysql.name.as_str(), mysql.role), ("mysql", Role::Db));
@@ -415,13 +442,13 @@ mod tests {
     #[test]
     fn tables_replace_the_defaults_unless_role_defaults_is_set() {
         let tables = "[[checks]]\nkind = \"nginx\"\nurl = \"http://127.0.0.1:8080/status\"\n";
-        let plan = plan_on(&config(tables), &[Role::Web], &BARE);
+        let plan = plan_on(&config(tables), &[Role::Web], &bare());
         assert_eq!(names(&plan), [("nginx".to_string(), false)]);
 
         let kept = plan_on(
             &config(&format!("role-defaults = true\n{tables}")),
             &[Role::Web],
-            &BARE,
+            &bare(),
         );
         // The table stands in for the nginx default; the others stay.
         assert_eq!(
@@ -439,15 +466,29 @@ mod tests {
         // A process table for nginx stands in for the default one, and
         // role-defaults = false runs nothing at all.
         let text = "role-defaults = true\n[[checks]]\nkind = \"process\"\nname = \"nginx-up\"\nprocess-name = \"nginx\"\n";
-        let plan = plan_on(&config(text), &[Role::Web], &BARE);
+        let plan = plan_on(&config(text), &[Role::Web], &bare());
         let got: Vec<String> = plan.iter().map(|p| p.spec.name()).collect();
         assert_eq!(got, ["nginx-up", "nginx", "exposure"]);
-        assert!(plan_on(&config("role-defaults = false\n"), &[Role::Web], &BARE).is_empty());
+        assert!(plan_on(&config("role-defaults = false\n"), &[Role::Web], &bare()).is_empty());
+
+        // An http check of the app tier stands in for the app default; one
+        // configured for another tier does not.
+        let text = "role-defaults = true\n[[checks]]\nkind = \"http\"\nurl = \"http://127.0.0.1:9000/health\"\n";
+        let plan = plan_on(&config(text), &[Role::App], &bare());
+        let got: Vec<String> = plan.iter().map(|p| p.spec.name()).collect();
+        assert_eq!(got, ["http:9000/health", "exposure"]);
+        let plan = plan_on(
+            &config(&format!("{text}role = \"web\"\n")),
+            &[Role::App],
+            &bare(),
+        );
+        let got: Vec<String> = plan.iter().map(|p| p.spec.name()).collect();
+        assert_eq!(got, ["http:9000/health", "app:8080", "exposure"]);
     }
 
     #[test]
     fn describe_names_target_role_and_origin() {
-        let plan = plan_on(&Config::default(), &[Role::Web], &BARE);
+        let plan = plan_on(&Config::default(), &[Role::Web], &bare());
         let lines: Vec<String> = plan
             .iter()
             .skip(1)
