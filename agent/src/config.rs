@@ -50,8 +50,14 @@ pub struct Config {
     pub logs: Vec<LogSourceConfig>,
     /// Health checks (`[[checks]]` tables). `None` means "none configured":
     /// the agent runs its role defaults ([`crate::checks::defaults_for_roles`]);
-    /// `Some` (even empty) runs exactly these.
+    /// `Some` (even empty) runs these, and the role defaults beside them
+    /// only with `role_defaults` (see [`crate::plan`]).
     pub checks: Option<Vec<CheckSpec>>,
+    /// `role-defaults`: whether the roles' default checks run. `None`
+    /// (unset): yes without `[[checks]]`, no with them; `Some(true)`: also
+    /// beside `[[checks]]`, except those the tables already cover;
+    /// `Some(false)`: never.
+    pub role_defaults: Option<bool>,
     /// Where batches wait until every collector acknowledged them; `None`:
     /// in memory (lost when the agent stops). The binary defaults to
     /// [`crate::spool::DEFAULT_DIR`] when it exists and is writable.
@@ -77,6 +83,7 @@ impl Default for Config {
             interval: DEFAULT_INTERVAL,
             logs: Vec::new(),
             checks: None,
+            role_defaults: None,
             spool_dir: None,
             spool_max_bytes: crate::spool::DEFAULT_MAX_BYTES,
             tls: ClientTls::default(),
@@ -149,6 +156,7 @@ pub type Result<T> = std::result::Result<T, ConfigError>;
 /// tls-key = "/etc/stacktop/web-1.key"
 /// token-file = "/etc/stacktop/agent-token"
 /// interval = "1s"
+/// role-defaults = true    # the roles' default checks beside [[checks]]
 /// [labels]
 /// dc = "fra1"
 /// [[logs]]
@@ -156,6 +164,7 @@ pub type Result<T> = std::result::Result<T, ConfigError>;
 /// format = "nginx-combined"
 /// [[checks]]
 /// kind = "http"
+/// name = "health"
 /// url = "http://127.0.0.1:9000/health"
 /// ```
 #[derive(Debug, Default, Deserialize)]
@@ -190,6 +199,9 @@ pub struct FileConfig {
     /// [`crate::checks::parse_tables`], which can then say on which line of
     /// which table a key is wrong.)
     pub checks: Option<Vec<toml::Table>>,
+    /// Whether the roles' default checks run beside `[[checks]]` (default:
+    /// only when there is no `[[checks]]`).
+    pub role_defaults: Option<bool>,
 }
 
 /// Loads and validates a config file, returning a [`Config`] holding only
@@ -329,6 +341,7 @@ pub fn parse_str(path: &Path, text: &str) -> Result<Config> {
         })?;
         config.checks = Some(specs);
     }
+    config.role_defaults = file.role_defaults;
     Ok(config)
 }
 

@@ -13,6 +13,9 @@
 //! - [`checks`]: health checks (HTTP, TCP, TLS, process, DNS, exposure,
 //!   Nginx, HAProxy, MySQL), each its own task on its own interval,
 //!   reporting through [`observe`]; role defaults when none is configured.
+//! - [`plan`]: which checks run: the `[[checks]]` tables and the role
+//!   defaults beside or instead of them, and which defaults are not
+//!   configured (they report `unknown` rather than probe a guess).
 //! - [`detect`]: role detection from running processes when no role is
 //!   configured.
 //! - [`series`]: interning of (name, labels) into small series ids.
@@ -34,6 +37,7 @@ pub mod detect;
 pub mod error;
 pub mod logs;
 pub mod observe;
+pub mod plan;
 pub mod queue;
 pub mod sample;
 pub mod series;
@@ -127,12 +131,14 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
             })
         })
         .collect::<Result<Vec<_>>>()?;
-    // Without `[[checks]]` the roles' defaults run; with them, exactly them.
-    let specs = match &config.checks {
-        Some(specs) => specs.clone(),
-        None => checks::defaults_for_roles(&roles),
-    };
-    let checks = checks::build_all(&specs, &roles).map_err(|error| Error::Check { error })?;
+    // The tables and (without them, or with `role-defaults = true`) the
+    // roles' defaults; a default whose endpoint is a guess reports
+    // unknown "not configured" instead of probing it.
+    let planned = plan::plan(&config, &roles);
+    for check in planned.iter().filter(|p| p.not_configured.is_some()) {
+        info!(check = %check.spec.name(), "{}", check.not_configured.as_deref().unwrap_or_default());
+    }
+    let checks = plan::build(&planned, &roles).map_err(|error| Error::Check { error })?;
     // Enough to hold unacknowledged batches for 15 minutes at any interval.
     let queue_capacity =
         usize::try_from((15 * 60 * 1000 / config.interval.as_millis().max(1)).clamp(16, 100_000))

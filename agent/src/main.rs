@@ -12,6 +12,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use stacktop_agent::config::{self, Config};
+use stacktop_agent::plan::Planned;
 use stacktop_agent::{CancellationToken, Role};
 use tracing::{error, info};
 use tracing_subscriber::EnvFilter;
@@ -56,7 +57,9 @@ struct Cli {
     #[arg(long = "label", value_name = "KEY=VALUE", value_parser = config::parse_label)]
     labels: Vec<(String, String)>,
 
-    /// Check the configuration, print it resolved, and exit (0 if valid).
+    /// Check the configuration, print it resolved (with every check the
+    /// agent would run, its target, and which role defaults are not
+    /// configured), and exit (0 if valid; warnings go to stderr).
     #[arg(long)]
     check: bool,
 
@@ -243,7 +246,19 @@ fn main() -> ExitCode {
         }
     };
     if check {
-        print_config(&config);
+        // The roles the agent would run with: configured, else detected.
+        let roles = if config.roles.is_empty() {
+            stacktop_agent::detect::detect()
+        } else {
+            config.roles.clone()
+        };
+        let planned = stacktop_agent::plan::plan(&config, &roles);
+        print_config(&config, &roles, &planned);
+        for planned in &planned {
+            if let Some(warning) = planned.warning() {
+                eprintln!("warning: {warning}");
+            }
+        }
         // What would only fail later, at run time, fails the check now.
         let unreadable: Vec<String> = config
             .logs
@@ -293,19 +308,30 @@ fn serve(config: Config) -> anyhow::Result<()> {
     })
 }
 
-/// Prints the resolved configuration for `--check`.
-fn print_config(config: &Config) {
+/// Prints the resolved configuration for `--check`, with `planned`, the
+/// checks the agent would run on a node with `roles` (detected ones when
+/// none is configured, as the agent would).
+fn print_config(config: &Config, roles: &[Role], planned: &[Planned]) {
     let collectors = if config.collectors.is_empty() {
         vec![stacktop_agent::DEFAULT_COLLECTOR.to_string()]
     } else {
         config.collectors.clone()
     };
-    let roles: Vec<&str> = config.roles.iter().map(|r| r.name()).collect();
+    let names: Vec<&str> = roles.iter().map(|r| r.name()).collect();
     println!(
         "name: {}",
         config.name.as_deref().unwrap_or("(the host name)")
     );
-    println!("roles: {}", roles.join(", "));
+    if !config.roles.is_empty() {
+        println!("roles: {}", names.join(", "));
+    } else if roles.is_empty() {
+        println!("roles: none detected (set roles = [...] to give this node its tiers)");
+    } else {
+        println!(
+            "roles: {} (detected from running processes; roles = [...] fixes them)",
+            names.join(", ")
+        );
+    }
     println!("collectors: {}", collectors.join(", "));
     println!("interval: {}", humantime::format_duration(config.interval));
     match &config.spool_dir {
@@ -331,32 +357,27 @@ fn print_config(config: &Config) {
             );
         }
     }
-    match &config.checks {
-        Some(checks) => {
-            for check in checks {
-                println!(
-                    "check: {} ({}, every {}, timeout {})",
-                    check.name(),
-                    check.kind(),
-                    humantime::format_duration(check.interval()),
-                    humantime::format_duration(check.timeout())
-                );
-                // The tier the check's results count for; loading checked
-                // the role, so the fallback is never printed.
-                let role = match check.role() {
-                    Ok(Role::Unspecified) => "node-wide".to_string(),
-                    Ok(role) => role.to_string(),
-                    Err(err) => err.to_string(),
-                };
-                let source = if check.common().role.is_some() {
-                    "configured"
-                } else {
-                    "by kind"
-                };
-                println!("  role: {role} ({source})");
-            }
+    let how = match (&config.checks, config.role_defaults) {
+        (_, Some(false)) => "no role defaults (role-defaults = false)",
+        (None, _) => "the roles' defaults (no [[checks]])",
+        (Some(_), Some(true)) => "[[checks]] and the roles' defaults (role-defaults = true)",
+        (Some(_), None) => "[[checks]] only (role-defaults = true would add the roles' defaults)",
+    };
+    println!("checks: {}, {how}", planned.len());
+    for check in planned {
+        for line in check.describe(roles) {
+            println!("{line}");
         }
-        None => println!("checks: the roles' defaults"),
+    }
+    let not_configured = planned
+        .iter()
+        .filter(|p| p.not_configured.is_some())
+        .count();
+    if not_configured > 0 {
+        println!(
+            "{not_configured} not configured: they report unknown until their endpoint is set \
+             (see README \"Role defaults\")"
+        );
     }
 }
 

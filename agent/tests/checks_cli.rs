@@ -9,10 +9,12 @@ const BIN: &str = env!("CARGO_BIN_EXE_stacktop-agent");
 fn check(text: &str) -> (Option<i32>, String, String, String) {
     let mut file = tempfile::NamedTempFile::new().unwrap();
     file.write_all(text.as_bytes()).unwrap();
+    // Without the default MySQL password, whatever the caller's shell has.
     let output = Command::new(BIN)
         .arg("--config")
         .arg(file.path())
         .arg("--check")
+        .env_remove("STACKTOP_MYSQL_PASSWORD")
         .output()
         .unwrap();
     (
@@ -37,8 +39,11 @@ fn check_lists_the_configured_checks() {
         stdout.contains("check: dns:www.stacktop.test (dns, every 5s, timeout 2s)\n"),
         "{stdout}"
     );
-    let (_, stdout, _, _) = check("name = \"x\"\n");
-    assert!(stdout.contains("checks: the roles' defaults"), "{stdout}");
+    let (_, stdout, _, _) = check("name = \"x\"\nroles = [\"db\"]\n");
+    assert!(
+        stdout.contains("checks: 2, the roles' defaults (no [[checks]])\n"),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -55,11 +60,17 @@ fn check_shows_each_checks_role() {
         lines,
         [
             "check: haproxy (haproxy, every 5s, timeout 2s)",
+            "  target: stats socket /run/haproxy/admin.sock",
             "  role: lb (by kind)",
-            "check: app:127.0.0.1:8080/health (app, every 5s, timeout 2s)",
+            "  from: [[checks]]",
+            "check: app:8080 (app, every 5s, timeout 2s)",
+            "  target: http://127.0.0.1:8080/health",
             "  role: web (configured)",
-            "check: tcp:127.0.0.21:3306 (tcp, every 5s, timeout 2s)",
+            "  from: [[checks]]",
+            "check: tcp:3306 (tcp, every 5s, timeout 2s)",
+            "  target: tcp 127.0.0.21:3306",
             "  role: node-wide (by kind)",
+            "  from: [[checks]]",
         ]
     );
 }
@@ -168,4 +179,165 @@ fn check_accepts_a_log_that_does_not_exist_yet() {
         dir.path().display()
     ));
     assert_eq!(code, Some(0), "{stdout}{stderr}");
+}
+
+/// The `check:` blocks of `--check`'s output, each as its lines.
+fn blocks(stdout: &str) -> Vec<Vec<&str>> {
+    let mut blocks: Vec<Vec<&str>> = Vec::new();
+    for line in stdout.lines() {
+        if line.starts_with("check: ") {
+            blocks.push(vec![line]);
+        } else if line.starts_with("  ")
+            && let Some(block) = blocks.last_mut()
+        {
+            block.push(line);
+        }
+    }
+    blocks
+}
+
+#[test]
+fn check_lists_every_role_default_with_its_target_or_what_to_configure() {
+    let (code, stdout, stderr, _) = check("roles = [\"web\", \"db\"]\n");
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stdout.contains("checks: 4, the roles' defaults (no [[checks]])\n"),
+        "{stdout}"
+    );
+    let blocks = blocks(&stdout);
+    let heads: Vec<&str> = blocks.iter().map(|b| b[0]).collect();
+    assert_eq!(
+        heads,
+        [
+            "check: nginx (nginx, every 5s, timeout 2s)",
+            "check: process:nginx (process, every 5s, timeout 2s)",
+            "check: mysql (mysql, every 5s, timeout 2s)",
+            "check: exposure (exposure, every 15s, timeout 2s)",
+        ]
+    );
+    // Guessed endpoints are not probed: they say what to set.
+    assert!(
+        blocks[0][1].starts_with(
+            "  target: not configured: add [[checks]] kind = \"nginx\" with url = your stub_status page (e.g. \"http://127.0.0.1/nginx_status\") and role-defaults = true;"
+        ),
+        "{stdout}"
+    );
+    assert!(blocks[0][1].ends_with("(reports unknown)"), "{stdout}");
+    assert_eq!(blocks[0][3], "  from: default of role web");
+    assert_eq!(blocks[1][1], "  target: process nginx");
+    assert!(
+        blocks[2][1].starts_with("  target: not configured: STACKTOP_MYSQL_PASSWORD is not set"),
+        "{stdout}"
+    );
+    assert_eq!(
+        blocks[3][1],
+        "  target: listening sockets beyond loopback; allowed: 22, 80, 443, 3306"
+    );
+    assert_eq!(blocks[3][3], "  from: default of every node");
+    assert!(
+        stdout.contains("2 not configured: they report unknown until their endpoint is set"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn check_probes_the_default_mysql_once_its_password_is_set() {
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    file.write_all(b"roles = [\"db\"]\n").unwrap();
+    let output = Command::new(BIN)
+        .arg("--config")
+        .arg(file.path())
+        .arg("--check")
+        .env("STACKTOP_MYSQL_PASSWORD", "s3cret")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains(
+            "check: mysql (mysql, every 5s, timeout 2s)\n  target: mysql 127.0.0.1:3306 as stacktop, password from $STACKTOP_MYSQL_PASSWORD\n"
+        ),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn role_defaults_true_keeps_the_defaults_beside_the_tables() {
+    let (code, stdout, stderr, _) = check(
+        "roles = [\"web\"]\nrole-defaults = true\n\n[[checks]]\nkind = \"nginx\"\nurl = \"http://127.0.0.1:8080/nginx_status\"\n\n[[checks]]\nkind = \"http\"\nurl = \"http://127.0.0.1/healthz\"\n",
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stdout.contains("checks: 4, [[checks]] and the roles' defaults (role-defaults = true)\n"),
+        "{stdout}"
+    );
+    let got: Vec<(String, &str)> = blocks(&stdout)
+        .iter()
+        .map(|b| (b[0].to_string(), *b.last().unwrap()))
+        .collect();
+    let want = [
+        (
+            "check: nginx (nginx, every 5s, timeout 2s)",
+            "  from: [[checks]]",
+        ),
+        (
+            "check: http:/healthz (http, every 5s, timeout 2s)",
+            "  from: [[checks]]",
+        ),
+        (
+            "check: process:nginx (process, every 5s, timeout 2s)",
+            "  from: default of role web",
+        ),
+        (
+            "check: exposure (exposure, every 15s, timeout 2s)",
+            "  from: default of every node",
+        ),
+    ];
+    let want: Vec<(String, &str)> = want.iter().map(|(h, f)| (h.to_string(), *f)).collect();
+    assert_eq!(got, want, "{stdout}");
+    assert!(!stdout.contains("not configured"), "{stdout}");
+
+    // Without the key the tables are the whole list, and --check says how
+    // to get the defaults back.
+    let (_, stdout, _, _) = check(
+        "roles = [\"web\"]\n[[checks]]\nkind = \"http\"\nurl = \"http://127.0.0.1/healthz\"\n",
+    );
+    assert!(
+        stdout.contains(
+            "checks: 1, [[checks]] only (role-defaults = true would add the roles' defaults)\n"
+        ),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn check_warns_about_a_mysql_login_without_a_password() {
+    let (code, stdout, stderr, _) = check(
+        "[[checks]]\nkind = \"mysql\"\nsocket = \"/run/mysqld/mysqld.sock\"\nuser = \"stacktop-agent\"\n\n[[checks]]\nkind = \"mysql\"\nname = \"replica\"\naddress = \"127.0.0.22:3306\"\npassword-env = \"STACKTOP_TEST_UNSET_PASSWORD\"\n",
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stdout.contains("  target: mysql socket /run/mysqld/mysqld.sock as stacktop-agent, no password (unix_socket; $STACKTOP_MYSQL_PASSWORD when set)\n"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("warning: check \"mysql\": no password: logs in as \"stacktop-agent\" through /run/mysqld/mysqld.sock with unix_socket authentication"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("warning: check \"replica\": password-env \"STACKTOP_TEST_UNSET_PASSWORD\" is not set here"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn check_refuses_a_mysql_check_without_credentials() {
+    let (code, _, stderr, path) =
+        check("name = \"db1\"\n\n[[checks]]\nkind = \"mysql\"\naddress = \"127.0.0.21:3306\"\n");
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.starts_with(&format!(
+            "error: {path}:3:1: field \"password\": a mysql check over TCP needs a password"
+        )),
+        "{stderr}"
+    );
 }

@@ -114,6 +114,77 @@ fn duplicate_names_are_refused() {
 }
 
 #[test]
+fn a_name_used_twice_names_both_tables() {
+    // Two app servers' health pages on one port get one default name.
+    let e = err(
+        "roles = [\"app\"]\n\n[[checks]]\nkind = \"app\"\nurl = \"http://127.0.0.1:8080/health\"\n\n[[checks]]\nkind = \"app\"\nurl = \"http://127.0.0.1:8080/ready\"\n",
+    );
+    assert_eq!(
+        e,
+        "agent.toml:7:1: field \"name\": check name \"app:8080\" is used twice: by the [[checks]] table at line 3 and by this one at line 7 (named by default); set name = \"…\" in one of them"
+    );
+    // A configured name points at its key.
+    let e = err(
+        "[[checks]]\nkind = \"tcp\"\nname = \"db\"\naddress = \"127.0.0.1:3306\"\n[[checks]]\nkind = \"mysql\"\nname = \"db\"\npassword-env = \"P\"\n",
+    );
+    assert!(e.starts_with("agent.toml:7:1: field \"name\": check name \"db\" is used twice: by the [[checks]] table at line 1 and by this one at line 5 (named)"), "{e}");
+}
+
+#[test]
+fn a_mysql_check_over_tcp_needs_a_password() {
+    let e = err(
+        "name = \"db1\"\n\n[[checks]]\nkind = \"mysql\"\naddress = \"127.0.0.1:3306\"\nuser = \"stacktop\"\n",
+    );
+    assert!(
+        e.starts_with("agent.toml:3:1: field \"password\": a mysql check over TCP needs a password: set password-file (recommended), password-env or password"),
+        "{e}"
+    );
+    let e = err("[[checks]]\nkind = \"mysql\"\npassword = \"\"\n");
+    assert!(e.starts_with("agent.toml:3:1: field \"password\": "), "{e}");
+    // Any source of a password will do, and a socket needs none
+    // (unix_socket authentication).
+    for ok in [
+        "password-file = \"/etc/stacktop/mysql-password\"",
+        "password-env = \"DB_PASSWORD\"",
+        "password = \"s3cret\"",
+        "socket = \"/run/mysqld/mysqld.sock\"",
+    ] {
+        parse_str(
+            Path::new("agent.toml"),
+            &format!("[[checks]]\nkind = \"mysql\"\n{ok}\n"),
+        )
+        .unwrap_or_else(|e| panic!("{ok}: {e}"));
+    }
+}
+
+#[test]
+fn role_defaults_is_a_boolean_at_the_top_level() {
+    let config = parse_str(
+        Path::new("agent.toml"),
+        "role-defaults = true\n[[checks]]\nkind = \"tcp\"\naddress = \"127.0.0.1:1\"\n",
+    )
+    .unwrap();
+    assert_eq!(config.role_defaults, Some(true));
+    assert_eq!(
+        parse_str(Path::new("agent.toml"), "")
+            .unwrap()
+            .role_defaults,
+        None
+    );
+    let e = err("name = \"a\"\nrole-defaults = \"yes\"\n");
+    assert!(
+        e.starts_with("agent.toml:2:17: field \"role-defaults\": "),
+        "{e}"
+    );
+    // Inside a check table it is an unknown key of that check.
+    let e = err("[[checks]]\nkind = \"tcp\"\naddress = \"a:1\"\nrole-defaults = true\n");
+    assert!(
+        e.starts_with("agent.toml:4:1: field \"role-defaults\": "),
+        "{e}"
+    );
+}
+
+#[test]
 fn a_check_is_built_at_load_and_a_failure_names_its_key() {
     let e = err(
         "[[checks]]\nkind = \"tls\"\naddress = \"127.0.0.1:443\"\n  ca-file = \"/nonexistent/ca.pem\"\n",
@@ -144,7 +215,7 @@ fn role_defaults_build_for_every_role() {
             "process:haproxy",
             "nginx",
             "process:nginx",
-            "app:127.0.0.1:8080/health",
+            "app:8080",
             "mysql",
             "exposure"
         ]

@@ -40,11 +40,13 @@ fn valid_configs_pass_the_check() {
 }
 
 /// (fixture, line, field) each invalid fixture must be reported with.
-const INVALID: [(&str, u32, &str); 6] = [
+const INVALID: [(&str, u32, &str); 8] = [
     ("bad_address.toml", 2, "collectors"),
     ("bad_interval.toml", 3, "interval"),
     ("bad_interval_type.toml", 1, "interval"),
     ("bad_role.toml", 3, "roles"),
+    ("duplicate_check_name.toml", 8, "name"),
+    ("mysql_without_password.toml", 4, "password"),
     ("not_toml.toml", 1, "name"),
     ("unknown_key.toml", 3, "collector"),
 ];

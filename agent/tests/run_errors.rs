@@ -73,11 +73,11 @@ async fn a_check_that_cannot_be_built_is_refused_naming_check_and_key() {
     };
     assert_eq!(
         (error.name.as_str(), error.error.field),
-        ("tls:127.0.0.1:443", "ca-file")
+        ("tls:127.0.0.1", "ca-file")
     );
     assert!(
         err.to_string().starts_with(
-            "check \"tls:127.0.0.1:443\" (tls): field \"ca-file\": CA file \"/nonexistent/stacktop/ca.pem\": "
+            "check \"tls:127.0.0.1\" (tls): field \"ca-file\": CA file \"/nonexistent/stacktop/ca.pem\": "
         ),
         "{err}"
     );

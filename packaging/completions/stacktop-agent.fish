@@ -32,7 +32,7 @@ complete -c stacktop-agent -n "__fish_stacktop_agent_needs_command" -l config -d
 complete -c stacktop-agent -n "__fish_stacktop_agent_needs_command" -l token-file -d 'File holding the agent token sent to every collector (`token-file` in the config file). [default: none]' -r -F
 complete -c stacktop-agent -n "__fish_stacktop_agent_needs_command" -l label -d 'Label sent with this node, as key=value; repeat for several' -r
 complete -c stacktop-agent -n "__fish_stacktop_agent_needs_command" -l log-level -d 'Log filter for stderr, e.g. info or stacktop_agent=debug; RUST_LOG is used when this is not given. [default: info]' -r
-complete -c stacktop-agent -n "__fish_stacktop_agent_needs_command" -l check -d 'Check the configuration, print it resolved, and exit (0 if valid)'
+complete -c stacktop-agent -n "__fish_stacktop_agent_needs_command" -l check -d 'Check the configuration, print it resolved (with every check the agent would run, its target, and which role defaults are not configured), and exit (0 if valid; warnings go to stderr)'
 complete -c stacktop-agent -n "__fish_stacktop_agent_needs_command" -s h -l help -d 'Print help'
 complete -c stacktop-agent -n "__fish_stacktop_agent_needs_command" -s V -l version -d 'Print version'
 complete -c stacktop-agent -n "__fish_stacktop_agent_needs_command" -f -a "check-logs" -d 'Parse a whole access log once and print its per-second request counts and malformed lines: check that a format is understood before deploying it. Exits 1 when any line is malformed'

@@ -11,7 +11,7 @@
 //!   load): the key and why.
 //! - [`Outcome`] and [`ExtraCheck`]: what one run of a probe learnt.
 //! - Helpers for messages and addresses: [`human`], [`io_words`],
-//!   [`parse_host_port`], [`unix_ms`].
+//!   [`parse_host_port`], [`is_local`], [`unix_ms`].
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -165,6 +165,15 @@ pub fn parse_host_port(text: &str) -> std::result::Result<(String, u16), String>
         return Err(err());
     }
     Ok((host.to_string(), port))
+}
+
+/// Whether `host` is this machine (a loopback address or `localhost`): a
+/// check of one's own node needs no host in its name.
+pub fn is_local(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 #[cfg(test)]

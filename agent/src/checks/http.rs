@@ -37,7 +37,7 @@ use serde::Deserialize;
 use stacktop_proto::Health;
 use tokio::net::TcpStream;
 
-use super::common::{Outcome, SpecError, SpecResult, human, io_words};
+use super::common::{Outcome, SpecError, SpecResult, human, io_words, is_local};
 use super::tls;
 
 /// An HTTP(S) GET (kinds `http` and `app`).
@@ -63,13 +63,58 @@ pub struct HttpSpec {
 
 impl HttpSpec {
     /// The name a check of `kind` (`http` or `app`) gets when none is
-    /// configured: the kind and the URL without its scheme.
+    /// configured: short enough to read whole in the dashboard, and what
+    /// tells two checks of one node apart. An `app` check is named by the
+    /// port its app server listens on (`app:8080`); an `http` check by its
+    /// path (`http:/healthz`), with the port when it is not the scheme's
+    /// (`http:9000/health`). A host other than this machine's loopback is
+    /// kept in front (`app:10.0.0.7:8080`, `http:www.example.com`).
     pub fn default_name(&self, kind: &str) -> String {
-        let target = self
-            .url
-            .split_once("://")
-            .map_or(self.url.as_str(), |(_, rest)| rest);
+        let (scheme, rest) = self.url.split_once("://").unwrap_or(("http", &self.url));
+        let (authority, path) = rest.find('/').map_or((rest, ""), |i| rest.split_at(i));
+        let path = path.split(['?', '#']).next().unwrap_or("");
+        let (host, port) = split_authority(authority);
+        let scheme_port = if scheme.eq_ignore_ascii_case("https") {
+            443
+        } else {
+            80
+        };
+        let port = port.unwrap_or(scheme_port);
+        let host = (!is_local(host)).then_some(host);
+        if kind == "app" {
+            return match host {
+                Some(host) => format!("{kind}:{host}:{port}"),
+                None => format!("{kind}:{port}"),
+            };
+        }
+        let mut target = host.unwrap_or("").to_string();
+        if port != scheme_port {
+            if !target.is_empty() {
+                target.push(':');
+            }
+            target.push_str(&port.to_string());
+        }
+        if target.is_empty() || (!path.is_empty() && path != "/") {
+            target.push_str(if path.is_empty() { "/" } else { path });
+        }
         format!("{kind}:{target}")
+    }
+}
+
+/// Host and port of a URL's authority (`host`, `host:port`, `[v6]:port`),
+/// without user info.
+fn split_authority(authority: &str) -> (&str, Option<u16>) {
+    let authority = authority.rsplit_once('@').map_or(authority, |(_, a)| a);
+    if let Some(v6) = authority.strip_prefix('[') {
+        let (host, rest) = v6.split_once(']').unwrap_or((v6, ""));
+        return (host, rest.strip_prefix(':').and_then(|p| p.parse().ok()));
+    }
+    match authority.rsplit_once(':') {
+        Some((host, port)) => match port.parse() {
+            Ok(port) => (host, Some(port)),
+            Err(_) => (authority, None),
+        },
+        None => (authority, None),
     }
 }
 

@@ -28,11 +28,20 @@
 //!
 //! # Common keys
 //!
-//! Every table has a `kind` and the common keys `name` (default derived
-//! from the target, e.g. `http:127.0.0.11:9000/health`), `interval`
+//! Every table has a `kind` and the common keys `name`, `interval`
 //! (default 5 s; 15 s for `exposure`), `timeout` (default 2 s, or half
 //! the interval when that is shorter; must be below the interval) and
 //! `role`. Each kind's own keys are documented in its module.
+//!
+//! `name` is what the dashboard, alerts and `/metrics` call the check, and
+//! must be unique on the node (a name used twice is refused, naming both
+//! tables). Without it the name is short and derived from the target, so
+//! a node's checks stay apart even when cut to a table cell: `nginx`,
+//! `haproxy`, `mysql` and `exposure` for those kinds, `app:8080` (the app
+//! server's port), `http:/healthz` (the path; `http:9000/health` with a
+//! port other than the scheme's), `tcp:3306`, `tls:example.com`,
+//! `process:nginx`, `dns:www.example.com`. A host other than loopback is
+//! kept (`app:10.0.0.7:8080`, `tcp:db1:3306`).
 //!
 //! `role` (`lb`, `web`, `app` or `db`) is the tier the check speaks for:
 //! the collector counts its result towards that role's tier health only.
@@ -51,19 +60,26 @@
 //!
 //! # Role defaults
 //!
-//! When the config has no `[[checks]]` at all, the checks come from the
-//! node's roles (configured or detected), see [`defaults_for_roles`]:
+//! When the config has no `[[checks]]` at all (or sets `role-defaults =
+//! true` beside them), the checks come from the node's roles (configured
+//! or detected), see [`defaults_for_roles`]:
 //!
 //! | role | checks |
 //! |---|---|
 //! | `lb` | `haproxy` on the stats socket `/run/haproxy/admin.sock`, `process` haproxy |
-//! | `web` | `nginx` stub_status at `http://127.0.0.1/nginx_status`, `process` nginx |
-//! | `app` | `app` (HTTP) at `http://127.0.0.1:8080/health` |
+//! | `web` | `nginx` stub_status (e.g. `http://127.0.0.1/nginx_status`), `process` nginx |
+//! | `app` | `app` (HTTP; e.g. `http://127.0.0.1:8080/health`) |
 //! | `db` | `mysql` at `127.0.0.1:3306`, user `stacktop`, password from `STACKTOP_MYSQL_PASSWORD` |
 //! | any | `exposure` with the roles' allow-list (see [`exposure`]) |
 //!
-//! When `[[checks]]` is given, exactly those checks run and no default is
-//! added (not even `exposure`): the operator's list is the whole list.
+//! Those whose endpoint is a guess (the nginx and app URLs always; the
+//! stats socket and the MySQL password when they are not there) report
+//! `unknown` "not configured" instead of probing: [`crate::plan`] decides
+//! which checks run and how.
+//!
+//! When `[[checks]]` is given without `role-defaults = true`, exactly
+//! those checks run and no default is added (not even `exposure`): the
+//! operator's list is the whole list.
 
 pub mod common;
 pub mod dns;
@@ -82,7 +98,7 @@ use std::time::Duration;
 use serde::de::{DeserializeOwned, Error as _};
 use serde::{Deserialize, Deserializer};
 use stacktop_proto::Role;
-use stacktop_proto::metrics::check_role;
+use stacktop_proto::metrics::{check_role, role_of_process};
 
 pub use common::{ExtraCheck, Outcome, SpecError, human, io_words};
 pub use run::{Check, Probe, spawn_all};
@@ -250,7 +266,13 @@ impl CheckSpec {
             Some(role) => role
                 .parse()
                 .map_err(|e: stacktop_proto::UnknownRole| SpecError::new("role", e.to_string())),
-            None => Ok(check_role(self.kind(), &self.name())),
+            // A process check speaks for its process's role whatever it
+            // is named (the kind mapping reads the role from the default
+            // name `process:NAME`).
+            None => Ok(match self {
+                CheckSpec::Process(s) => role_of_process(&s.settings.process_name),
+                _ => check_role(self.kind(), &self.name()),
+            }),
         }
     }
 
@@ -408,6 +430,9 @@ pub fn parse_tables(
 ) -> std::result::Result<Vec<CheckSpec>, TableError> {
     let blocks = table_blocks(text);
     let mut specs: Vec<CheckSpec> = Vec::with_capacity(tables.len());
+    // Each check's name and the offset of its table, to name both tables
+    // of a name used twice.
+    let mut names: Vec<(String, usize)> = Vec::with_capacity(tables.len());
     for (i, table) in tables.into_iter().enumerate() {
         let block = blocks.get(i).cloned().unwrap_or(0..0);
         let fail = |field: Option<String>, message: String| {
@@ -449,12 +474,24 @@ pub fn parse_tables(
         spec.build(roles)
             .map_err(|e| fail(Some(e.field.to_string()), e.message))?;
         let name = spec.name();
-        if specs.iter().any(|s| s.name() == name) {
+        if let Some((_, first)) = names.iter().find(|(n, _)| *n == name) {
+            let line = |offset: usize| text[..offset.min(text.len())].matches('\n').count() + 1;
+            let how = if spec.common().name.is_some() {
+                "named"
+            } else {
+                "named by default"
+            };
             return Err(fail(
                 Some("name".into()),
-                format!("check name {name:?} is used twice; give one of them another name"),
+                format!(
+                    "check name {name:?} is used twice: by the [[checks]] table at line {} \
+                     and by this one at line {} ({how}); set name = \"…\" in one of them",
+                    line(*first),
+                    line(block.start),
+                ),
             ));
         }
+        names.push((name, block.start));
         specs.push(spec);
     }
     Ok(specs)
@@ -518,7 +555,10 @@ pub fn defaults_for_roles(roles: &[Role]) -> Vec<CheckSpec> {
                 url: "http://127.0.0.1:8080/health".into(),
                 ..Default::default()
             }))),
-            Role::Db => specs.push(CheckSpec::Mysql(Spec::new(mysql::MysqlSpec::default()))),
+            Role::Db => specs.push(CheckSpec::Mysql(Spec::new(mysql::MysqlSpec {
+                password_env: Some(mysql::DEFAULT_PASSWORD_ENV.into()),
+                ..Default::default()
+            }))),
             Role::Unspecified => {}
         }
     }
@@ -597,10 +637,10 @@ warn-lag = "5s"
         assert_eq!(
             names,
             [
-                "http:127.0.0.11:9000/health",
-                "app:127.0.0.1:9000/health",
-                "tcp:127.0.0.21:3306",
-                "tls:example.com:443",
+                "http:9000/health",
+                "app:9000",
+                "tcp:3306",
+                "tls:example.com",
                 "process:nginx",
                 "dns:www.stacktop.test",
                 "exposure",
@@ -613,6 +653,70 @@ warn-lag = "5s"
         assert_eq!(checks[0].timeout(), Duration::from_secs(1));
         assert_eq!(checks[2].interval(), DEFAULT_CHECK_INTERVAL);
         assert_eq!(checks[2].timeout(), DEFAULT_CHECK_TIMEOUT);
+    }
+
+    #[test]
+    fn default_names_are_short_and_tell_targets_apart() {
+        let name = |table: &str| parse(&format!("[[checks]]\n{table}")).unwrap()[0].name();
+        for (table, want) in [
+            (
+                "kind = \"app\"\nurl = \"http://127.0.0.1:8080/health\"",
+                "app:8080",
+            ),
+            (
+                "kind = \"app\"\nurl = \"https://localhost/health\"",
+                "app:443",
+            ),
+            (
+                "kind = \"app\"\nurl = \"http://10.0.0.7:8080/health\"",
+                "app:10.0.0.7:8080",
+            ),
+            (
+                "kind = \"http\"\nurl = \"http://127.0.0.1/healthz?full=1\"",
+                "http:/healthz",
+            ),
+            (
+                "kind = \"http\"\nurl = \"http://127.0.0.11:9000/health\"",
+                "http:9000/health",
+            ),
+            ("kind = \"http\"\nurl = \"http://[::1]:9000/\"", "http:9000"),
+            (
+                "kind = \"http\"\nurl = \"https://www.example.com/\"",
+                "http:www.example.com",
+            ),
+            ("kind = \"http\"\nurl = \"http://127.0.0.1\"", "http:/"),
+            ("kind = \"tcp\"\naddress = \"127.0.0.21:3306\"", "tcp:3306"),
+            (
+                "kind = \"tcp\"\naddress = \"db1.internal:3306\"",
+                "tcp:db1.internal:3306",
+            ),
+            (
+                "kind = \"tls\"\naddress = \"example.com:8443\"",
+                "tls:example.com:8443",
+            ),
+            (
+                "kind = \"process\"\nprocess-name = \"php-fpm\"",
+                "process:php-fpm",
+            ),
+            (
+                "kind = \"nginx\"\nurl = \"http://127.0.0.1/nginx_status\"",
+                "nginx",
+            ),
+            (
+                "kind = \"tcp\"\naddress = \"127.0.0.1:1\"\nname = \"queue\"",
+                "queue",
+            ),
+        ] {
+            assert_eq!(name(table), want, "{table}");
+        }
+    }
+
+    #[test]
+    fn a_process_check_speaks_for_its_process_whatever_its_name() {
+        let spec =
+            &parse("[[checks]]\nkind = \"process\"\nname = \"db-up\"\nprocess-name = \"mariadbd\"")
+                .unwrap()[0];
+        assert_eq!(spec.role().unwrap(), Role::Db);
     }
 
     #[test]
@@ -649,7 +753,7 @@ warn-lag = "5s"
             "url"
         );
         assert_eq!(
-            check("[[checks]]\nkind = \"mysql\"\nwarn-lag = \"2m\""),
+            check("[[checks]]\nkind = \"mysql\"\npassword-env = \"X\"\nwarn-lag = \"2m\""),
             "warn-lag"
         );
     }

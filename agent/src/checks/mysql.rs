@@ -28,6 +28,13 @@
 //! `mysql_replication_lag_seconds` (absent while the lag is NULL),
 //! `mysql_replica_io_running`, `mysql_replica_sql_running` (1/0).
 //!
+//! Credentials: over TCP one of `password-file` (first line; read at each
+//! connect), `password-env` (an environment variable) or `password` is
+//! required, and a table without one is refused at load. Over a `socket`
+//! none is needed: MariaDB's `unix_socket` authentication logs the agent
+//! in as the OS user it runs as (`user` must be that name), and
+//! `--check` warns that this is what will happen.
+//!
 //! The user needs `PROCESS` and `REPLICATION CLIENT` (MariaDB: `SLAVE
 //! MONITOR`, `REPLICA MONITOR` in newer versions).
 //!
@@ -36,7 +43,7 @@
 //! kind = "mysql"
 //! address = "127.0.0.22:3306"         # or socket = "/run/mysqld/mysqld.sock"
 //! user = "stacktop"                   # default
-//! password-env = "STACKTOP_MYSQL_PASSWORD"   # default; or password-file, or password
+//! password-file = "/etc/stacktop/mysql-password"  # or password-env, or password
 //! warn-lag = "10s"
 //! crit-lag = "60s"
 //! ```
@@ -84,8 +91,10 @@ pub struct MysqlSpec {
     /// rotated password is picked up).
     #[serde(default)]
     pub password_file: Option<String>,
-    /// Environment variable holding the password (default
-    /// `STACKTOP_MYSQL_PASSWORD` when no password is configured).
+    /// Environment variable holding the password. One of `password`,
+    /// `password-file` and `password-env` is required over TCP; a
+    /// `socket` check without any uses `STACKTOP_MYSQL_PASSWORD` when it is
+    /// set, and no password (unix_socket authentication) otherwise.
     #[serde(default)]
     pub password_env: Option<String>,
     /// Replication lag at which the replication check warns (default 10 s).
@@ -103,6 +112,48 @@ impl MysqlSpec {
             self.warn_lag.unwrap_or(Duration::from_secs(10)),
             self.crit_lag.unwrap_or(Duration::from_secs(60)),
         )
+    }
+}
+
+/// Why a `mysql` table over TCP without a password is refused.
+const NO_CREDENTIALS: &str = "a mysql check over TCP needs a password: set password-file \
+     (recommended), password-env or password; only socket = \"/run/mysqld/mysqld.sock\" can \
+     log in without one (MariaDB unix_socket authentication)";
+
+impl MysqlSpec {
+    /// What `--check` should warn about this spec's credentials, where
+    /// the config is valid but the login may still fail: a socket check
+    /// with no password (unix_socket authentication, which needs `user`
+    /// to be the OS user the agent runs as), a `password-env` that is not
+    /// set or a `password-file` that cannot be read here (the agent reads
+    /// both at each connect, perhaps in another environment).
+    pub fn credential_warning(&self) -> Option<String> {
+        let user = self.user.as_deref().unwrap_or(DEFAULT_USER);
+        match (&self.password, &self.password_file, &self.password_env) {
+            (None, None, None) => {
+                let socket = self.socket.as_deref()?;
+                if std::env::var_os(DEFAULT_PASSWORD_ENV).is_some() {
+                    return None;
+                }
+                Some(format!(
+                    "no password: logs in as {user:?} through {socket} with unix_socket \
+                     authentication, so the agent must run as the OS user {user:?} \
+                     (MariaDB: CREATE USER '{user}'@'localhost' IDENTIFIED VIA unix_socket); \
+                     {DEFAULT_PASSWORD_ENV} is used when it is set"
+                ))
+            }
+            (_, Some(file), _) => std::fs::read_to_string(file).err().map(|e| {
+                format!(
+                    "password-file {file:?}: {} here (the agent reads it at each connect)",
+                    io_words(&e)
+                )
+            }),
+            (_, _, Some(var)) if std::env::var_os(var).is_none() => Some(format!(
+                "password-env {var:?} is not set here (the agent reads it at each connect; \
+                 under systemd put it in /etc/stacktop/agent.env)"
+            )),
+            _ => None,
+        }
     }
 }
 
@@ -234,10 +285,19 @@ impl MysqlProbe {
             None => ("127.0.0.1".to_string(), 3306),
         };
         let password = match (&spec.password, &spec.password_file, &spec.password_env) {
+            (Some(p), None, None) if p.is_empty() && spec.socket.is_none() => {
+                return Err(SpecError::new("password", NO_CREDENTIALS));
+            }
             (Some(p), None, None) => Password::Literal(p.clone()),
             (None, Some(f), None) => Password::File(f.clone()),
             (None, None, Some(e)) => Password::Env(e.clone()),
-            (None, None, None) => Password::Env(DEFAULT_PASSWORD_ENV.into()),
+            // Only a socket can log in without a password (MariaDB's
+            // unix_socket authentication); over TCP a missing password
+            // would only show up later as "Access denied" on every run.
+            (None, None, None) if spec.socket.is_some() => {
+                Password::Env(DEFAULT_PASSWORD_ENV.into())
+            }
+            (None, None, None) => return Err(SpecError::new("password", NO_CREDENTIALS)),
             _ => {
                 return Err(SpecError::new(
                     "password",

@@ -46,6 +46,10 @@ pub enum Probe {
     Haproxy(haproxy::HaproxyProbe),
     /// MySQL/MariaDB health and replication (boxed: it holds a connection).
     Mysql(Box<mysql::MysqlProbe>),
+    /// A role default whose endpoint is not configured: it probes nothing
+    /// and reports `unknown` with this message (what to configure), so a
+    /// guessed endpoint never turns a healthy node crit.
+    NotConfigured(String),
 }
 
 impl Probe {
@@ -63,6 +67,7 @@ impl Probe {
             Probe::Nginx(p) => p.run().await,
             Probe::Haproxy(p) => p.run().await,
             Probe::Mysql(p) => p.run().await,
+            Probe::NotConfigured(message) => Outcome::new(Health::Unknown, message.clone()),
         }
     }
 
@@ -92,7 +97,7 @@ async fn blocking<P: Send + 'static>(probe: P, run: fn(&P) -> Outcome) -> Outcom
 /// A check ready to run: its name, kind, role, schedule and probe.
 #[derive(Debug)]
 pub struct Check {
-    /// Unique per node, e.g. `http:127.0.0.11:9000/health`.
+    /// Unique per node, e.g. `http:9000/health` or `mysql`.
     pub name: String,
     /// The kind reported in results, e.g. `http`.
     pub kind: &'static str,

@@ -14,7 +14,7 @@ use std::time::Instant;
 use serde::Deserialize;
 use tokio::net::TcpStream;
 
-use super::common::{Outcome, SpecError, SpecResult, human, io_words, parse_host_port};
+use super::common::{Outcome, SpecError, SpecResult, human, io_words, is_local, parse_host_port};
 
 /// A TCP connect.
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
@@ -25,9 +25,13 @@ pub struct TcpSpec {
 }
 
 impl TcpSpec {
-    /// The name of a check with no configured one: `tcp:ADDRESS`.
+    /// The name of a check with no configured one: `tcp:PORT` for a port
+    /// of this machine (a loopback address), `tcp:HOST:PORT` otherwise.
     pub fn default_name(&self) -> String {
-        format!("tcp:{}", self.address)
+        match parse_host_port(&self.address) {
+            Ok((host, port)) if is_local(&host) => format!("tcp:{port}"),
+            _ => format!("tcp:{}", self.address),
+        }
     }
 }
 

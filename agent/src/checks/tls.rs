@@ -58,9 +58,12 @@ impl TlsSpec {
         (self.warn_days.unwrap_or(14), self.crit_days.unwrap_or(3))
     }
 
-    /// The name of a check with no configured one: `tls:ADDRESS`.
+    /// The name of a check with no configured one: `tls:HOST` for port
+    /// 443, `tls:HOST:PORT` otherwise (the host stays: a certificate is
+    /// about a name).
     pub fn default_name(&self) -> String {
-        format!("tls:{}", self.address)
+        let address = self.address.strip_suffix(":443").unwrap_or(&self.address);
+        format!("tls:{address}")
     }
 }
 
