@@ -103,7 +103,7 @@ _stacktop__collector() {
             return 0
             ;;
         stacktop__subcmd__collector__subcmd__bench)
-            opts="-h --agents --agents-per-connection --series --interval --watchers --measuring-watchers --warmup --duration --collector --collector-pid --in-process --collector-log --json --help"
+            opts="-h --agents --agents-per-connection --series --interval --watchers --measuring-watchers --warmup --duration --collector --collector-pid --in-process --tls --collector-log --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -54,6 +54,7 @@ complete -c stacktop-collector -n "__fish_stacktop_collector_using_subcommand be
 complete -c stacktop-collector -n "__fish_stacktop_collector_using_subcommand bench" -l collector-pid -d 'With --collector: its process id, to report its CPU and memory' -r
 complete -c stacktop-collector -n "__fish_stacktop_collector_using_subcommand bench" -l collector-log -d 'Where the started collector\'s log goes. [default: nowhere]' -r -F
 complete -c stacktop-collector -n "__fish_stacktop_collector_using_subcommand bench" -l in-process -d 'Run the collector inside the benchmark process (its CPU figures then include the load generator\'s)'
+complete -c stacktop-collector -n "__fish_stacktop_collector_using_subcommand bench" -l tls -d 'Serve and dial TLS with a throw-away CA (not with --collector): run once with and once without to see what TLS costs'
 complete -c stacktop-collector -n "__fish_stacktop_collector_using_subcommand bench" -l json -d 'Print the report as JSON'
 complete -c stacktop-collector -n "__fish_stacktop_collector_using_subcommand bench" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c stacktop-collector -n "__fish_stacktop_collector_using_subcommand certs" -l out -d 'Directory the files are written to (created if missing)' -r -F
