@@ -795,6 +795,81 @@ impl AgentStream {
     }
 }
 
+/// Batch handling without a network, for fuzzers (`fuzz/`, cargo-fuzz)
+/// and the property tests: one agent stream into a fresh store.
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing {
+    use super::*;
+    use prost::Message;
+
+    /// A stream of node `web1` attached to `store`, as a Hello would make
+    /// it; every batch is told to a remote_write destination that is gone
+    /// (the hook still builds every sample).
+    pub(super) fn stream(store: &Arc<Store>) -> AgentStream {
+        let hello = Hello {
+            node: "web1".into(),
+            instance_id: "i-1".into(),
+            roles: vec![Role::Web as i32],
+            interval_ms: 1_000,
+            ..Hello::default()
+        };
+        let identity = identity_from_hello(hello.clone(), "fuzz".into()).expect("a valid Hello");
+        let attached = store
+            .attach(identity.clone(), CancellationToken::new(), now_unix_ms())
+            .expect("a fresh store");
+        let (tx, _rx) = mpsc::channel(1);
+        let (outlet, _) = mpsc::channel(1);
+        let tap = Tap::new(vec![crate::export::tap::Outlet {
+            tx: outlet,
+            stats: Arc::default(),
+        }]);
+        AgentStream {
+            node: Arc::new(identity.clone()),
+            tap: Arc::new(tap),
+            store: store.clone(),
+            handle: attached.handle,
+            instance_id: identity.instance_id.clone(),
+            defs: Defs::default(),
+            tx,
+            cancel: CancellationToken::new(),
+            shutdown: CancellationToken::new(),
+            _permit: Arc::new(Semaphore::new(1))
+                .try_acquire_owned()
+                .expect("a fresh semaphore"),
+            bucket: Bucket::new(BatchRate::default()),
+            identity: Arc::new(identity),
+            journal: None,
+        }
+    }
+
+    /// Applies `batch` on `stream`, as a received frame would be.
+    pub(super) fn apply(stream: &mut AgentStream, batch: Batch) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a runtime");
+        let _ = rt.block_on(stream.apply(batch));
+    }
+
+    /// Decodes `data` as length-delimited `AgentFrame`s and applies every
+    /// batch among them to a fresh store, then evaluates the fleet once.
+    pub fn frames(data: &[u8]) {
+        let store = Arc::new(Store::new(Duration::from_secs(60)));
+        let views = crate::fleet::Views::new(store.clone());
+        let mut s = stream(&store);
+        let mut buf = data;
+        while !buf.is_empty() {
+            let Ok(frame) = AgentFrame::decode_length_delimited(&mut buf) else {
+                break;
+            };
+            if let Some(agent_frame::Frame::Batch(batch)) = frame.frame {
+                apply(&mut s, batch);
+            }
+        }
+        let _ = views.publish(now_unix_ms()).snapshot();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -849,35 +924,25 @@ mod tests {
         use prost::Message;
         use stacktop_proto::v1::{CheckResult, Label, Point, SeriesDef};
 
-        fn stream(store: &Arc<Store>) -> AgentStream {
-            let identity = identity_from_hello(hello(), "fuzz".into()).unwrap();
-            let node = Arc::new(identity.clone());
-            let attached = store
-                .attach(identity, CancellationToken::new(), now_unix_ms())
-                .unwrap();
-            let (tx, _rx) = mpsc::channel(1);
-            // A remote_write destination that is gone: the hook still
-            // builds every batch's samples, and counts them as dropped.
-            let (outlet, _) = mpsc::channel(1);
-            let tap = Tap::new(vec![crate::export::tap::Outlet {
-                tx: outlet,
-                stats: Arc::default(),
-            }]);
-            AgentStream {
-                node,
-                tap: Arc::new(tap),
-                store: store.clone(),
-                handle: attached.handle,
-                instance_id: "i-1".into(),
-                defs: Defs::default(),
-                tx,
-                cancel: CancellationToken::new(),
-                shutdown: CancellationToken::new(),
-                _permit: Arc::new(Semaphore::new(1)).try_acquire_owned().unwrap(),
-                bucket: Bucket::new(BatchRate::default()),
-                identity: Arc::new(identity_from_hello(hello(), "fuzz".into()).unwrap()),
-                journal: None,
+        use crate::ingest::fuzzing::stream;
+
+        /// The cargo-fuzz target's seeds (`fuzz/corpus/ingest_frames`)
+        /// hold real batches, and run here too.
+        #[test]
+        fn the_cargo_fuzz_seeds_hold_batches_and_run() {
+            let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../fuzz/corpus/ingest_frames");
+            let mut batches = 0;
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let data = std::fs::read(entry.unwrap().path()).unwrap();
+                let mut buf = data.as_slice();
+                while let Ok(frame) = AgentFrame::decode_length_delimited(&mut buf) {
+                    batches +=
+                        usize::from(matches!(frame.frame, Some(agent_frame::Frame::Batch(_))));
+                }
+                crate::ingest::fuzzing::frames(&data);
             }
+            assert!(batches >= 4, "{batches} batches in {}", dir.display());
         }
 
         fn text() -> impl Strategy<Value = String> {
