@@ -64,6 +64,8 @@ pub struct Config {
     pub spool_dir: Option<PathBuf>,
     /// Bound on the spool's size.
     pub spool_max_bytes: u64,
+    /// Bound on the age of a spooled batch.
+    pub spool_max_age: Duration,
     /// TLS files for `https://` collectors: `ca-file` (default: the web
     /// PKI roots), and `tls-cert`/`tls-key`, the client certificate a
     /// collector with `client-ca` wants (its name must be this node's).
@@ -86,6 +88,7 @@ impl Default for Config {
             role_defaults: None,
             spool_dir: None,
             spool_max_bytes: crate::spool::DEFAULT_MAX_BYTES,
+            spool_max_age: crate::spool::DEFAULT_MAX_AGE,
             tls: ClientTls::default(),
             token_file: None,
         }
@@ -194,6 +197,8 @@ pub struct FileConfig {
     pub spool_dir: Option<Spanned<PathBuf>>,
     /// Bound on the spool, in bytes.
     pub spool_max_bytes: Option<Spanned<u64>>,
+    /// Bound on a spooled batch's age, e.g. `"24h"`.
+    pub spool_max_age: Option<Spanned<String>>,
     /// Health checks; see [`crate::checks`] and its kind modules for every
     /// kind's keys. (Read as plain tables and decoded by
     /// [`crate::checks::parse_tables`], which can then say on which line of
@@ -289,14 +294,30 @@ pub fn parse_str(path: &Path, text: &str) -> Result<Config> {
     if let Some(max) = file.spool_max_bytes {
         let span = max.span();
         let max = max.into_inner();
-        if max < 1024 * 1024 {
+        if max < 64 * 1024 {
             return Err(invalid(
                 "spool-max-bytes",
                 span,
-                format!("{max} is too small: at least 1048576 (1 MiB)"),
+                format!("{max} is too small: at least 65536 (64 KiB)"),
             ));
         }
         config.spool_max_bytes = max;
+    }
+    if let Some(age) = file.spool_max_age {
+        let span = age.span();
+        let age = humantime::parse_duration(age.get_ref().trim())
+            .map_err(|e| invalid("spool-max-age", span.clone(), e.to_string()))?;
+        if age < Duration::from_secs(60) {
+            return Err(invalid(
+                "spool-max-age",
+                span,
+                format!(
+                    "{} is too short: at least 1m",
+                    humantime::format_duration(age)
+                ),
+            ));
+        }
+        config.spool_max_age = age;
     }
     if let Some(interval) = file.interval {
         let span = interval.span();

@@ -104,8 +104,13 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
     // identity it was delivering it under.
     let (spool, restored) = match &config.spool_dir {
         Some(dir) => {
-            let (spool, restored) =
-                spool::Spool::open(dir, config.spool_max_bytes, &collectors, &series)?;
+            let (spool, restored) = spool::Spool::open(
+                dir,
+                config.spool_max_bytes,
+                config.spool_max_age,
+                &collectors,
+                &series,
+            )?;
             match &restored.instance_id {
                 Some(id) => hello.instance_id = id.clone(),
                 None => spool.set_instance_id(&hello.instance_id)?,

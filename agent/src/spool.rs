@@ -31,6 +31,11 @@ pub const FILE: &str = "spool.redb";
 /// The default bound on the spool's size.
 pub const DEFAULT_MAX_BYTES: u64 = 64 * 1024 * 1024;
 
+/// The default bound on the age of a spooled batch (its sampling time
+/// before the newest batch's): a day, longer than any outage worth
+/// replaying second by second.
+pub const DEFAULT_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
 /// The directory used when it exists and is writable and none is set.
 pub const DEFAULT_DIR: &str = "/var/lib/stacktop-agent";
 
@@ -77,15 +82,28 @@ pub struct Spool {
     inner: Arc<Mutex<Inner>>,
 }
 
+/// What the spool knows of a batch without reading it.
+#[derive(Debug, Clone, Copy)]
+struct Held {
+    size: u64,
+    timestamp_ms: i64,
+}
+
 #[derive(Debug)]
 struct Inner {
     db: Database,
     path: PathBuf,
     max_bytes: u64,
-    /// Size of each spooled batch, by seq.
-    sizes: BTreeMap<u64, u64>,
+    /// Batches sampled longer ago than this (before the newest) go.
+    max_age_ms: i64,
+    /// Size and timestamp of each spooled batch, by seq.
+    sizes: BTreeMap<u64, Held>,
     bytes: u64,
     cursors: HashMap<String, u64>,
+    /// The newest seq each collector's live stream was handed (in memory:
+    /// a batch every collector was already sent is on its way, and
+    /// evicting it loses nothing).
+    sent: HashMap<String, u64>,
     /// Batches dropped because the spool was full, since start.
     dropped: u64,
 }
@@ -96,6 +114,7 @@ impl Spool {
     pub fn open(
         dir: &Path,
         max_bytes: u64,
+        max_age: std::time::Duration,
         collectors: &[String],
         series: &SeriesTable,
     ) -> Result<(Self, Restored), SpoolError> {
@@ -132,15 +151,24 @@ impl Spool {
             if let Ok(batches) = tx.open_table(BATCHES) {
                 for row in batches.iter().map_err(|e| fail(e.to_string()))? {
                     let (seq, bytes) = row.map_err(|e| fail(e.to_string()))?;
-                    sizes.insert(seq.value(), bytes.value().len() as u64);
+                    let size = bytes.value().len() as u64;
                     match Entry::decode(bytes.value()) {
                         Ok(entry) => {
+                            let timestamp_ms = entry.batch.as_ref().map_or(0, |b| b.timestamp_ms);
+                            sizes.insert(seq.value(), Held { size, timestamp_ms });
                             if let Some(batch) = renumber(entry, series) {
                                 restored.last_seq = restored.last_seq.max(batch.seq);
                                 restored.batches.push(Arc::new(batch));
                             }
                         }
                         Err(err) => {
+                            sizes.insert(
+                                seq.value(),
+                                Held {
+                                    size,
+                                    timestamp_ms: 0,
+                                },
+                            );
                             warn!(seq = seq.value(), cause = %err, "skipping a damaged spooled batch")
                         }
                     }
@@ -149,18 +177,20 @@ impl Spool {
         }
         // Only the configured collectors count: one removed from the config
         // must not hold batches forever.
-        let cursors = collectors
+        let cursors: HashMap<String, u64> = collectors
             .iter()
             .map(|c| (c.clone(), restored.cursors.get(c).copied().unwrap_or(0)))
             .collect();
-        let bytes = sizes.values().sum();
+        let bytes = sizes.values().map(|h: &Held| h.size).sum();
         let spool = Self {
             inner: Arc::new(Mutex::new(Inner {
                 db,
                 path,
                 max_bytes,
+                max_age_ms: i64::try_from(max_age.as_millis()).unwrap_or(i64::MAX),
                 sizes,
                 bytes,
+                sent: cursors.clone(),
                 cursors,
                 dropped: 0,
             })),
@@ -201,12 +231,16 @@ impl Spool {
         let mut inner = self.lock();
         let mut evict = Vec::new();
         let mut left = inner.bytes + size;
-        for (&seq, &s) in &inner.sizes {
-            if left <= inner.max_bytes {
+        let oldest_kept = batch.timestamp_ms.saturating_sub(inner.max_age_ms);
+        let mut too_old = 0;
+        for (&seq, held) in &inner.sizes {
+            let old = held.timestamp_ms < oldest_kept;
+            if left <= inner.max_bytes && !old {
                 break;
             }
+            too_old += usize::from(old);
             evict.push(seq);
-            left -= s;
+            left -= held.size;
         }
         let seq = batch.seq;
         inner.write(|tx| {
@@ -220,11 +254,17 @@ impl Spool {
             Ok(())
         })?;
         for s in &evict {
-            if let Some(size) = inner.sizes.remove(s) {
-                inner.bytes -= size;
+            if let Some(held) = inner.sizes.remove(s) {
+                inner.bytes -= held.size;
             }
         }
-        inner.sizes.insert(seq, size);
+        inner.sizes.insert(
+            seq,
+            Held {
+                size,
+                timestamp_ms: batch.timestamp_ms,
+            },
+        );
         inner.bytes += size;
         // The record of what this agent sent (`stacktop_agent::spool=debug`):
         // from here on the batch survives the agent, so a test can check
@@ -235,17 +275,30 @@ impl Spool {
             points = batch.points.len(),
             "spooled"
         );
-        if !evict.is_empty() {
-            inner.dropped += evict.len() as u64;
+        // Only what some collector was not sent yet is lost.
+        let everyone_sent = inner.sent.values().copied().min().unwrap_or(0);
+        let lost = evict.iter().filter(|&&s| s > everyone_sent).count();
+        if lost > 0 {
+            inner.dropped += lost as u64;
             warn!(
-                dropped = evict.len(),
+                dropped = lost,
+                too_old,
                 dropped_total = inner.dropped,
                 oldest_kept = inner.sizes.keys().next().copied().unwrap_or(seq),
                 max_bytes = inner.max_bytes,
-                "spool full: dropped the oldest batches"
+                max_age_s = inner.max_age_ms / 1000,
+                "spool full or too old: dropped the oldest batches"
             );
         }
         Ok(())
+    }
+
+    /// Records that `collector`'s stream was handed `seq` (not yet
+    /// acknowledged).
+    pub fn sent(&self, collector: &str, seq: u64) {
+        if let Some(sent) = self.lock().sent.get_mut(collector) {
+            *sent = (*sent).max(seq);
+        }
     }
 
     /// `collector` acknowledged everything up to `seq`: moves its cursor
@@ -272,7 +325,7 @@ impl Spool {
         match result {
             Ok(()) => {
                 for s in gone {
-                    if let Some(size) = inner.sizes.remove(&s) {
+                    if let Some(Held { size, .. }) = inner.sizes.remove(&s) {
                         inner.bytes -= size;
                     }
                 }
@@ -281,7 +334,13 @@ impl Spool {
         }
     }
 
-    /// Batches dropped because the spool was full, since start.
+    /// The oldest batch held, if any.
+    pub fn oldest_seq(&self) -> Option<u64> {
+        self.lock().sizes.keys().next().copied()
+    }
+
+    /// Batches dropped (the spool full, or them too old) before every
+    /// collector was sent them, since start.
     pub fn dropped(&self) -> u64 {
         self.lock().dropped
     }
@@ -374,8 +433,14 @@ mod tests {
         // A series this process numbered first, so ids differ next time.
         series.intern("node_cpu_usage_ratio", &[]);
         {
-            let (spool, restored) =
-                Spool::open(dir.path(), DEFAULT_MAX_BYTES, &collectors(), &series).unwrap();
+            let (spool, restored) = Spool::open(
+                dir.path(),
+                DEFAULT_MAX_BYTES,
+                DEFAULT_MAX_AGE,
+                &collectors(),
+                &series,
+            )
+            .unwrap();
             assert!(restored.instance_id.is_none() && restored.batches.is_empty());
             spool.set_instance_id("abc").unwrap();
             for seq in 1..=5 {
@@ -386,8 +451,14 @@ mod tests {
             assert_eq!(spool.seqs(), [3, 4, 5], "b still needs 3..5");
         }
         let fresh = SeriesTable::new();
-        let (_, restored) =
-            Spool::open(dir.path(), DEFAULT_MAX_BYTES, &collectors(), &fresh).unwrap();
+        let (_, restored) = Spool::open(
+            dir.path(),
+            DEFAULT_MAX_BYTES,
+            DEFAULT_MAX_AGE,
+            &collectors(),
+            &fresh,
+        )
+        .unwrap();
         assert_eq!(restored.instance_id.as_deref(), Some("abc"));
         assert_eq!(restored.last_seq, 5);
         assert_eq!(restored.cursors["http://b:7411"], 2);
@@ -411,11 +482,39 @@ mod tests {
         .encode_to_vec()
         .len() as u64;
         // Room for ten batches.
-        let (spool, _) = Spool::open(dir.path(), one * 10, &collectors(), &series).unwrap();
+        let (spool, _) = Spool::open(
+            dir.path(),
+            one * 10,
+            DEFAULT_MAX_AGE,
+            &collectors(),
+            &series,
+        )
+        .unwrap();
         for seq in 1..=25 {
             spool.append(&batch(&series, seq), &series).unwrap();
         }
         assert_eq!(spool.dropped(), 15);
         assert_eq!(spool.seqs(), (16..=25).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn batches_older_than_the_age_bound_go_first_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let series = SeriesTable::new();
+        // Batches are a second apart: 5 s keeps the newest six.
+        let max_age = std::time::Duration::from_secs(5);
+        let (spool, _) = Spool::open(
+            dir.path(),
+            DEFAULT_MAX_BYTES,
+            max_age,
+            &collectors(),
+            &series,
+        )
+        .unwrap();
+        for seq in 1..=20 {
+            spool.append(&batch(&series, seq), &series).unwrap();
+        }
+        assert_eq!(spool.seqs(), (15..=20).collect::<Vec<_>>());
+        assert_eq!(spool.dropped(), 14);
     }
 }

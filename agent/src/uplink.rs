@@ -181,6 +181,15 @@ impl Uplink {
         );
     }
 
+    /// The seq to send after: `last_sent`, or just below the oldest batch
+    /// the spool still holds.
+    fn send_after(&self, last_sent: u64) -> u64 {
+        match self.spool.as_ref().and_then(Spool::oldest_seq) {
+            Some(oldest) => last_sent.max(oldest - 1),
+            None => last_sent,
+        }
+    }
+
     /// Awaits `fut` while moving sampler batches into the queue, so the
     /// sampler's channel never fills while connecting or backing off.
     /// `None` when shutdown fired first.
@@ -275,7 +284,10 @@ impl Uplink {
                 debug!("everything acknowledged");
                 return Ok(SessionEnd::Shutdown);
             }
-            let has_unsent = self.queue.next_after(last_sent).is_some();
+            // What the spool dropped (full, too old) is not sent from
+            // memory either: the dropped count stays the truth.
+            let after = self.send_after(last_sent);
+            let has_unsent = self.queue.next_after(after).is_some();
             tokio::select! {
                 biased;
                 () = self.shutdown.cancelled(), if drain_until.is_none() => {
@@ -301,9 +313,12 @@ impl Uplink {
                 },
                 permit = frames.reserve(), if has_unsent => {
                     let permit = permit.map_err(|_| UplinkError::Closed)?;
-                    let batch = self.queue.next_after(last_sent).expect("checked above");
+                    let batch = self.queue.next_after(after).expect("checked above");
                     last_sent = batch.seq;
                     permit.send(batch_frame(&self.series, batch, &mut defined));
+                    if let Some(spool) = &self.spool {
+                        spool.sent(&self.url, last_sent);
+                    }
                 }
             }
         }

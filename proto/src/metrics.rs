@@ -100,6 +100,10 @@ pub const MYSQL_REPLICA_SQL_RUNNING: &str = "mysql_replica_sql_running";
 /// A check's status as a number (`check`): 0 ok, 1 warn, 2 crit, 3 unknown.
 pub const CHECK_STATUS: &str = "check_status";
 
+/// Batches the agent's spool dropped (full, or older than its age bound),
+/// oldest first, since the agent started.
+pub const AGENT_SPOOL_DROPPED: &str = "stacktop_agent_spool_dropped_batches_total";
+
 /// Label keys.
 pub mod label {
     /// Access-log source of an HTTP series.

@@ -254,6 +254,10 @@ pub async fn run(
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut seq = spooling.after_seq;
     let mut capacity = 64;
+    let dropped_series = spooling
+        .spool
+        .as_ref()
+        .map(|_| series.intern(stacktop_proto::metrics::AGENT_SPOOL_DROPPED, &[]));
     loop {
         tokio::select! {
             biased;
@@ -264,6 +268,9 @@ pub async fn run(
         let mut points = Vec::with_capacity(capacity);
         sampler.sample(now, &mut points);
         extras.drain(&mut inputs, &series, &mut points);
+        if let (Some(spool), Some(id)) = (&spooling.spool, dropped_series) {
+            push(&mut points, id, spool.dropped() as f64);
+        }
         capacity = points.len().max(capacity);
         seq += 1;
         let mut batch = Batch {
