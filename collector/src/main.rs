@@ -67,6 +67,13 @@ struct Args {
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
 
+    /// Keep nothing on disk: no ingest journal, alert state in memory.
+    /// Batches are then acknowledged before they are durable and a crash
+    /// loses them; for benchmarks (`bench --memory-only`) and throw-away
+    /// collectors.
+    #[arg(long, conflicts_with = "data_dir")]
+    memory_only: bool,
+
     /// PEM certificate chain to serve TLS with (with --tls-key); reloaded
     /// on SIGHUP or when the file changes. [default: plain text]
     #[arg(long, value_name = "FILE")]
@@ -258,6 +265,11 @@ struct BenchArgs {
     #[arg(long)]
     tls: bool,
 
+    /// Start the collector with --memory-only (no ingest journal): run once
+    /// with and once without to see what durability costs.
+    #[arg(long)]
+    memory_only: bool,
+
     /// Where the started collector's log goes. [default: nowhere]
     #[arg(long, value_name = "PATH")]
     collector_log: Option<PathBuf>,
@@ -305,7 +317,9 @@ fn resolve(args: Args) -> anyhow::Result<Config> {
         &mut config.auth.operator_tokens_file,
         args.operator_tokens_file,
     );
-    if config.alerts.data_dir.is_none() {
+    if args.memory_only {
+        config.alerts.data_dir = None;
+    } else if config.alerts.data_dir.is_none() {
         config.alerts.data_dir = default_data_dir();
     }
     config.validate()?;
@@ -444,6 +458,7 @@ async fn bench(args: BenchArgs) -> ExitCode {
         duration: args.duration.into(),
         target,
         tls: args.tls,
+        memory_only: args.memory_only,
     };
     let stop = CancellationToken::new();
     let signals = tokio::spawn(wait_for_signal(stop.clone()));

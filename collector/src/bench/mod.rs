@@ -90,6 +90,9 @@ pub struct BenchConfig {
     pub target: Target,
     /// Serve and dial TLS (a started or in-process collector only).
     pub tls: bool,
+    /// Start the collector without its ingest journal (`--memory-only`);
+    /// an in-process collector always runs so.
+    pub memory_only: bool,
 }
 
 /// Why the benchmark could not run.
@@ -162,6 +165,8 @@ pub struct Report {
     pub collector: &'static str,
     /// Whether the connections were TLS.
     pub tls: bool,
+    /// Whether batches were journaled before they were acknowledged.
+    pub durable: bool,
     /// Seconds to open every agent connection (TCP, plus the TLS
     /// handshake with `tls`), 64 at a time.
     pub connect_seconds: f64,
@@ -182,7 +187,12 @@ impl Report {
             self.interval_ms,
             self.agents_per_connection,
             self.collector,
-            if self.tls { ", TLS" } else { ", plaintext" }
+            match (self.tls, self.durable) {
+                (true, true) => ", TLS, durable",
+                (true, false) => ", TLS, memory only",
+                (false, true) => ", plaintext, durable",
+                (false, false) => ", plaintext, memory only",
+            }
         );
         let _ = writeln!(
             out,
@@ -258,6 +268,7 @@ pub async fn run(config: BenchConfig, stop: CancellationToken) -> Result<Report,
                 config.agents + 100,
                 log.as_deref(),
                 tls.as_ref().map(|t| t.dir.as_path()),
+                config.memory_only,
             )
             .await
             .map_err(BenchError::Spawn)?;
@@ -305,6 +316,7 @@ pub async fn run(config: BenchConfig, stop: CancellationToken) -> Result<Report,
         interval_ms: config.interval.as_millis() as u64,
         collector: kind,
         tls: tls.is_some(),
+        durable: matches!(config.target, Target::Spawn { .. }) && !config.memory_only,
         connect_seconds: connect.seconds,
         connect_collector_cpu_seconds: connect.collector_cpu_seconds,
         phases,
@@ -544,6 +556,7 @@ mod tests {
             duration: Duration::from_secs(1),
             target: Target::InProcess,
             tls: false,
+            memory_only: true,
         };
         let report = run(config, CancellationToken::new()).await.unwrap();
         assert_eq!(report.phases.len(), 2);

@@ -85,6 +85,7 @@ impl Spawned {
         max_agents: usize,
         log: Option<&Path>,
         tls: Option<&Path>,
+        memory_only: bool,
     ) -> io::Result<Self> {
         let addr = free_port()?;
         let stderr = match log {
@@ -97,6 +98,11 @@ impl Spawned {
             addr.port()
         ));
         let mut command = Command::new(exe);
+        if memory_only {
+            command.arg("--memory-only");
+        } else {
+            command.arg("--data-dir").arg(&data_dir);
+        }
         if let Some(dir) = tls {
             command
                 .arg("--tls-cert")
@@ -107,8 +113,6 @@ impl Spawned {
         let child = command
             .arg("--listen")
             .arg(addr.to_string())
-            .arg("--data-dir")
-            .arg(&data_dir)
             .arg("--max-agents")
             .arg(max_agents.to_string())
             .env("RUST_LOG", "warn")
