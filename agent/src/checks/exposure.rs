@@ -7,9 +7,9 @@
 //! `::1`, `::ffff:127.x`), and compares the rest with the allow-list. Only
 //! when something is not allowed does it walk `/proc/*/fd` to name the
 //! owning process (by socket inode), which keeps the common case cheap;
-//! and the owners found are remembered by inode, so a listener that stays
-//! (the usual case: a service someone forgot) is walked for once, not on
-//! every run. A socket's inode is not reused while the socket exists, and
+//! and what the walk found (or did not) is remembered by inode, so a
+//! listener that stays (the usual case: a service someone forgot) is walked
+//! for once, not on every run. A socket's inode is not reused while the socket exists, and
 //! the memory holds only the inodes of the current run's offenders.
 //! Sockets owned by other users' processes are named only when the agent
 //! may read their fds (as root it can).
@@ -198,9 +198,12 @@ pub fn is_loopback(ip: IpAddr) -> bool {
 pub struct ExposureProbe {
     allow: Vec<Allow>,
     /// Owners ("name pid N") of the offending sockets of the last run, by
-    /// inode. Shared by the clones each run is handed to (runs go to the
-    /// blocking pool), and held only while a run reads or replaces it.
-    owners: Arc<Mutex<HashMap<u64, String>>>,
+    /// inode; `None`: a walk did not find it (a process in another PID
+    /// namespace, or one the agent may not read), which another walk would
+    /// not change while the socket lives. Shared by the clones each run is
+    /// handed to (runs go to the blocking pool), and held only while a run
+    /// reads or replaces it.
+    owners: Arc<Mutex<HashMap<u64, Option<String>>>>,
 }
 
 impl ExposureProbe {
@@ -242,8 +245,9 @@ impl ExposureProbe {
     }
 
     /// The owners of `offending`: remembered ones from the last run, the
-    /// rest found by one walk of `/proc/*/fd`. What is remembered becomes
-    /// exactly this run's offenders (closed sockets are forgotten).
+    /// rest looked for by one walk of `/proc/*/fd`. What is remembered
+    /// (found or not) becomes exactly this run's offenders (closed sockets
+    /// are forgotten).
     fn owners_of(&self, offending: &[Listener]) -> HashMap<u64, String> {
         let mut known =
             std::mem::take(&mut *self.owners.lock().unwrap_or_else(PoisonError::into_inner));
@@ -254,10 +258,15 @@ impl ExposureProbe {
             .filter(|inode| !known.contains_key(inode))
             .collect();
         if !missing.is_empty() {
-            known.extend(owners(&missing));
+            let mut found = owners(&missing);
+            known.extend(missing.iter().map(|inode| (*inode, found.remove(inode))));
         }
-        *self.owners.lock().unwrap_or_else(PoisonError::into_inner) = known.clone();
-        known
+        let named = known
+            .iter()
+            .filter_map(|(inode, owner)| Some((*inode, owner.clone()?)))
+            .collect();
+        *self.owners.lock().unwrap_or_else(PoisonError::into_inner) = known;
+        named
     }
 
     /// Listeners on a non-loopback address that no entry allows, one per
@@ -418,10 +427,19 @@ mod tests {
             .owners
             .lock()
             .unwrap()
-            .insert(stray.inode, "redis-server pid 812".into());
+            .insert(stray.inode, Some("redis-server pid 812".into()));
         let owners = probe.owners_of(&[stray]);
         assert_eq!(owners[&stray.inode], "redis-server pid 812");
         assert_eq!(probe.owners_of(&[stray]), owners);
+        // One no walk can name: looked for once, then remembered as unknown.
+        let hidden = Listener {
+            addr: "10.0.0.5:2024".parse().unwrap(),
+            inode: u64::MAX - 2,
+        };
+        let named = probe.owners_of(&[stray, hidden]);
+        assert!(!named.contains_key(&hidden.inode));
+        assert_eq!(probe.owners.lock().unwrap()[&hidden.inode], None);
+        assert_eq!(probe.owners_of(&[stray, hidden]), owners);
         // Gone from the offenders: forgotten.
         assert!(probe.owners_of(&[]).is_empty());
         assert!(probe.owners.lock().unwrap().is_empty());
