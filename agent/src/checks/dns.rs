@@ -19,14 +19,22 @@
 //! expect = ["127.0.0.10"]
 //! ```
 
+// Without the `dns` feature only the spec (and the pure judging) is
+// built, so the probe's imports go unused.
+#![cfg_attr(not(feature = "dns"), allow(unused_imports))]
+
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+#[cfg(feature = "dns")]
 use hickory_resolver::Resolver;
+#[cfg(feature = "dns")]
 use hickory_resolver::config::{
     ConnectionConfig, NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts,
 };
+#[cfg(feature = "dns")]
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
+#[cfg(feature = "dns")]
 use hickory_resolver::proto::rr::{RData, RecordType};
 use serde::Deserialize;
 
@@ -53,7 +61,8 @@ impl DnsSpec {
     }
 }
 
-/// A DNS A-record check.
+/// A DNS A-record check (with the `dns` cargo feature, a default one).
+#[cfg(feature = "dns")]
 #[derive(Debug)]
 pub struct DnsProbe {
     name: String,
@@ -62,6 +71,7 @@ pub struct DnsProbe {
     timeout: Duration,
 }
 
+#[cfg(feature = "dns")]
 impl DnsProbe {
     /// Checks the spec and builds the probe; `timeout` bounds one query.
     pub fn from_spec(spec: &DnsSpec, timeout: Duration) -> SpecResult<Self> {

@@ -6,7 +6,11 @@
 //! `/proc/net/tcp6`, ignores those bound to a loopback address (127.0.0.0/8,
 //! `::1`, `::ffff:127.x`), and compares the rest with the allow-list. Only
 //! when something is not allowed does it walk `/proc/*/fd` to name the
-//! owning process (by socket inode), which keeps the common case cheap.
+//! owning process (by socket inode), which keeps the common case cheap;
+//! and what the walk found (or did not) is remembered by inode, so a
+//! listener that stays (the usual case: a service someone forgot) is walked
+//! for once, not on every run. A socket's inode is not reused while the socket exists, and
+//! the memory holds only the inodes of the current run's offenders.
 //! Sockets owned by other users' processes are named only when the agent
 //! may read their fds (as root it can).
 //!
@@ -38,6 +42,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::fs;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -192,6 +197,13 @@ pub fn is_loopback(ip: IpAddr) -> bool {
 #[derive(Debug, Clone)]
 pub struct ExposureProbe {
     allow: Vec<Allow>,
+    /// Owners ("name pid N") of the offending sockets of the last run, by
+    /// inode; `None`: a walk did not find it (a process in another PID
+    /// namespace, or one the agent may not read), which another walk would
+    /// not change while the socket lives. Shared by the clones each run is
+    /// handed to (runs go to the blocking pool), and held only while a run
+    /// reads or replaces it.
+    owners: Arc<Mutex<HashMap<u64, Option<String>>>>,
 }
 
 impl ExposureProbe {
@@ -205,12 +217,15 @@ impl ExposureProbe {
                 .collect::<SpecResult<_>>()?,
             None => default_allow(roles),
         };
-        Ok(Self { allow })
+        Ok(Self::new(allow))
     }
 
     /// A probe with an explicit allow-list.
     pub fn new(allow: Vec<Allow>) -> Self {
-        Self { allow }
+        Self {
+            allow,
+            owners: Arc::default(),
+        }
     }
 
     /// Runs the check once (reads /proc; no await).
@@ -225,12 +240,33 @@ impl ExposureProbe {
             }
         }
         let offending = self.not_allowed(&listeners);
-        let owners = if offending.is_empty() {
-            HashMap::new()
-        } else {
-            owners(&offending.iter().map(|l| l.inode).collect())
-        };
+        let owners = self.owners_of(&offending);
         judge(listeners.len(), &offending, &owners)
+    }
+
+    /// The owners of `offending`: remembered ones from the last run, the
+    /// rest looked for by one walk of `/proc/*/fd`. What is remembered
+    /// (found or not) becomes exactly this run's offenders (closed sockets
+    /// are forgotten).
+    fn owners_of(&self, offending: &[Listener]) -> HashMap<u64, String> {
+        let mut known =
+            std::mem::take(&mut *self.owners.lock().unwrap_or_else(PoisonError::into_inner));
+        known.retain(|inode, _| offending.iter().any(|l| l.inode == *inode));
+        let missing: BTreeSet<u64> = offending
+            .iter()
+            .map(|l| l.inode)
+            .filter(|inode| !known.contains_key(inode))
+            .collect();
+        if !missing.is_empty() {
+            let mut found = owners(&missing);
+            known.extend(missing.iter().map(|inode| (*inode, found.remove(inode))));
+        }
+        let named = known
+            .iter()
+            .filter_map(|(inode, owner)| Some((*inode, owner.clone()?)))
+            .collect();
+        *self.owners.lock().unwrap_or_else(PoisonError::into_inner) = known;
+        named
     }
 
     /// Listeners on a non-loopback address that no entry allows, one per
@@ -375,6 +411,38 @@ mod tests {
             judge(6, &[], &HashMap::new()).message,
             "6 listening sockets, all allowed or loopback"
         );
+    }
+
+    /// Owners are remembered by inode while the listener stays, and
+    /// forgotten once it is gone. (Inodes this high name no socket, so a
+    /// walk could never have found the remembered owner.)
+    #[test]
+    fn owners_are_remembered_while_the_listener_stays() {
+        let probe = ExposureProbe::new(default_allow(&[]));
+        let stray = Listener {
+            addr: "10.0.0.5:6379".parse().unwrap(),
+            inode: u64::MAX - 1,
+        };
+        probe
+            .owners
+            .lock()
+            .unwrap()
+            .insert(stray.inode, Some("redis-server pid 812".into()));
+        let owners = probe.owners_of(&[stray]);
+        assert_eq!(owners[&stray.inode], "redis-server pid 812");
+        assert_eq!(probe.owners_of(&[stray]), owners);
+        // One no walk can name: looked for once, then remembered as unknown.
+        let hidden = Listener {
+            addr: "10.0.0.5:2024".parse().unwrap(),
+            inode: u64::MAX - 2,
+        };
+        let named = probe.owners_of(&[stray, hidden]);
+        assert!(!named.contains_key(&hidden.inode));
+        assert_eq!(probe.owners.lock().unwrap()[&hidden.inode], None);
+        assert_eq!(probe.owners_of(&[stray, hidden]), owners);
+        // Gone from the offenders: forgotten.
+        assert!(probe.owners_of(&[]).is_empty());
+        assert!(probe.owners.lock().unwrap().is_empty());
     }
 
     #[test]

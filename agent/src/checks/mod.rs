@@ -80,6 +80,13 @@
 //! When `[[checks]]` is given without `role-defaults = true`, exactly
 //! those checks run and no default is added (not even `exposure`): the
 //! operator's list is the whole list.
+//!
+//! # Cargo features
+//!
+//! `mysql`, `dns` and `tls` (all on by default) build the probes of those
+//! kinds and their clients (mysql_async, hickory-resolver, x509-parser).
+//! A build without one still reads such a table and refuses it by name;
+//! without `mysql` a `db` node gets no default check.
 
 pub mod common;
 pub mod dns;
@@ -180,6 +187,16 @@ impl<'de, K: DeserializeOwned> Deserialize<'de> for Spec<K> {
             settings: K::deserialize(toml::Value::Table(settings)).map_err(error)?,
         })
     }
+}
+
+/// The error for a kind whose probe this build left out (its cargo
+/// feature was off): the config is still read, and refused by name.
+#[cfg(not(all(feature = "mysql", feature = "dns", feature = "tls")))]
+fn not_built(kind: &str) -> SpecError {
+    SpecError::new(
+        "kind",
+        format!("this agent was built without the {kind:?} check (cargo feature `{kind}`)"),
+    )
 }
 
 /// One `[[checks]]` table, by its `kind`.
@@ -343,17 +360,26 @@ impl CheckSpec {
                 Probe::Http(http::HttpProbe::from_spec(&s.settings)?)
             }
             CheckSpec::Tcp(s) => Probe::Tcp(tcp::TcpProbe::from_spec(&s.settings)?),
+            #[cfg(feature = "tls")]
             CheckSpec::Tls(s) => Probe::Tls(tls::TlsProbe::from_spec(&s.settings)?),
+            #[cfg(not(feature = "tls"))]
+            CheckSpec::Tls(_) => return Err(not_built("tls")),
             CheckSpec::Process(s) => Probe::Process(process::ProcessProbe::from_spec(&s.settings)?),
+            #[cfg(feature = "dns")]
             CheckSpec::Dns(s) => Probe::Dns(dns::DnsProbe::from_spec(&s.settings, timeout)?),
+            #[cfg(not(feature = "dns"))]
+            CheckSpec::Dns(_) => return Err(not_built("dns")),
             CheckSpec::Exposure(s) => {
                 Probe::Exposure(exposure::ExposureProbe::from_spec(&s.settings, roles)?)
             }
             CheckSpec::Nginx(s) => Probe::Nginx(nginx::NginxProbe::from_spec(&s.settings)?),
             CheckSpec::Haproxy(s) => Probe::Haproxy(haproxy::HaproxyProbe::from_spec(&s.settings)?),
+            #[cfg(feature = "mysql")]
             CheckSpec::Mysql(s) => {
                 Probe::Mysql(Box::new(mysql::MysqlProbe::from_spec(&s.settings, &name)?))
             }
+            #[cfg(not(feature = "mysql"))]
+            CheckSpec::Mysql(_) => return Err(not_built("mysql")),
         };
         Ok(Check {
             name,
@@ -555,10 +581,14 @@ pub fn defaults_for_roles(roles: &[Role]) -> Vec<CheckSpec> {
                 url: "http://127.0.0.1:8080/health".into(),
                 ..Default::default()
             }))),
+            #[cfg(feature = "mysql")]
             Role::Db => specs.push(CheckSpec::Mysql(Spec::new(mysql::MysqlSpec {
                 password_env: Some(mysql::DEFAULT_PASSWORD_ENV.into()),
                 ..Default::default()
             }))),
+            // Built without the MySQL client: nothing to probe the database with.
+            #[cfg(not(feature = "mysql"))]
+            Role::Db => {}
             Role::Unspecified => {}
         }
     }

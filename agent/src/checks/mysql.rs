@@ -48,10 +48,16 @@
 //! crit-lag = "60s"
 //! ```
 
+// Without the `mysql` feature only the spec (and the pure judging) is
+// built, so the probe's imports go unused.
+#![cfg_attr(not(feature = "mysql"), allow(unused_imports))]
+
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+#[cfg(feature = "mysql")]
 use mysql_async::prelude::Queryable;
+#[cfg(feature = "mysql")]
 use mysql_async::{Conn, OptsBuilder, Row, Value};
 use serde::Deserialize;
 use stacktop_proto::Health;
@@ -161,6 +167,7 @@ impl MysqlSpec {
 pub const CONNECTIONS_WARN_RATIO: f64 = 0.9;
 
 /// Where the password comes from.
+#[cfg(feature = "mysql")]
 #[derive(Debug, Clone)]
 enum Password {
     Literal(String),
@@ -255,7 +262,8 @@ pub fn replication_outcome(
     }
 }
 
-/// A MySQL/MariaDB check.
+/// A MySQL/MariaDB check (with the `mysql` cargo feature, a default one).
+#[cfg(feature = "mysql")]
 #[derive(Debug)]
 pub struct MysqlProbe {
     host: String,
@@ -275,6 +283,7 @@ pub struct MysqlProbe {
     was_replica: bool,
 }
 
+#[cfg(feature = "mysql")]
 impl MysqlProbe {
     /// Checks the spec and builds the probe (it connects on its first
     /// run); `name` is the `mysql` check's name (the replication check is
@@ -498,6 +507,7 @@ impl MysqlProbe {
 }
 
 /// One row as column name -> text (NULL as `None`).
+#[cfg(feature = "mysql")]
 fn row_map(row: &Row) -> HashMap<String, Option<String>> {
     row.columns_ref()
         .iter()
@@ -577,6 +587,7 @@ pub fn summarize(
 }
 
 /// The driver's error in an operator's words.
+#[cfg(feature = "mysql")]
 fn error_words(err: &mysql_async::Error) -> String {
     match err {
         mysql_async::Error::Io(mysql_async::IoError::Io(e)) => io_words(e),

@@ -22,7 +22,13 @@ use tokio_util::task::TaskTracker;
 use tracing::debug;
 
 use super::common::{Outcome, unix_ms};
-use super::{dns, exposure, haproxy, http, mysql, nginx, process, tcp, tls};
+#[cfg(feature = "dns")]
+use super::dns;
+#[cfg(feature = "mysql")]
+use super::mysql;
+#[cfg(feature = "tls")]
+use super::tls;
+use super::{exposure, haproxy, http, nginx, process, tcp};
 use crate::observe::Observation;
 
 /// One built probe of any kind.
@@ -33,10 +39,12 @@ pub enum Probe {
     /// TCP connect.
     Tcp(tcp::TcpProbe),
     /// TLS certificate expiry.
+    #[cfg(feature = "tls")]
     Tls(tls::TlsProbe),
     /// A process running by name.
     Process(process::ProcessProbe),
     /// A DNS A record through a given resolver.
+    #[cfg(feature = "dns")]
     Dns(dns::DnsProbe),
     /// Listening sockets against an allow-list.
     Exposure(exposure::ExposureProbe),
@@ -45,6 +53,7 @@ pub enum Probe {
     /// HAProxy stats.
     Haproxy(haproxy::HaproxyProbe),
     /// MySQL/MariaDB health and replication (boxed: it holds a connection).
+    #[cfg(feature = "mysql")]
     Mysql(Box<mysql::MysqlProbe>),
     /// A role default whose endpoint is not configured: it probes nothing
     /// and reports `unknown` with this message (what to configure), so a
@@ -58,14 +67,17 @@ impl Probe {
         match self {
             Probe::Http(p) => p.run().await,
             Probe::Tcp(p) => p.run().await,
+            #[cfg(feature = "tls")]
             Probe::Tls(p) => p.run().await,
             // /proc walks block: keep them off the runtime's thread, which
             // the sampler shares.
             Probe::Process(p) => blocking(p.clone(), |p| p.run()).await,
+            #[cfg(feature = "dns")]
             Probe::Dns(p) => p.run().await,
             Probe::Exposure(p) => blocking(p.clone(), |p| p.run()).await,
             Probe::Nginx(p) => p.run().await,
             Probe::Haproxy(p) => p.run().await,
+            #[cfg(feature = "mysql")]
             Probe::Mysql(p) => p.run().await,
             Probe::NotConfigured(message) => Outcome::new(Health::Unknown, message.clone()),
         }
@@ -77,6 +89,7 @@ impl Probe {
     fn timed_out(&mut self, timeout: Duration) -> Outcome {
         let outcome = Outcome::timed_out(timeout);
         match self {
+            #[cfg(feature = "mysql")]
             Probe::Mysql(p) => Outcome {
                 extra: p.on_failure(&outcome.message),
                 ..outcome

@@ -22,6 +22,10 @@
 //! mismatched certificate is crit: clients will refuse it too). Message:
 //! "certificate for www.example.com expires in 41 days (2027-01-05)".
 
+// Without the `tls` feature only the spec (and the pure judging) is
+// built, so the probe's imports go unused.
+#![cfg_attr(not(feature = "tls"), allow(unused_imports))]
+
 use std::sync::Arc;
 
 use rustls::pki_types::pem::PemObject;
@@ -100,6 +104,7 @@ pub fn client_config(ca_file: Option<&str>) -> SpecResult<Arc<rustls::ClientConf
 }
 
 /// A TLS certificate expiry check.
+#[cfg(feature = "tls")]
 #[derive(Debug)]
 pub struct TlsProbe {
     host: String,
@@ -110,6 +115,7 @@ pub struct TlsProbe {
     crit_days: u32,
 }
 
+#[cfg(feature = "tls")]
 impl TlsProbe {
     /// Checks the spec and builds the probe (loading the CA file): any
     /// key that cannot be used is an error naming it.
@@ -181,6 +187,7 @@ pub fn tls_words(err: &std::io::Error) -> String {
 }
 
 /// The certificate's notAfter as Unix seconds.
+#[cfg(feature = "tls")]
 pub fn not_after(der: &[u8]) -> std::result::Result<i64, String> {
     let (_, cert) = x509_parser::parse_x509_certificate(der)
         .map_err(|e| format!("cannot parse the server certificate: {e}"))?;

@@ -175,6 +175,15 @@ pub struct Report {
     pub connect_collector_cpu_seconds: Option<f64>,
     /// One entry per watcher count.
     pub phases: Vec<Phase>,
+    /// Over the whole run (warm-ups included), batches the agents sent.
+    pub batches_sent: u64,
+    /// Over the whole run, batches the collector acknowledged (those in
+    /// flight when the agents stopped are not).
+    pub batches_acked: u64,
+    /// Over the whole run, agent streams that failed, refused connections
+    /// included: a phase's `errors` counts only its measured window, and a
+    /// run is clean only if this is 0.
+    pub agent_errors: u64,
 }
 
 impl Report {
@@ -237,6 +246,11 @@ impl Report {
                 p.errors
             );
         }
+        let _ = writeln!(
+            out,
+            "whole run: {} batches sent, {} acknowledged, {} agent stream errors",
+            self.batches_sent, self.batches_acked, self.agent_errors
+        );
         out
     }
 }
@@ -309,7 +323,7 @@ pub async fn run(config: BenchConfig, stop: CancellationToken) -> Result<Report,
     if let Some(s) = spawned {
         s.stop().await;
     }
-    result.map(|(connect, phases)| Report {
+    result.map(|(connect, phases, totals)| Report {
         agents: config.agents,
         agents_per_connection: config.agents_per_connection.max(1),
         series_per_agent: agent::series(1, config.series).len(),
@@ -320,6 +334,9 @@ pub async fn run(config: BenchConfig, stop: CancellationToken) -> Result<Report,
         connect_seconds: connect.seconds,
         connect_collector_cpu_seconds: connect.collector_cpu_seconds,
         phases,
+        batches_sent: totals.batches_sent.load(Ordering::Relaxed),
+        batches_acked: totals.batches_acked.load(Ordering::Relaxed),
+        agent_errors: totals.errors.load(Ordering::Relaxed),
     })
 }
 
@@ -381,7 +398,7 @@ async fn measure(
     client: &ClientConfig,
     pid: Option<u32>,
     stop: &CancellationToken,
-) -> Result<(Connect, Vec<Phase>), BenchError> {
+) -> Result<(Connect, Vec<Phase>, Arc<Counters>), BenchError> {
     let counters = Arc::new(Counters::default());
     let per = config.agents_per_connection.max(1);
     let before = (Instant::now(), pid.and_then(|pid| process::usage(pid).ok()));
@@ -457,7 +474,7 @@ async fn measure(
     }
     stop.cancel();
     while tasks.join_next().await.is_some() {}
-    Ok((connect, phases))
+    Ok((connect, phases, counters))
 }
 
 /// Counters and process usage at one instant.
@@ -566,6 +583,8 @@ mod tests {
             assert!(p.watch_updates_per_second > 0.0, "{p:?}");
             assert!(p.latency_samples > 0, "{p:?}");
         }
+        assert_eq!(report.agent_errors, 0, "{report:?}");
+        assert!(report.batches_acked > 0 && report.batches_acked <= report.batches_sent);
         assert!(report.to_table().contains("WATCHERS"));
     }
 }
