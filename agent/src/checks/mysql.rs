@@ -122,6 +122,7 @@ impl MysqlSpec {
 }
 
 /// Why a `mysql` table over TCP without a password is refused.
+#[cfg(feature = "mysql")]
 const NO_CREDENTIALS: &str = "a mysql check over TCP needs a password: set password-file \
      (recommended), password-env or password; only socket = \"/run/mysqld/mysqld.sock\" can \
      log in without one (MariaDB unix_socket authentication)";
