@@ -26,4 +26,11 @@ fn deb_holds_the_binary_unit_and_example_config() {
     };
     deb.check_common("stacktop-agent");
     deb.check_service("stacktop-agent", "agent.toml");
+    deb.check_install(
+        "stacktop-agent",
+        &[
+            "/usr/lib/systemd/system/stacktop-agent.service",
+            "/etc/stacktop/agent.toml",
+        ],
+    );
 }

@@ -26,4 +26,11 @@ fn deb_holds_the_binary_unit_and_example_config() {
     };
     deb.check_common("stacktop-collector");
     deb.check_service("stacktop-collector", "collector.toml");
+    deb.check_install(
+        "stacktop-collector",
+        &[
+            "/usr/lib/systemd/system/stacktop-collector.service",
+            "/etc/stacktop/collector.toml",
+        ],
+    );
 }

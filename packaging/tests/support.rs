@@ -9,7 +9,11 @@
 //!   `systemd-analyze security --offline` scores it at most a ceiling;
 //! - `cargo deb` builds the package from the binary the test already has,
 //!   and `dpkg-deb` finds in it the binary, the unit, the example config
-//!   (a conffile), the man pages and the completions.
+//!   (a conffile), the man pages and the completions;
+//! - under `STACKTOP_LAB=require` (CI, as root, on a throw-away machine)
+//!   `dpkg -i` installs it for real: the binary, unit and config are in
+//!   place and the binary runs; then `dpkg --purge` removes it. Elsewhere
+//!   that step is skipped with the reason: it changes the machine.
 //!
 //! A missing tool (`systemd-analyze`, `cargo deb`, `dpkg-deb`) skips its
 //! check with the reason printed, unless `STACKTOP_LAB=require`, which CI
@@ -287,7 +291,65 @@ pub fn build_deb(bin: &str, package: &str) -> Option<Deb> {
     })
 }
 
+/// `dpkg --purge PACKAGE` when dropped: what a test installed goes, even
+/// when an assertion failed.
+struct Purge<'a>(&'a str);
+
+impl Drop for Purge<'_> {
+    fn drop(&mut self) {
+        let _ = Command::new("dpkg").args(["--purge", self.0]).output();
+    }
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|l| l.split_whitespace().next().map(|uid| uid == "0"))
+        .unwrap_or(false)
+}
+
 impl Deb {
+    /// Installs the package with `dpkg -i` and checks that `paths` (and
+    /// `/usr/bin/PACKAGE`, which must run) are where an install puts them,
+    /// then purges it. Only under `STACKTOP_LAB=require` as root: a real
+    /// install changes the machine.
+    pub fn check_install(&self, package: &str, paths: &[&str]) {
+        if !required() {
+            eprintln!(
+                "skipped: dpkg -i {package} (it changes this machine; CI does it, with \
+                 STACKTOP_LAB=require as root)"
+            );
+            return;
+        }
+        assert!(is_root(), "STACKTOP_LAB=require, but dpkg -i needs root");
+        let installed = Command::new("dpkg-query")
+            .args(["-W", "-f=${Status}", package])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).contains("installed"))
+            .unwrap_or(false);
+        if installed {
+            eprintln!("skipped: dpkg -i {package}: a {package} package is installed here already");
+            return;
+        }
+        let _purge = Purge(package);
+        ok(Command::new("dpkg")
+            .arg("-i")
+            .arg(&self.file)
+            .env("DEBIAN_FRONTEND", "noninteractive"));
+        let bin = format!("/usr/bin/{package}");
+        for path in std::iter::once(bin.as_str()).chain(paths.iter().copied()) {
+            assert!(Path::new(path).is_file(), "dpkg -i {package}: no {path}");
+        }
+        let version = ok(Command::new(&bin).arg("--version"));
+        assert!(
+            String::from_utf8_lossy(&version.stdout).contains(env!("CARGO_PKG_VERSION")),
+            "{bin} --version: {version:?}"
+        );
+        eprintln!("dpkg -i {package}: {bin} runs, {paths:?} in place; purged");
+    }
+
     /// Asserts that `path` (absolute, as installed) is in the package,
     /// listed and unpacked, and returns where it was unpacked.
     pub fn has(&self, path: &str) -> PathBuf {
