@@ -41,7 +41,10 @@ fn node(i: usize) -> NodeState {
     NodeState {
         name,
         roles: roles.iter().map(|r| *r as i32).collect(),
-        labels: vec![Label::new("dc", if i % 2 == 0 { "ams1" } else { "fra1" })],
+        labels: vec![Label::new(
+            "dc",
+            if i.is_multiple_of(2) { "ams1" } else { "fra1" },
+        )],
         health: health as i32,
         connected: health != Health::Down,
         last_seen_ms: NOW - 1_000,
@@ -131,7 +134,9 @@ fn frames(c: &mut Criterion) {
             app.update(Action::Resize { width, height });
             let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
             c.bench_function(&format!("{view} 1000 nodes {width}x{height}"), |b| {
-                b.iter(|| terminal.draw(|frame| ui::draw(frame, &app)).unwrap());
+                b.iter(|| {
+                    terminal.draw(|frame| ui::draw(frame, &app)).unwrap();
+                });
             });
         }
     }

@@ -138,7 +138,7 @@ fn chart_span(history: &History, now_ms: i64, window: u64) -> u64 {
 
 /// `15m`, `1h`, `6h`.
 fn window_text(seconds: u64) -> String {
-    if seconds >= 3_600 && seconds % 3_600 == 0 {
+    if seconds >= 3_600 && seconds.is_multiple_of(3_600) {
         format!("{}h", seconds / 3_600)
     } else {
         format!("{}m", seconds / 60)
