@@ -20,16 +20,21 @@
 //! Nothing here computes health or decides alerts: node, tier and site
 //! health and the alert list are shown as the collector decided them.
 
-use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+use crossterm::event::{
+    KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEvent, MouseEventKind,
+};
 use stacktop_proto::Role;
 use stacktop_proto::v1::{Alert, FleetUpdate, Matcher, NodeState, TierState};
 
 use crate::alerts::{self, AlertRow};
 use crate::event::Event;
-use crate::history::{History, HistoryState};
+use crate::history::{DEFAULT_ZOOM, History, HistoryState, ZOOMS};
 use crate::model::{ConnState, Model, NodeKey, SourceId};
 use crate::operator::{self, OperatorCall, Target, Until};
+pub use crate::sort::SortColumn;
 
+/// Header lines above every screen.
+pub const HEADER_ROWS: u16 = 2;
 /// Rows the screen chrome takes around the node list (two header lines,
 /// the column heading, the footer).
 const LIST_CHROME_ROWS: u16 = 4;
@@ -40,18 +45,75 @@ const ALERT_PANE_ROWS: u16 = 6;
 const ALERT_PANE_MIN_HEIGHT: u16 = 16;
 /// How long a notice (the answer to a write call) stays in the footer.
 pub const NOTICE_MS: i64 = 15_000;
+/// The longest filter the nodes view takes as typed.
+const MAX_FILTER: usize = 64;
 /// The longest duration a prompt takes as typed.
 const MAX_INPUT: usize = 16;
 
 /// Which screen is in front.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Screen {
-    /// All nodes by tier.
+    /// The stack along the request path, one box per tier (the default).
+    Topology,
+    /// The nodes view: every node in a table (sorted, filtered, or grouped
+    /// by tier).
     Fleet,
     /// One node.
     Detail(NodeKey),
     /// The active alerts.
     Alerts,
+}
+
+/// How the nodes view lists the fleet.
+#[derive(Debug, Clone, Default)]
+pub struct NodesView {
+    /// The column rows are sorted by.
+    pub sort: SortColumn,
+    /// Sorted the other way (`S`).
+    pub reverse: bool,
+    /// Grouped by tier (a node under each of its tiers, with its health as
+    /// that role) instead of one row per node.
+    pub grouped: bool,
+    /// The filter as typed (empty: none).
+    pub filter: String,
+    /// The filter compiled (`None`: empty or not a valid expression).
+    pub regex: Option<regex::Regex>,
+    /// Why the typed filter is not a regular expression.
+    pub filter_error: Option<String>,
+    /// The filter line has the keyboard.
+    pub editing: bool,
+}
+
+impl NodesView {
+    /// Whether `node` passes the filter: its name, a role, or a label
+    /// (`key=value`) matches (case-insensitive).
+    pub fn matches(&self, node: &NodeState) -> bool {
+        let Some(re) = &self.regex else { return true };
+        re.is_match(&node.name)
+            || node.roles().any(|r| re.is_match(r.name()))
+            || node
+                .labels
+                .iter()
+                .any(|l| re.is_match(&format!("{}={}", l.key, l.value)))
+    }
+
+    fn set_filter(&mut self, text: String) {
+        self.filter_error = None;
+        self.regex = None;
+        if !text.is_empty() {
+            match regex::RegexBuilder::new(&text)
+                .case_insensitive(true)
+                .size_limit(1 << 20)
+                .build()
+            {
+                Ok(re) => self.regex = Some(re),
+                Err(err) => {
+                    self.filter_error = Some(err.to_string().lines().last().unwrap_or("").into())
+                }
+            }
+        }
+        self.filter = text;
+    }
 }
 
 /// A write call that still needs to know how long.
@@ -144,6 +206,8 @@ impl Entry {
 pub enum Action {
     /// Leave the dashboard.
     Quit,
+    /// Ctrl-C: leave the dashboard as interrupted (the shell sees 130).
+    Interrupt,
     /// Move the selection one row up.
     Up,
     /// Move the selection one row down.
@@ -158,8 +222,44 @@ pub enum Action {
     End,
     /// Open the detail screen of the selected node.
     Open,
-    /// Go back from the detail screen or the alerts view to the fleet.
+    /// Go back from the detail screen or the alerts view to the list
+    /// screen it was opened from (topology or nodes).
     Back,
+    /// Charts over a shorter window (`+`).
+    ZoomIn,
+    /// Charts over a longer window (`-`).
+    ZoomOut,
+    /// Stop or resume updating the detail screen's charts and panels (`f`).
+    Freeze,
+    /// Scroll the detail screen's panels down (`J`) or up (`K`) a line.
+    ScrollPanels(i8),
+    /// A left click on terminal row `row`.
+    Click {
+        /// The terminal row clicked (0: the top line).
+        row: u16,
+    },
+    /// Sort the nodes view by the next column (`s`).
+    SortNext,
+    /// Reverse the nodes view's order (`S`).
+    SortReverse,
+    /// Group the nodes view by tier, or not (`t`).
+    ToggleGroups,
+    /// Start typing the nodes view's filter (`/`).
+    FilterStart,
+    /// A character typed into the filter.
+    FilterInput(char),
+    /// Delete the filter's last character.
+    FilterBackspace,
+    /// Stop typing, keep the filter (Enter).
+    FilterDone,
+    /// Drop the filter (Esc).
+    FilterClear,
+    /// Show view `n` (1 topology, 2 nodes, 3 detail, 4 alerts).
+    View(u8),
+    /// The next view (Tab).
+    NextView,
+    /// The previous view (Shift-Tab).
+    PrevView,
     /// Open the alerts view.
     ShowAlerts,
     /// Ask to acknowledge the selected alert.
@@ -258,8 +358,11 @@ impl Action {
 pub struct App {
     /// The fleet as reported, with the connections and the detail data.
     pub model: Model,
-    /// The fleet list's rows, rebuilt whenever the fleet changes.
+    /// The nodes view's rows, rebuilt whenever the fleet or the view's
+    /// order, filter or grouping changes.
     pub entries: Vec<Entry>,
+    /// How the nodes view sorts, filters and groups.
+    pub nodes_view: NodesView,
     /// Index into `entries` of the highlighted row.
     pub selected: usize,
     /// The row the user last chose (tier, node): the selection returns to
@@ -270,6 +373,11 @@ pub struct App {
     pub scroll: usize,
     /// The screen in front.
     pub screen: Screen,
+    /// The list screen (topology or nodes) Esc goes back to.
+    pub list_screen: Screen,
+    /// The node highlighted on the topology screen (none until the user
+    /// moves there).
+    pub topo_selected: Option<NodeKey>,
     /// Whether the key help is shown over the screen.
     pub help: bool,
     /// The current time (Unix ms), moved on by ticks so rendering never
@@ -277,8 +385,11 @@ pub struct App {
     pub now_ms: i64,
     /// Terminal size, for paging and scrolling.
     pub size: (u16, u16),
-    /// Set by [`Action::Quit`]; the event loop ends.
+    /// Set by [`Action::Quit`] and [`Action::Interrupt`]; the event loop
+    /// ends.
     pub should_quit: bool,
+    /// Set by [`Action::Interrupt`]: the user pressed Ctrl-C.
+    pub interrupted: bool,
     /// The alerts view's rows, rebuilt whenever the alerts change.
     pub alert_rows: Vec<AlertRow>,
     /// Index into `alert_rows` of the highlighted alert.
@@ -294,6 +405,15 @@ pub struct App {
     pub notice: Option<Notice>,
     /// Who write calls are made as (`$USER@hostname`; empty: not said).
     pub identity: String,
+    /// How the screen is coloured.
+    pub theme: crate::config::Theme,
+    /// The detail charts' zoom level, an index into [`ZOOMS`].
+    pub zoom: usize,
+    /// The detail screen ignores new Fleet.Node and Fleet.History answers.
+    pub frozen: bool,
+    /// How many lines the detail screen's panels (checks, backends) are
+    /// scrolled down.
+    pub panel_scroll: u16,
 }
 
 impl App {
@@ -302,14 +422,18 @@ impl App {
         Self {
             model: Model::new(collector_url),
             entries: Vec::new(),
+            nodes_view: NodesView::default(),
             selected: 0,
             chosen: None,
             scroll: 0,
-            screen: Screen::Fleet,
+            screen: Screen::Topology,
+            list_screen: Screen::Topology,
+            topo_selected: None,
             help: false,
             now_ms,
             size: (80, 24),
             should_quit: false,
+            interrupted: false,
             alert_rows: Vec::new(),
             alert_selected: 0,
             alert_chosen: None,
@@ -317,6 +441,10 @@ impl App {
             prompt: None,
             notice: None,
             identity: String::new(),
+            theme: Default::default(),
+            zoom: DEFAULT_ZOOM,
+            frozen: false,
+            panel_scroll: 0,
         }
     }
 
@@ -326,11 +454,25 @@ impl App {
         self
     }
 
+    /// The detail charts' window at the current zoom.
+    pub fn chart_window(&self) -> std::time::Duration {
+        ZOOMS[self.zoom.min(ZOOMS.len() - 1)]
+    }
+
+    /// How the dashboard ends, once the user asked it to.
+    pub fn exit(&self) -> Option<crate::Exit> {
+        match (self.should_quit, self.interrupted) {
+            (false, _) => None,
+            (true, false) => Some(crate::Exit::Quit),
+            (true, true) => Some(crate::Exit::Interrupted),
+        }
+    }
+
     /// The node the detail screen shows, if it is open.
     pub fn detail_node(&self) -> Option<&NodeKey> {
         match &self.screen {
             Screen::Detail(key) => Some(key),
-            Screen::Fleet | Screen::Alerts => None,
+            Screen::Topology | Screen::Fleet | Screen::Alerts => None,
         }
     }
 
@@ -402,9 +544,18 @@ impl App {
         *self.connection() == ConnState::Connected
     }
 
+    /// Rows the nodes view's filter line takes (1 while a filter is typed
+    /// or set).
+    pub fn filter_rows(&self) -> u16 {
+        u16::from(self.nodes_view.editing || !self.nodes_view.filter.is_empty())
+    }
+
     /// How many list lines fit on screen at the current size.
     pub fn list_rows(&self) -> usize {
-        self.size.1.saturating_sub(LIST_CHROME_ROWS).max(1) as usize
+        self.size
+            .1
+            .saturating_sub(LIST_CHROME_ROWS + self.filter_rows())
+            .max(1) as usize
     }
 
     /// The list line (counting tier headings) of entry `index`.
@@ -416,6 +567,9 @@ impl App {
 
     /// Whether entry `index` is the first under its tier heading.
     pub fn is_first_in_tier(&self, index: usize) -> bool {
+        if !self.nodes_view.grouped {
+            return false;
+        }
         index == 0
             || match (self.entries.get(index - 1), self.entries.get(index)) {
                 (Some(prev), Some(this)) => prev.tier != this.tier,
@@ -427,6 +581,7 @@ impl App {
     pub fn action_for(&self, event: Event) -> Option<Action> {
         match event {
             Event::Key(key) => self.action_for_key(key),
+            Event::Mouse(mouse) => self.action_for_mouse(mouse),
             Event::Resize(width, height) => Some(Action::Resize { width, height }),
             Event::Tick(now) => Some(Action::Tick(now)),
             Event::Update { source, update } => Some(Action::Update { source, update }),
@@ -438,16 +593,43 @@ impl App {
         }
     }
 
+    /// The action a click or wheel turn means: the wheel moves the
+    /// selection (it scrolls the list with it), a left click on a row of
+    /// the nodes or alerts list selects it.
+    pub fn action_for_mouse(&self, mouse: MouseEvent) -> Option<Action> {
+        if self.prompt.is_some() || self.help {
+            return None;
+        }
+        let detail = matches!(self.screen, Screen::Detail(_));
+        match mouse.kind {
+            MouseEventKind::ScrollUp if detail => Some(Action::ScrollPanels(-1)),
+            MouseEventKind::ScrollDown if detail => Some(Action::ScrollPanels(1)),
+            MouseEventKind::ScrollUp => Some(Action::Up),
+            MouseEventKind::ScrollDown => Some(Action::Down),
+            MouseEventKind::Down(MouseButton::Left) => Some(Action::Click { row: mouse.row }),
+            _ => None,
+        }
+    }
+
     /// The action a key press means on the current screen.
     pub fn action_for_key(&self, key: KeyEvent) -> Option<Action> {
         if key.kind != KeyEventKind::Press {
             return None;
         }
         if key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c') {
-            return Some(Action::Quit);
+            return Some(Action::Interrupt);
         }
         if let Some(prompt) = &self.prompt {
             return Self::prompt_key(prompt, key.code);
+        }
+        if self.nodes_view.editing && self.screen == Screen::Fleet {
+            return match key.code {
+                KeyCode::Esc => Some(Action::FilterClear),
+                KeyCode::Enter => Some(Action::FilterDone),
+                KeyCode::Backspace => Some(Action::FilterBackspace),
+                KeyCode::Char(c) => Some(Action::FilterInput(c)),
+                _ => None,
+            };
         }
         if self.help {
             return Some(Action::CloseHelp);
@@ -455,10 +637,22 @@ impl App {
         match key.code {
             KeyCode::Char('q') => return Some(Action::Quit),
             KeyCode::Char('?') => return Some(Action::ShowHelp),
+            KeyCode::Tab => return Some(Action::NextView),
+            KeyCode::BackTab => return Some(Action::PrevView),
+            KeyCode::Char(c @ '1'..='4') => return Some(Action::View(c as u8 - b'0')),
             _ => {}
         }
         match self.screen {
-            Screen::Fleet => Self::fleet_key(key.code),
+            Screen::Topology => Self::topology_key(key.code),
+            Screen::Fleet => match key.code {
+                KeyCode::Char('s') => Some(Action::SortNext),
+                KeyCode::Char('S') => Some(Action::SortReverse),
+                KeyCode::Char('t') => Some(Action::ToggleGroups),
+                KeyCode::Char('/') => Some(Action::FilterStart),
+                KeyCode::Esc if !self.nodes_view.filter.is_empty() => Some(Action::FilterClear),
+                KeyCode::Esc | KeyCode::Backspace => Some(Action::View(1)),
+                code => Self::fleet_key(code),
+            },
             Screen::Detail(_) => Self::detail_key(key.code),
             Screen::Alerts => Self::alerts_key(key.code),
         }
@@ -477,6 +671,14 @@ impl App {
         }
     }
 
+    fn topology_key(code: KeyCode) -> Option<Action> {
+        match code {
+            KeyCode::Left | KeyCode::Char('h') => Some(Action::Up),
+            KeyCode::Right | KeyCode::Char('l') => Some(Action::Down),
+            _ => Self::fleet_key(code),
+        }
+    }
+
     fn fleet_key(code: KeyCode) -> Option<Action> {
         match code {
             KeyCode::Enter => Some(Action::Open),
@@ -488,6 +690,13 @@ impl App {
 
     fn detail_key(code: KeyCode) -> Option<Action> {
         match code {
+            KeyCode::Char('+' | '=') => Some(Action::ZoomIn),
+            KeyCode::Char('-' | '_') => Some(Action::ZoomOut),
+            KeyCode::Char('f') => Some(Action::Freeze),
+            KeyCode::Char('J') | KeyCode::Down | KeyCode::Char('j') => {
+                Some(Action::ScrollPanels(1))
+            }
+            KeyCode::Char('K') | KeyCode::Up | KeyCode::Char('k') => Some(Action::ScrollPanels(-1)),
             KeyCode::Esc | KeyCode::Backspace | KeyCode::Left | KeyCode::Char('h') => {
                 Some(Action::Back)
             }
@@ -537,6 +746,10 @@ impl App {
     pub fn update(&mut self, action: Action) {
         match action {
             Action::Quit => self.should_quit = true,
+            Action::Interrupt => {
+                self.should_quit = true;
+                self.interrupted = true;
+            }
             Action::Up => self.move_by(|i, _| i.saturating_sub(1)),
             Action::Down => self.move_by(|i, _| i.saturating_add(1)),
             Action::PageUp => self.move_by(|i, page| i.saturating_sub(page)),
@@ -544,16 +757,42 @@ impl App {
             Action::Home => self.move_by(|_, _| 0),
             Action::End => self.move_by(|_, _| usize::MAX),
             Action::Open if self.screen == Screen::Alerts => self.open_alert_node(),
+            Action::Open if self.screen == Screen::Topology => {
+                if let Some(key) = self.topo_selected.clone() {
+                    self.open_detail(key);
+                }
+            }
             Action::Open => self.open_selected(),
             Action::Back => {
-                self.screen = Screen::Fleet;
+                self.screen = self.list_screen.clone();
                 self.model.close_detail();
             }
-            Action::ShowAlerts => {
-                self.screen = Screen::Alerts;
-                self.model.close_detail();
-                self.select_alert(self.alert_selected);
-            }
+            Action::View(n) => self.show_view(n),
+            Action::Click { row } => self.click(row),
+            Action::SortNext => self.reorder(|v| v.sort = v.sort.next()),
+            Action::SortReverse => self.reorder(|v| v.reverse = !v.reverse),
+            Action::ToggleGroups => self.reorder(|v| v.grouped = !v.grouped),
+            Action::FilterStart => self.nodes_view.editing = true,
+            Action::FilterInput(c) => self.reorder(|v| {
+                let mut text = v.filter.clone();
+                if text.chars().count() < MAX_FILTER {
+                    text.push(c);
+                }
+                v.set_filter(text);
+            }),
+            Action::FilterBackspace => self.reorder(|v| {
+                let mut text = v.filter.clone();
+                text.pop();
+                v.set_filter(text);
+            }),
+            Action::FilterDone => self.nodes_view.editing = false,
+            Action::FilterClear => self.reorder(|v| {
+                v.editing = false;
+                v.set_filter(String::new());
+            }),
+            Action::NextView => self.show_view(self.view_number() % 4 + 1),
+            Action::PrevView => self.show_view((self.view_number() + 2) % 4 + 1),
+            Action::ShowAlerts => self.show_view(4),
             Action::Acknowledge => self.ask_ack(),
             Action::Silence => self.ask_silence(),
             Action::Maintenance => self.ask_maintenance(),
@@ -595,8 +834,16 @@ impl App {
             }
             Action::Update { source, update } => self.apply(source, *update),
             Action::Connection { source, state } => self.model.set_connection(source, state),
+            // Frozen: the answers are dropped, what is on screen stays.
+            Action::Node { .. } | Action::History { .. } if self.frozen => {}
             Action::Node { node, result } => self.model.node_arrived(&node, result.map(|n| *n)),
             Action::History { node, result } => self.model.history_arrived(&node, result),
+            Action::ZoomIn => self.zoom = self.zoom.saturating_sub(1),
+            Action::ZoomOut => self.zoom = (self.zoom + 1).min(ZOOMS.len() - 1),
+            Action::Freeze => self.frozen = !self.frozen,
+            Action::ScrollPanels(by) => {
+                self.panel_scroll = self.panel_scroll.saturating_add_signed(i16::from(by));
+            }
             Action::Failed { what, error } => self.model.failed(what, &error),
         }
     }
@@ -614,8 +861,121 @@ impl App {
                 self.select_alert(to(self.alert_selected, page));
                 self.alert_chosen = self.selected_alert().map(|a| a.id.clone());
             }
+            Screen::Topology => self.move_in_topology(&to),
             Screen::Fleet | Screen::Detail(_) => self.choose(to(self.selected, self.page())),
         }
+    }
+
+    /// Selects the list row drawn on terminal row `row` (nodes and alerts
+    /// views; the lists start under the header and their column heading).
+    fn click(&mut self, row: u16) {
+        let first = HEADER_ROWS + 1;
+        match self.screen {
+            Screen::Fleet => {
+                let Some(line) = row.checked_sub(first + self.filter_rows()) else {
+                    return;
+                };
+                let line = self.scroll + line as usize;
+                // Line n of the list: an entry, or a tier heading (which
+                // selects the entry under it).
+                let index = (0..self.entries.len()).find(|&i| self.entry_line(i) >= line);
+                if let Some(index) = index {
+                    self.choose(index);
+                }
+            }
+            Screen::Alerts => {
+                let Some(line) = row.checked_sub(first) else {
+                    return;
+                };
+                let index = self.alert_scroll + line as usize;
+                if index < self.alert_rows.len() {
+                    self.select_alert(index);
+                    self.alert_chosen = self.selected_alert().map(|a| a.id.clone());
+                }
+            }
+            Screen::Topology | Screen::Detail(_) => {}
+        }
+    }
+
+    /// The number of the view in front (1 topology, 2 nodes, 3 detail,
+    /// 4 alerts).
+    pub fn view_number(&self) -> u8 {
+        match self.screen {
+            Screen::Topology => 1,
+            Screen::Fleet => 2,
+            Screen::Detail(_) => 3,
+            Screen::Alerts => 4,
+        }
+    }
+
+    /// Shows view `n`. The detail view shows the node selected on the list
+    /// screen last in front; without one it is skipped (Tab goes on to the
+    /// alerts, `3` says why not).
+    fn show_view(&mut self, n: u8) {
+        if matches!(self.screen, Screen::Topology | Screen::Fleet) {
+            self.list_screen = self.screen.clone();
+        }
+        match n {
+            1 => {
+                self.model.close_detail();
+                self.screen = Screen::Topology;
+            }
+            2 => {
+                self.model.close_detail();
+                self.screen = Screen::Fleet;
+            }
+            3 => {
+                if matches!(self.screen, Screen::Detail(_)) {
+                    return;
+                }
+                let key = match self.list_screen {
+                    Screen::Topology => self
+                        .topo_selected
+                        .clone()
+                        .or_else(|| self.selected_entry().map(Entry::key)),
+                    _ => self.selected_entry().map(Entry::key),
+                };
+                match key {
+                    Some(key) => self.open_detail(key),
+                    None => self.say(NoticeKind::Error, "no node selected to show in detail"),
+                }
+            }
+            _ => {
+                self.model.close_detail();
+                self.screen = Screen::Alerts;
+                self.select_alert(self.alert_selected);
+            }
+        }
+    }
+
+    /// Moves the topology's selection through its nodes in drawing order.
+    fn move_in_topology(&mut self, to: &dyn Fn(usize, usize) -> usize) {
+        let topo = crate::topology::Topology::of(&self.model, SourceId::PRIMARY);
+        let order: Vec<&NodeKey> = topo.order().collect();
+        if order.is_empty() {
+            return;
+        }
+        let index = match &self.topo_selected {
+            Some(key) => match order.iter().position(|k| *k == key) {
+                Some(i) => to(i, order.len()),
+                None => 0,
+            },
+            // The first move selects the first node.
+            None => 0,
+        };
+        self.topo_selected = Some(order[index.min(order.len() - 1)].clone());
+    }
+
+    /// Opens the detail screen of node `key`, remembering the list screen
+    /// to go back to.
+    fn open_detail(&mut self, key: NodeKey) {
+        if matches!(self.screen, Screen::Topology | Screen::Fleet) {
+            self.list_screen = self.screen.clone();
+        }
+        self.model.open_detail(key.clone());
+        self.screen = Screen::Detail(key);
+        self.frozen = false;
+        self.panel_scroll = 0;
     }
 
     /// Selects alert row `index` (clamped) and scrolls it into view.
@@ -646,8 +1006,7 @@ impl App {
             );
             return;
         }
-        self.model.open_detail(key.clone());
-        self.screen = Screen::Detail(key);
+        self.open_detail(key);
     }
 
     fn say(&mut self, kind: NoticeKind, text: impl Into<String>) {
@@ -739,6 +1098,10 @@ impl App {
     /// alert's node (its tier for a tier alert).
     fn ask_maintenance(&mut self) {
         let target = match &self.screen {
+            Screen::Topology => self
+                .topo_selected
+                .as_ref()
+                .map(|k| Target::Node(k.name.clone())),
             Screen::Fleet => self.selected_entry().map(|e| Target::Node(e.name.clone())),
             Screen::Detail(key) => Some(Target::Node(key.name.clone())),
             Screen::Alerts => self.selected_alert().and_then(|a| {
@@ -844,9 +1207,21 @@ impl App {
 
     fn open_selected(&mut self) {
         if let Some(key) = self.selected_entry().map(Entry::key) {
-            self.model.open_detail(key.clone());
-            self.screen = Screen::Detail(key);
+            self.open_detail(key);
         }
+    }
+
+    /// Changes how the nodes view lists the fleet, rebuilds its rows and
+    /// keeps the selection on the node it was on.
+    fn reorder(&mut self, change: impl FnOnce(&mut NodesView)) {
+        let previous = self.selected_entry().map(Entry::key);
+        change(&mut self.nodes_view);
+        self.entries = entries(&self.model, &self.nodes_view);
+        let index = previous
+            .and_then(|key| self.entries.iter().position(|e| e.key() == key))
+            .unwrap_or(0);
+        self.scroll = 0;
+        self.choose(index);
     }
 
     /// Hands an update to the model, then rebuilds the rows and keeps the
@@ -859,7 +1234,7 @@ impl App {
         if let Err(err) = self.model.apply(source, update, self.now_ms) {
             tracing::warn!(cause = %err, ?source, "fleet update not fully applied");
         }
-        self.entries = entries(&self.model);
+        self.entries = entries(&self.model, &self.nodes_view);
         let index = previous
             .and_then(|(tier, key)| self.entries.iter().position(|e| e.is(tier, &key)))
             .unwrap_or(self.selected);
@@ -881,19 +1256,62 @@ impl App {
     }
 }
 
-/// The fleet list's rows: the model's tier groups, flattened.
-fn entries(model: &Model) -> Vec<Entry> {
-    model
-        .tier_groups()
-        .into_iter()
-        .flat_map(|(tier, keys)| {
-            keys.into_iter().map(move |key| Entry {
-                tier,
+/// The nodes view's rows: grouped, the model's tier groups (each sorted);
+/// else one row per node under its first tier; filtered either way.
+fn entries(model: &Model, view: &NodesView) -> Vec<Entry> {
+    let mut rows: Vec<Entry> = if view.grouped {
+        model
+            .tier_groups()
+            .into_iter()
+            .flat_map(|(tier, keys)| {
+                keys.into_iter().map(move |key| Entry {
+                    tier,
+                    source: key.source,
+                    name: key.name.clone(),
+                })
+            })
+            .collect()
+    } else {
+        model
+            .nodes()
+            .map(|(key, node)| Entry {
+                tier: node
+                    .roles()
+                    .find(|r| stacktop_proto::ROLES.contains(r))
+                    .unwrap_or(Role::Unspecified),
                 source: key.source,
                 name: key.name.clone(),
             })
-        })
-        .collect()
+            .collect()
+    };
+    rows.retain(|e| model.node(&e.key()).is_some_and(|n| view.matches(n)));
+    // Stable: equal keys keep the name order; grouped, the tier comes
+    // first.
+    rows.sort_by(|a, b| {
+        let (Some(na), Some(nb)) = (model.node(&a.key()), model.node(&b.key())) else {
+            return std::cmp::Ordering::Equal;
+        };
+        let tiers = if view.grouped {
+            tier_rank(a.tier).cmp(&tier_rank(b.tier))
+        } else {
+            std::cmp::Ordering::Equal
+        };
+        tiers.then(crate::sort::compare(
+            view.sort,
+            view.reverse,
+            (na, a.tier),
+            (nb, b.tier),
+        ))
+    });
+    rows
+}
+
+/// Where tier `role` comes in request-path order (Unassigned last).
+fn tier_rank(role: Role) -> usize {
+    stacktop_proto::ROLES
+        .iter()
+        .position(|r| *r == role)
+        .unwrap_or(stacktop_proto::ROLES.len())
 }
 
 #[cfg(test)]
@@ -913,6 +1331,7 @@ mod tests {
         }
     }
 
+    /// The app on the nodes view, grouped by tier.
     fn app_with(nodes: Vec<NodeState>) -> App {
         let mut app = App::new("http://test", 1_000);
         app.update(Action::connection(ConnState::Connected));
@@ -922,6 +1341,9 @@ mod tests {
                 ..Default::default()
             })),
         }));
+        app.update(Action::View(2));
+        app.update(Action::ToggleGroups);
+        app.update(Action::Home);
         app
     }
 
@@ -993,7 +1415,7 @@ mod tests {
             Some(Action::Quit)
         );
         let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
-        assert_eq!(app.action_for_key(ctrl_c), Some(Action::Quit));
+        assert_eq!(app.action_for_key(ctrl_c), Some(Action::Interrupt));
         let mut help = three();
         help.update(Action::ShowHelp);
         assert_eq!(

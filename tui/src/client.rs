@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result};
 use crate::event::Event;
-use crate::history::{HISTORY_WINDOW, History, SERIES};
+use crate::history::{History, SERIES};
 use crate::model::{ConnState, NodeKey, SourceId};
 use crate::operator::{OperatorCall, Outcome};
 
@@ -236,20 +236,21 @@ async fn watch_once(
 
 /// Feeds the open detail screen: for the node named in `target` (`None`:
 /// no detail open, idle), its full state from Fleet.Node every
-/// [`NODE_REFRESH`] and its chart history every [`HISTORY_REFRESH`], both
-/// right away when the target changes. `sources` are the collectors by
+/// [`NODE_REFRESH`] and its chart history over the target's window every
+/// [`HISTORY_REFRESH`], both right away when the target (node or window)
+/// changes. `sources` are the collectors by
 /// [`SourceId`]. Ends when `shutdown` fires or the loop is gone.
 pub async fn poll_detail(
     sources: Vec<ClientConfig>,
-    mut target: watch::Receiver<Option<NodeKey>>,
+    mut target: watch::Receiver<Option<(NodeKey, Duration)>>,
     tx: mpsc::Sender<Event>,
     shutdown: CancellationToken,
 ) {
     loop {
         let current = target.borrow_and_update().clone();
-        let Some((key, config)) = current.and_then(|key| {
+        let Some((key, window, config)) = current.and_then(|(key, window)| {
             let config = sources.get(usize::from(key.source.0))?.clone();
-            Some((key, config))
+            Some((key, window, config))
         }) else {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
@@ -285,7 +286,7 @@ pub async fn poll_detail(
                 _ = history_tick.tick() => {
                     let result = tokio::select! {
                         _ = shutdown.cancelled() => return,
-                        result = poller.history(&key.name) => result,
+                        result = poller.history(&key.name, window) => result,
                     };
                     Event::History {
                         node: key.clone(),
@@ -331,11 +332,11 @@ impl Poller {
         self.forget_on_failure(result, name, "node")
     }
 
-    /// The chart series of `name` over [`HISTORY_WINDOW`].
-    async fn history(&mut self, name: &str) -> Result<History> {
+    /// The chart series of `name` over the last `window`.
+    async fn history(&mut self, name: &str, window: Duration) -> Result<History> {
         let client = self.client().await?;
         let url = self.config.url.as_str();
-        let since_ms = stacktop_proto::now_unix_ms() - HISTORY_WINDOW.as_millis() as i64;
+        let since_ms = stacktop_proto::now_unix_ms() - window.as_millis() as i64;
         let fetch = |series: &'static str| {
             let mut client = client.clone();
             let mut request = tonic::Request::new(HistoryRequest {

@@ -13,7 +13,7 @@
 
 use std::time::Duration;
 
-use crossterm::event::{Event as TermEvent, EventStream, KeyEvent};
+use crossterm::event::{Event as TermEvent, EventStream, KeyEvent, MouseEvent, MouseEventKind};
 use futures_util::StreamExt;
 use stacktop_proto::v1::{FleetUpdate, NodeState};
 use tokio::sync::mpsc;
@@ -32,6 +32,8 @@ pub const TICK: Duration = Duration::from_secs(1);
 pub enum Event {
     /// A key was pressed.
     Key(KeyEvent),
+    /// A mouse click or wheel turn (moves are not forwarded).
+    Mouse(MouseEvent),
     /// The terminal was resized to (columns, rows).
     Resize(u16, u16),
     /// The clock, in Unix ms.
@@ -93,6 +95,15 @@ pub async fn forward_terminal(tx: mpsc::Sender<Event>, shutdown: CancellationTok
         let event = match next {
             Some(Ok(TermEvent::Key(key))) => Event::Key(key),
             Some(Ok(TermEvent::Resize(w, h))) => Event::Resize(w, h),
+            // Moves and drags would wake the loop for nothing.
+            Some(Ok(TermEvent::Mouse(m)))
+                if matches!(
+                    m.kind,
+                    MouseEventKind::Down(_) | MouseEventKind::ScrollUp | MouseEventKind::ScrollDown
+                ) =>
+            {
+                Event::Mouse(m)
+            }
             Some(Ok(_)) => continue,
             Some(Err(err)) => {
                 tracing::error!(cause = %err, "reading the terminal failed");

@@ -13,8 +13,21 @@ use std::time::Duration;
 use stacktop_proto::metrics;
 use stacktop_proto::v1::{HistoryResponse, SeriesHistory};
 
-/// How far back the detail charts reach.
-pub const HISTORY_WINDOW: Duration = Duration::from_secs(10 * 60);
+/// How far back the detail charts reach, by zoom level (`+` in, `-` out):
+/// 1 minute to 6 hours. The collector holds full resolution for at least
+/// 15 minutes and coarser points for longer, so the longer windows show
+/// what it kept.
+pub const ZOOMS: [Duration; 5] = [
+    Duration::from_secs(60),
+    Duration::from_secs(5 * 60),
+    Duration::from_secs(15 * 60),
+    Duration::from_secs(60 * 60),
+    Duration::from_secs(6 * 60 * 60),
+];
+/// The zoom level a detail screen opens with (15 minutes).
+pub const DEFAULT_ZOOM: usize = 2;
+/// How far back the detail charts reach when first opened.
+pub const HISTORY_WINDOW: Duration = ZOOMS[DEFAULT_ZOOM];
 
 /// The series the detail charts ask `Fleet.History` for, in the order
 /// [`History::from_responses`] takes the answers.

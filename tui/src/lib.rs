@@ -12,13 +12,17 @@
 //! - [`client`]: the network tasks (Fleet.Watch with reconnects, the
 //!   detail poller with Fleet.Node and Fleet.History, the operator task
 //!   for confirmed write calls) and the CLI's one-shot calls.
+//! - [`config`]: the dashboard's config file (the colour theme).
 //! - [`operator`]: write calls (ack, silence, maintenance), their
 //!   confirmation texts, durations and matchers as operators type them.
 //! - [`alerts`]: the alert list's order and words, and `stacktop alerts`.
 //! - `embedded` (with the default `embedded` feature): the in-process
 //!   collector and agent of the embedded default.
 //! - [`ui`]: pure rendering, one file per screen region.
+//! - [`sort`]: the nodes view's columns and order.
 //! - [`status`]: `stacktop status`, the fleet once as a table or JSON.
+//! - [`topology`]: the fleet along the request path, box by box, with the
+//!   stack's weaknesses where the data shows them (the topology screen).
 //! - [`format`]: human-readable numbers.
 //! - [`view`]: what the screens read out of one node (DB role, lag, the
 //!   values to show, a checks summary, backends UP).
@@ -43,6 +47,7 @@ pub mod alerts;
 pub mod app;
 pub mod cli;
 pub mod client;
+pub mod config;
 #[cfg(feature = "embedded")]
 pub mod embedded;
 pub mod error;
@@ -51,7 +56,9 @@ pub mod format;
 pub mod history;
 pub mod model;
 pub mod operator;
+pub mod sort;
 pub mod status;
+pub mod topology;
 pub mod ui;
 pub mod view;
 
@@ -73,6 +80,8 @@ pub const EVENT_QUEUE: usize = 256;
 /// Write calls waiting for the operator task. One at a time is what a
 /// person confirms; more are refused with a notice.
 const OPERATOR_QUEUE: usize = 4;
+/// The shortest time between two frames (at most 10 a second).
+const MIN_FRAME: Duration = Duration::from_millis(100);
 /// How long shutdown waits for the background tasks.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
@@ -83,11 +92,24 @@ pub struct Options {
     pub collector: Option<String>,
     /// TLS and token files for `collector` (unused by the embedded one).
     pub credentials: cli::Credentials,
+    /// How the screen is coloured.
+    pub theme: config::Theme,
+}
+
+/// How the dashboard ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// The user quit (`q`).
+    Quit,
+    /// The user pressed Ctrl-C (a shell expects status 130).
+    Interrupted,
+    /// `shutdown` fired (a signal, or the caller stopped it).
+    Shutdown,
 }
 
 /// Runs the dashboard until the user quits or `shutdown` fires, then stops
 /// every task it started and restores the terminal.
-pub async fn run(options: Options, shutdown: CancellationToken) -> Result<()> {
+pub async fn run(options: Options, shutdown: CancellationToken) -> Result<Exit> {
     let tracker = TaskTracker::new();
     let result = dashboard(options, &tracker, &shutdown).await;
     shutdown.cancel();
@@ -106,7 +128,7 @@ async fn dashboard(
     options: Options,
     tracker: &TaskTracker,
     shutdown: &CancellationToken,
-) -> Result<()> {
+) -> Result<Exit> {
     let (tx, rx) = mpsc::channel(EVENT_QUEUE);
     let (url, config) = match options.collector {
         Some(url) => {
@@ -141,14 +163,24 @@ async fn dashboard(
     tracker.spawn(event::forward_terminal(tx.clone(), shutdown.clone()));
     tracker.spawn(event::tick(tx, shutdown.clone()));
 
-    let app = App::new(url, stacktop_proto::now_unix_ms()).with_identity(operator::identity());
-    // try_init installs a panic hook that restores the terminal too.
+    let mut app = App::new(url, stacktop_proto::now_unix_ms()).with_identity(operator::identity());
+    app.theme = options.theme;
+    // try_init installs a panic hook that restores the terminal too; the
+    // hook added here first turns the mouse reporting off again.
     let mut terminal = ratatui::try_init().map_err(Error::Terminal)?;
+    let restore_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let _ = crossterm::execute!(std::io::stdout(), crossterm::event::DisableMouseCapture);
+        restore_hook(info);
+    }));
+    crossterm::execute!(std::io::stdout(), crossterm::event::EnableMouseCapture)
+        .map_err(Error::Terminal)?;
     let loop_ends = Outputs {
         detail: detail_tx,
         operator: operator_tx,
     };
     let result = event_loop(&mut terminal, app, rx, loop_ends, shutdown).await;
+    let _ = crossterm::execute!(std::io::stdout(), crossterm::event::DisableMouseCapture);
     ratatui::restore();
     result
 }
@@ -175,23 +207,50 @@ async fn start_embedded(
     Err(Error::NoCollector)
 }
 
+/// Applies `action` to `app`; a confirmed write call goes on to the
+/// operator task without waiting (a full queue is said on screen instead).
+fn apply(app: &mut App, action: Action, operator: &mpsc::Sender<operator::OperatorCall>) {
+    let call = match &action {
+        Action::Send(call) => Some(call.clone()),
+        _ => None,
+    };
+    app.update(action);
+    if let Some(call) = call
+        && let Err(err) = operator.try_send(call)
+    {
+        let why = match err {
+            mpsc::error::TrySendError::Full(call) => {
+                format!("{}: earlier calls are still under way", call.describe())
+            }
+            mpsc::error::TrySendError::Closed(call) => {
+                format!("{}: the operator task stopped", call.describe())
+            }
+        };
+        app.update(Action::OperatorDone(Err(why)));
+    }
+}
+
 /// Where the loop sends what the app asks for.
 struct Outputs {
-    /// The node the detail poller should fetch (`None`: no detail open).
-    detail: watch::Sender<Option<NodeKey>>,
+    /// The node the detail poller should fetch and its charts' window
+    /// (`None`: no detail open).
+    detail: watch::Sender<Option<(NodeKey, Duration)>>,
     /// Write calls the user confirmed, to the operator task.
     operator: mpsc::Sender<operator::OperatorCall>,
 }
 
 /// The loop: wait for an event, turn it into an action, update, draw.
-/// Pending events are drained before drawing so a burst costs one frame.
+/// Pending events are drained before drawing so a burst costs one frame;
+/// nothing is drawn unless an action changed the app (events that mean
+/// nothing, such as an unbound key, cost no frame), and never more than one
+/// frame per [`MIN_FRAME`].
 async fn event_loop(
     terminal: &mut ratatui::DefaultTerminal,
     mut app: App,
     mut rx: mpsc::Receiver<Event>,
     outputs: Outputs,
     shutdown: &CancellationToken,
-) -> Result<()> {
+) -> Result<Exit> {
     let Outputs { detail, operator } = outputs;
     if let Ok(size) = terminal.size() {
         app.update(Action::Resize {
@@ -199,45 +258,56 @@ async fn event_loop(
             height: size.height,
         });
     }
+    let mut last_frame: Option<tokio::time::Instant> = None;
+    let mut dirty = true;
     loop {
-        terminal
-            .draw(|frame| ui::draw(frame, &app))
-            .map_err(Error::Terminal)?;
+        if dirty {
+            // At most one frame per MIN_FRAME: a burst of updates or keys
+            // waits out the rest of it and is drawn once.
+            if let Some(wait) = last_frame.map(|at| MIN_FRAME.saturating_sub(at.elapsed()))
+                && !wait.is_zero()
+            {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return Ok(Exit::Shutdown),
+                    _ = tokio::time::sleep(wait) => {}
+                }
+                while let Ok(event) = rx.try_recv() {
+                    if let Some(action) = app.action_for(event) {
+                        apply(&mut app, action, &operator);
+                    }
+                }
+                if let Some(exit) = app.exit() {
+                    return Ok(exit);
+                }
+            }
+            terminal
+                .draw(|frame| ui::draw(frame, &app))
+                .map_err(Error::Terminal)?;
+            last_frame = Some(tokio::time::Instant::now());
+            dirty = false;
+        }
         let event = tokio::select! {
-            _ = shutdown.cancelled() => return Ok(()),
+            _ = shutdown.cancelled() => return Ok(Exit::Shutdown),
             event = rx.recv() => event,
         };
-        let Some(event) = event else { return Ok(()) };
+        let Some(event) = event else {
+            return Ok(Exit::Shutdown);
+        };
         let mut next = Some(event);
         while let Some(event) = next {
             if let Some(action) = app.action_for(event) {
-                let call = match &action {
-                    Action::Send(call) => Some(call.clone()),
-                    _ => None,
-                };
-                app.update(action);
-                // Never wait for the operator task here: a full queue is
-                // said on screen instead.
-                if let Some(call) = call
-                    && let Err(err) = operator.try_send(call)
-                {
-                    let why = match err {
-                        mpsc::error::TrySendError::Full(call) => {
-                            format!("{}: earlier calls are still under way", call.describe())
-                        }
-                        mpsc::error::TrySendError::Closed(call) => {
-                            format!("{}: the operator task stopped", call.describe())
-                        }
-                    };
-                    app.update(Action::OperatorDone(Err(why)));
-                }
+                apply(&mut app, action, &operator);
+                dirty = true;
             }
             next = rx.try_recv().ok();
         }
-        if app.should_quit {
-            return Ok(());
+        if let Some(exit) = app.exit() {
+            return Ok(exit);
         }
-        let want = app.detail_node().cloned();
+        let want = app
+            .detail_node()
+            .cloned()
+            .map(|key| (key, app.chart_window()));
         detail.send_if_modified(|current| {
             let changed = *current != want;
             if changed {

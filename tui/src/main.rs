@@ -32,7 +32,7 @@ async fn main() -> ExitCode {
             }
         }
         None => match dashboard(cli.collector, cli.log_file, cli.credentials).await {
-            Ok(()) => ExitCode::SUCCESS,
+            Ok(code) => code,
             Err(err) => {
                 eprintln!("stacktop: {err:#}");
                 ExitCode::FAILURE
@@ -85,23 +85,67 @@ impl Packaging {
     }
 }
 
+/// Runs the dashboard; SIGTERM and SIGHUP end it like `q` does (the
+/// terminal restored), with the shell's status for the signal (128 + its
+/// number), and Ctrl-C with 130.
 async fn dashboard(
     collector: Option<String>,
     log_file: Option<PathBuf>,
     credentials: Credentials,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<ExitCode> {
     let path = log_file.unwrap_or_else(default_log_path);
     init_file_logging(&path).with_context(|| format!("opening log file {}", path.display()))?;
+    let config = match stacktop::config::default_path() {
+        Some(path) => stacktop::config::DashboardConfig::load(&path)?,
+        None => Default::default(),
+    };
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     let shutdown = CancellationToken::new();
-    stacktop::run(
+    let signal = tokio::spawn(stop_on_signal(shutdown.clone()));
+    let exit = stacktop::run(
         stacktop::Options {
             collector,
             credentials,
+            theme: config.theme(no_color),
         },
-        shutdown,
+        shutdown.clone(),
     )
-    .await?;
-    Ok(())
+    .await;
+    // The dashboard ended by itself: the signal task has nothing to wait for.
+    shutdown.cancel();
+    let signal = signal.await.ok().flatten();
+    Ok(match exit? {
+        stacktop::Exit::Quit => ExitCode::SUCCESS,
+        stacktop::Exit::Interrupted => ExitCode::from(EXIT_INTERRUPTED),
+        stacktop::Exit::Shutdown => signal.map_or(ExitCode::SUCCESS, |n| ExitCode::from(128 + n)),
+    })
+}
+
+/// Exit status after Ctrl-C, as a shell reports SIGINT.
+const EXIT_INTERRUPTED: u8 = 130;
+
+/// Cancels `shutdown` on SIGTERM or SIGHUP and returns the signal's number;
+/// `None` when `shutdown` fired first (or the handlers could not be set).
+async fn stop_on_signal(shutdown: CancellationToken) -> Option<u8> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (mut term, mut hup) = match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) {
+        (Ok(term), Ok(hup)) => (term, hup),
+        (Err(err), _) | (_, Err(err)) => {
+            tracing::warn!(cause = %err, "cannot listen for SIGTERM/SIGHUP");
+            return None;
+        }
+    };
+    let number = tokio::select! {
+        _ = shutdown.cancelled() => return None,
+        _ = term.recv() => 15,
+        _ = hup.recv() => 1,
+    };
+    tracing::info!(signal = number, "stopping on a signal");
+    shutdown.cancel();
+    Some(number)
 }
 
 /// Logs of the one-shot subcommands go to stderr, warnings and up.

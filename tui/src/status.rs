@@ -406,8 +406,9 @@ pub fn to_json(model: &Model) -> String {
 
 /// `model` as a table for people, grouped by tier like the dashboard, with
 /// "last seen" relative to the collector's clock at the snapshot (or
-/// `now_ms` when it sent none). A DB node's role (primary/replica) shows in
-/// the ROLE column; an LB's backend servers that are not UP (or that they
+/// `now_ms` when it sent none). Every node is listed once, under its first
+/// tier; the ROLE column names all its roles (a DB node's primary/replica
+/// too); an LB's backend servers that are not UP (or that they
 /// are unknown), and every check that is not ok, are listed on indented
 /// lines under the node.
 pub fn to_table(model: &Model, now_ms: i64) -> String {
@@ -441,13 +442,20 @@ pub fn to_table(model: &Model, now_ms: i64) -> String {
         .max()
         .unwrap_or(4)
         .clamp(4, 40);
+    let role_width = model
+        .nodes()
+        .map(|(_, n)| roles_text(n).chars().count())
+        .max()
+        .unwrap_or(4)
+        .clamp(4, 24);
     let _ = writeln!(
         out,
-        "{:<10} {:<name_width$} {:<7} {:<7} {:>6} {:>6} {:>6} {:>7} {:>9}",
+        "{:<10} {:<name_width$} {:<role_width$} {:<7} {:>6} {:>6} {:>6} {:>7} {:>9}",
         "TIER", "NAME", "ROLE", "HEALTH", "CPU", "MEM", "LOAD", "QPS", "SEEN"
     );
-    // A node with several roles is listed under each; its notes once.
-    let mut noted = std::collections::HashSet::new();
+    // A node with several roles is listed once, under its first tier in
+    // request-path order, with every role in the ROLE column.
+    let mut listed = std::collections::HashSet::new();
     for (tier, keys) in model.tier_groups() {
         let title = match model.tier(SourceId::PRIMARY, tier) {
             Some(t) if t.spof => format!("{} SPOF", tier.tier_title()),
@@ -457,13 +465,16 @@ pub fn to_table(model: &Model, now_ms: i64) -> String {
             let Some(node) = model.node(key) else {
                 continue;
             };
+            if !listed.insert(key) {
+                continue;
+            }
             let s = view::summary(node);
             let _ = writeln!(
                 out,
-                "{:<10} {:<name_width$} {:<7} {:<7} {:>6} {:>6} {:>6} {:>7} {:>9}",
+                "{:<10} {:<name_width$} {:<role_width$} {:<7} {:>6} {:>6} {:>6} {:>7} {:>9}",
                 title,
                 format::fit_left(&node.name, name_width).trim_end(),
-                format::fit_left(view::db_role(node).unwrap_or(""), 7).trim_end(),
+                format::fit_left(&roles_text(node), role_width).trim_end(),
                 node.health().name(),
                 format::percent(s.cpu_usage_ratio),
                 format::percent(s.memory_used_ratio),
@@ -471,15 +482,30 @@ pub fn to_table(model: &Model, now_ms: i64) -> String {
                 format::rate(s.qps),
                 format::seen(node.last_seen_ms, now_ms),
             );
-            if !noted.insert(key) {
-                continue;
-            }
             for line in node_notes(node) {
                 let _ = writeln!(out, "{:<10} {line}", "");
             }
         }
     }
     out
+}
+
+/// The ROLE cell: every role of the node (`web,app`), a DB node's role
+/// after `db` (`db:replica`), `-` without any.
+pub fn roles_text(node: &NodeState) -> String {
+    let roles: Vec<String> = node
+        .roles()
+        .filter(|r| *r != Role::Unspecified)
+        .map(|r| match (r, view::db_role(node)) {
+            (Role::Db, Some(db)) => format!("db:{db}"),
+            _ => r.name().to_string(),
+        })
+        .collect();
+    if roles.is_empty() {
+        "-".to_string()
+    } else {
+        roles.join(",")
+    }
 }
 
 /// The web/LB traffic line of the table, when anything about it is known.
@@ -842,11 +868,22 @@ mod tests {
         assert!(lines[2].starts_with("Web"), "{table}");
         assert!(lines[3].starts_with("DB SPOF"), "{table}");
         assert!(lines[3].contains("9s ago"), "{table}");
-        assert!(lines[3].contains(" replica "), "{table}");
+        assert!(lines[3].contains(" db:replica "), "{table}");
         assert!(
             lines[4].contains("crit    mysql:replication  SQL thread stopped"),
             "{table}"
         );
+    }
+
+    #[test]
+    fn table_lists_a_dual_role_node_once_with_both_roles() {
+        let mut f = fleet();
+        f.nodes[1].roles = vec![Role::Web as i32, Role::App as i32];
+        let table = to_table(&model(f), 10_000);
+        let rows: Vec<_> = table.lines().filter(|l| l.contains("web1")).collect();
+        assert_eq!(rows.len(), 1, "{table}");
+        assert!(rows[0].starts_with("Web"), "{table}");
+        assert!(rows[0].contains(" web,app "), "{table}");
     }
 
     #[test]

@@ -480,7 +480,9 @@ async fn the_detail_poller_asks_for_the_open_node_and_its_history() {
     let mut model = Model::from_snapshot(&config.url, fleet(Health::Ok, Health::Ok));
     let key = NodeKey::from("web1");
     model.open_detail(key.clone());
-    target_tx.send(Some(key.clone())).unwrap();
+    target_tx
+        .send(Some((key.clone(), stacktop::history::HISTORY_WINDOW)))
+        .unwrap();
     let mut history_failed = false;
     follow(
         &mut rx,

@@ -65,6 +65,15 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
         clock,
         if wide { area.width / 2 } else { area.width },
     );
+    // J/K (or the wheel) scroll every panel's rows; the title says how far.
+    let mut panels = panels;
+    for p in &mut panels {
+        let skip = usize::from(app.panel_scroll).min(p.rows.len().saturating_sub(1));
+        if skip > 0 {
+            p.rows.drain(..skip);
+            p.title.push_str(&format!(" ↓{skip}"));
+        }
+    }
     let want = |column: &[&Panel]| column.iter().map(|b| b.height()).sum::<u16>();
     let (mut left, mut right): (Vec<&Panel>, Vec<&Panel>) = (Vec::new(), Vec::new());
     for b in &panels {
@@ -103,10 +112,12 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
         summary,
     );
 
-    let middle_height = if rest.height.saturating_sub(need) >= MIN_CHART_ROWS {
+    let charts_fit = rest.height.saturating_sub(need) >= MIN_CHART_ROWS;
+    // No room for the charts: one line says so instead of them vanishing.
+    let middle_height = if charts_fit {
         need
     } else {
-        rest.height
+        rest.height.saturating_sub(1)
     };
     let [middle, chart_area] =
         Layout::vertical([Constraint::Length(middle_height), Constraint::Min(0)]).areas(rest);
@@ -119,7 +130,21 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
         panels::render_column(frame, &left, l);
         panels::render_column(frame, &right, r);
     }
-    charts::render(frame, app.history(), app.now_ms, chart_area);
+    if charts_fit {
+        let view = charts::View {
+            window: app.chart_window(),
+            frozen: app.frozen,
+        };
+        charts::render(frame, app.history(), app.now_ms, view, chart_area);
+    } else if chart_area.height > 0 {
+        frame.render_widget(
+            Paragraph::new(Line::styled(
+                " charts hidden: enlarge the terminal",
+                style::muted(),
+            )),
+            chart_area,
+        );
+    }
 }
 
 /// The panels this node has, in the order they matter when room is short.

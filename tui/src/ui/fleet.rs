@@ -1,10 +1,15 @@
-//! The fleet screen: every node grouped by tier (LB, Web, App, DB,
-//! Unassigned), one row each, with a heading per tier.
+//! The nodes view: one row per node (or, grouped with `t`, every node
+//! under each of its tiers with a heading per tier: LB, Web, App, DB,
+//! Unassigned), sorted by any column (`s`/`S`: the heading marks it `▼`,
+//! `▲` reversed) and filtered by a regular expression on name, role or
+//! label (`/`: a line above the table says what is typed and how many
+//! nodes pass).
 //!
 //! Columns adapt to the width: the "seen" column goes first, then the
-//! network columns (at 80 columns the CHECKS column wins over them), then
-//! load; the CPU sparkline only takes what is left; wide terminals get a longer
-//! sparkline, wider names and a "seen" column.
+//! network columns (at 80 columns ROLES and CHECKS win over them), then
+//! ROLES, then load; the CPU sparkline only takes what is left; wide
+//! terminals get a longer sparkline, wider names, a wider CHECKS column and
+//! a "seen" column. Text that does not fit ends in `…`.
 //!
 //! The name cell carries what identifies a node within its tier: a DB
 //! node's role (`db1 (primary)`) and an LB's backend servers UP as the
@@ -15,8 +20,8 @@
 //! CHECKS column says `3/3 ok` or names the worst failing check in its
 //! colour.
 //!
-//! Under a tier, a node's status is its health as that role when the
-//! collector reported one (a web+app node whose nginx fails is still a
+//! Grouped, a node's status under a tier is its health as that role when
+//! the collector reported one (a web+app node whose nginx fails is still a
 //! healthy app server). A down node shows `—` in every value column: the
 //! collector serves no current value for it, and neither does this screen.
 
@@ -29,9 +34,10 @@ use stacktop_proto::v1::NodeState;
 use stacktop_proto::{Health, Role};
 
 use super::style;
-use crate::app::{App, Entry};
+use crate::app::{App, NodesView, SortColumn};
 use crate::format::{self, fit_left, fit_right};
 use crate::model::ConnState;
+use crate::sort::health_under;
 use crate::view;
 
 const STATUS_W: usize = 9;
@@ -41,6 +47,9 @@ const NET_W: usize = 9;
 const QPS_W: usize = 6;
 const SEEN_W: usize = 8;
 const CHECKS_W: usize = 14;
+const ROLES_W: usize = 8;
+/// The most the CHECKS column grows to on a wide terminal.
+const MAX_CHECKS_W: usize = 40;
 const MIN_NAME_W: usize = 8;
 const MIN_SPARK_W: usize = 8;
 const MAX_SPARK_W: usize = 120;
@@ -58,6 +67,10 @@ pub struct Columns {
     pub seen: bool,
     /// Whether the checks column is shown.
     pub checks: bool,
+    /// Width of the checks column (it grows on wide terminals).
+    pub checks_w: usize,
+    /// Whether the roles column is shown.
+    pub roles: bool,
     /// Width of the sparkline (0: not shown).
     pub spark: usize,
 }
@@ -73,6 +86,8 @@ impl Columns {
             net: true,
             seen: width >= 140,
             checks: true,
+            checks_w: CHECKS_W,
+            roles: true,
             spark: 0,
         };
         // Drop columns until the fixed part fits with a minimal name.
@@ -81,6 +96,8 @@ impl Columns {
                 cols.seen = false;
             } else if cols.net {
                 cols.net = false;
+            } else if cols.roles {
+                cols.roles = false;
             } else if cols.load {
                 cols.load = false;
             } else if cols.checks {
@@ -106,6 +123,13 @@ impl Columns {
         } else {
             cols.name += left.min(want_name.saturating_sub(cols.name));
         }
+        // Wider still: the checks column says more before the sparkline
+        // grows past 60.
+        if cols.checks && cols.spark > 60 {
+            let give = (cols.spark - 60).min(MAX_CHECKS_W - cols.checks_w);
+            cols.checks_w += give;
+            cols.spark -= give;
+        }
         cols
     }
 
@@ -123,7 +147,10 @@ impl Columns {
             w += SEEN_W + 1;
         }
         if self.checks {
-            w += CHECKS_W + 1;
+            w += self.checks_w + 1;
+        }
+        if self.roles {
+            w += ROLES_W + 1;
         }
         w
     }
@@ -159,6 +186,17 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
         .unwrap_or(0);
     let cols = Columns::fit(area.width as usize, longest);
     let stale = !app.is_connected();
+    let area = if app.filter_rows() > 0 {
+        let line = Rect { height: 1, ..area };
+        frame.render_widget(Paragraph::new(filter_line(app)), line);
+        Rect {
+            y: area.y + 1,
+            height: area.height.saturating_sub(1),
+            ..area
+        }
+    } else {
+        area
+    };
     let rows = area.height.saturating_sub(1) as usize;
     let sel_line = app.entry_line(app.selected);
     // Trust the app's scroll, but never hide the selection.
@@ -168,7 +206,7 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
         .max((sel_line + 1).saturating_sub(rows));
     // Only the lines on screen are built: a long fleet costs its visible
     // rows, not all of them.
-    let mut visible = vec![column_heading(&cols)];
+    let mut visible = vec![column_heading(&cols, &app.nodes_view)];
     let mut line_no = 0;
     for (i, entry) in app.entries.iter().enumerate() {
         if line_no >= offset + rows {
@@ -187,7 +225,8 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
             && let Some(node) = app.node(&entry.key())
         {
             let now = app.model.clock_ms(entry.source, app.now_ms);
-            let mut line = node_line(node, entry, &cols, now, i == app.selected);
+            let tier = app.nodes_view.grouped.then_some(entry.tier);
+            let mut line = node_line(node, tier, &cols, now, i == app.selected);
             if stale {
                 line = line.patch_style(style::stale());
             }
@@ -234,35 +273,91 @@ pub fn render_message(frame: &mut Frame, area: Rect, lines: Vec<Line<'static>>) 
     );
 }
 
-fn column_heading(cols: &Columns) -> Line<'static> {
+/// The column heading; the sorted column carries `▼` (`▲` reversed).
+fn column_heading(cols: &Columns, view: &NodesView) -> Line<'static> {
+    let mark = if view.reverse { "▲" } else { "▼" };
+    let title = |c: SortColumn| {
+        if c == view.sort {
+            format!("{}{mark}", c.title())
+        } else {
+            c.title().to_string()
+        }
+    };
     let mut text = format!(
-        "  {} {} {} {}",
-        fit_left("STATUS", STATUS_W),
-        fit_left("NAME", cols.name),
-        fit_right("CPU", PCT_W),
-        fit_right("MEM", PCT_W),
+        "  {} {}",
+        fit_left(&title(SortColumn::Status), STATUS_W),
+        fit_left(&title(SortColumn::Name), cols.name),
     );
+    if cols.roles {
+        text.push_str(&format!(
+            " {}",
+            fit_left(&title(SortColumn::Roles), ROLES_W)
+        ));
+    }
+    text.push_str(&format!(
+        " {} {}",
+        fit_right(&title(SortColumn::Cpu), PCT_W),
+        fit_right(&title(SortColumn::Mem), PCT_W),
+    ));
     if cols.load {
-        text.push_str(&format!(" {}", fit_right("LOAD", LOAD_W)));
+        text.push_str(&format!(" {}", fit_right(&title(SortColumn::Load), LOAD_W)));
     }
     if cols.net {
         text.push_str(&format!(
             " {} {}",
-            fit_right("NET RX", NET_W),
-            fit_right("NET TX", NET_W)
+            fit_right(&title(SortColumn::NetRx), NET_W),
+            fit_right(&title(SortColumn::NetTx), NET_W)
         ));
     }
-    text.push_str(&format!(" {}", fit_right("QPS", QPS_W)));
+    text.push_str(&format!(" {}", fit_right(&title(SortColumn::Qps), QPS_W)));
     if cols.checks {
-        text.push_str(&format!(" {}", fit_left("CHECKS", CHECKS_W)));
+        text.push_str(&format!(
+            " {}",
+            fit_left(&title(SortColumn::Checks), cols.checks_w)
+        ));
     }
     if cols.seen {
-        text.push_str(&format!(" {}", fit_right("SEEN", SEEN_W)));
+        text.push_str(&format!(" {}", fit_right(&title(SortColumn::Seen), SEEN_W)));
     }
     if cols.spark > 0 {
         text.push_str(&format!("  {}", fit_left("TREND", cols.spark)));
     }
     Line::styled(text, style::muted().add_modifier(Modifier::BOLD))
+}
+
+/// The filter line: what is typed (with a cursor while typing), how many
+/// nodes pass, or why the text is not a regular expression.
+fn filter_line(app: &App) -> Line<'static> {
+    let view = &app.nodes_view;
+    let cursor = if view.editing { "▏" } else { "" };
+    let mut spans = vec![
+        Span::styled(" / ", style::heading()),
+        Span::raw(format!("{}{cursor}", view.filter)),
+    ];
+    match &view.filter_error {
+        Some(err) => spans.push(Span::styled(
+            format!("  not a regular expression: {err}"),
+            style::health(Health::Crit),
+        )),
+        None => {
+            let shown: std::collections::HashSet<_> = app.entries.iter().map(|e| e.key()).collect();
+            spans.push(Span::styled(
+                format!(
+                    "  {} of {} nodes (name, role or label=value)",
+                    shown.len(),
+                    app.model.len()
+                ),
+                style::muted(),
+            ));
+        }
+    }
+    let hint = if view.editing {
+        "  Enter keep · Esc clear"
+    } else {
+        "  Esc clear"
+    };
+    spans.push(Span::styled(hint, style::muted()));
+    Line::from(spans)
 }
 
 fn tier_heading(app: &App, tier: Role) -> Line<'static> {
@@ -306,23 +401,12 @@ fn tier_heading(app: &App, tier: Role) -> Line<'static> {
     Line::from(spans)
 }
 
-/// The node's health under `tier`: its health as that role when the
-/// collector reported one, else its own (always `down` when it is down).
-fn health_under(node: &NodeState, tier: Role) -> Health {
-    let health = node.health();
-    if health == Health::Down {
-        return health;
-    }
-    node.role_health
-        .iter()
-        .find(|r| r.role() == tier)
-        .map_or(health, |r| r.health())
-}
-
-/// One node's row; `now_ms` is the collector's clock (for SEEN).
+/// One node's row; `tier`: the tier heading it sits under (grouped), its
+/// status then being its health as that role; `now_ms` is the collector's
+/// clock (for SEEN).
 fn node_line(
     node: &NodeState,
-    entry: &Entry,
+    tier: Option<Role>,
     cols: &Columns,
     now_ms: i64,
     selected: bool,
@@ -332,10 +416,29 @@ fn node_line(
     let marker = if selected { "› " } else { "  " };
     let mut spans = vec![
         Span::raw(marker),
-        style::health_span(health_under(node, entry.tier), STATUS_W),
+        style::health_span(
+            tier.map_or(node.health(), |t| health_under(node, t)),
+            STATUS_W,
+        ),
         Span::raw(" "),
     ];
     spans.extend(name_spans(node, cols.name));
+    if cols.roles {
+        let roles: Vec<&str> = node
+            .roles()
+            .filter(|r| *r != Role::Unspecified)
+            .map(|r| r.name())
+            .collect();
+        let text = if roles.is_empty() {
+            "-".to_string()
+        } else {
+            roles.join("+")
+        };
+        spans.push(Span::styled(
+            format!(" {}", fit_left(&text, ROLES_W)),
+            style::badge(),
+        ));
+    }
     spans.push(Span::raw(format!(
         " {} {}",
         fit_right(&format::percent(s.cpu_usage_ratio), PCT_W),
@@ -369,8 +472,10 @@ fn node_line(
             view::checks_summary(&node.checks)
         };
         spans.push(match summary {
-            Some((text, status)) => Span::styled(fit_left(&text, CHECKS_W), style::health(status)),
-            None => Span::styled(fit_left(format::UNKNOWN, CHECKS_W), style::muted()),
+            Some((text, status)) => {
+                Span::styled(fit_left(&text, cols.checks_w), style::health(status))
+            }
+            None => Span::styled(fit_left(format::UNKNOWN, cols.checks_w), style::muted()),
         });
     }
     if cols.seen {

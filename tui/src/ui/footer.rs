@@ -15,18 +15,27 @@ use crate::format;
 /// The key hints of each screen.
 pub fn keys(screen: &Screen) -> &'static [(&'static str, &'static str)] {
     match screen {
-        Screen::Fleet => &[
-            ("↑↓/jk", "move"),
-            ("PgUp/PgDn", "page"),
+        Screen::Topology => &[
+            ("Tab/1-4", "views"),
+            ("←→/hl", "move"),
             ("Enter", "details"),
-            ("a", "alerts"),
-            ("m", "maint"),
+            ("?", "help"),
+            ("q", "quit"),
+        ],
+        Screen::Fleet => &[
+            ("Tab/1-4", "views"),
+            ("s/S", "sort"),
+            ("/", "filter"),
+            ("t", "tiers"),
+            ("Enter", "details"),
             ("?", "help"),
             ("q", "quit"),
         ],
         Screen::Detail(_) => &[
             ("Esc", "back"),
-            ("a", "alerts"),
+            ("+/-", "zoom"),
+            ("f", "freeze"),
+            ("J/K", "scroll"),
             ("m", "maint"),
             ("?", "help"),
             ("q", "quit"),

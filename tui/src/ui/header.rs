@@ -1,4 +1,6 @@
-//! The two header lines: title, site health, node counts, the web/LB
+//! The two header lines: title, site health (`site ?` before the first
+//! snapshot, `site ? stale` while the collector is not connected: its last
+//! verdict is not the site's state now), node counts, the web/LB
 //! traffic ratio (flagged when off by more than 10%) and collector
 //! version, all as the collector's totals say; then the connection line,
 //! which turns into a red banner when the collector is not connected or
@@ -36,10 +38,11 @@ fn render_title(frame: &mut Frame, app: &App, area: Rect) {
         "stacktop",
         Style::new().fg(Color::Cyan).add_modifier(Modifier::BOLD),
     )];
+    spans.push(Span::styled("  site ", style::muted()));
     let version = match app.model.totals() {
-        Some(totals) => {
+        // Only a connected collector's verdict is the site's state now.
+        Some(totals) if app.is_connected() => {
             let site = totals.site();
-            spans.push(Span::styled("  site ", style::muted()));
             spans.push(Span::styled(
                 site.name().to_uppercase(),
                 style::health(site).add_modifier(Modifier::BOLD),
@@ -65,7 +68,16 @@ fn render_title(frame: &mut Frame, app: &App, area: Rect) {
             }
             totals.collector_version.as_str()
         }
-        None => "",
+        Some(_) => {
+            spans.push(Span::styled("?", style::heading()));
+            spans.push(Span::raw(" "));
+            spans.push(Span::styled(" stale ", style::stale_badge()));
+            ""
+        }
+        None => {
+            spans.push(Span::styled("?", style::heading()));
+            ""
+        }
     };
     let left = Line::from(spans);
     let mut right = if version.is_empty() {

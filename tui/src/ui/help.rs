@@ -1,4 +1,6 @@
-//! The key help, drawn over whatever screen is open. Any key closes it.
+//! The key help, drawn over whatever screen is open: every key, then a
+//! legend of the symbols and colours. Any key closes it. On a terminal too
+//! short for all of it, the box shows what fits (keys first).
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Flex, Layout, Rect};
@@ -10,20 +12,43 @@ use crate::app::App;
 
 /// Every key the dashboard understands, with what it does.
 pub const KEYS: &[(&str, &str)] = &[
-    ("↑ / k", "select the row above"),
-    ("↓ / j", "select the row below"),
+    ("Tab / Shift-Tab", "next / previous view"),
+    ("1 2 3 4", "topology, nodes, detail, alerts"),
+    (
+        "↑↓ / jk",
+        "select the row (topology: the node) above / below",
+    ),
+    ("←→ / hl", "topology: previous / next node"),
     ("PgUp / PgDn", "move a page up or down"),
-    ("Home / g", "first row"),
-    ("End / G", "last row"),
+    ("Home g / End G", "first / last row"),
     ("Enter", "details of the selected node"),
-    ("Esc / Backspace", "back to the fleet"),
+    ("Esc / Backspace", "back (nodes: clear the filter first)"),
+    ("s / S", "nodes: sort by the next column / reverse"),
+    ("/", "nodes: filter by name, role or label (regex)"),
+    ("t", "nodes: group by tier on / off"),
+    ("+ / -", "detail: charts over less / more time (1m to 6h)"),
+    ("f", "detail: freeze / resume the charts and panels"),
+    ("J K / wheel", "detail: scroll the checks and backends"),
     ("a", "the alerts view (a again: back)"),
     ("A", "acknowledge the selected alert"),
-    ("s", "silence the selected alert's node and rule"),
+    ("s", "alerts: silence the selected alert's node and rule"),
     ("m", "put the selected node in maintenance"),
     ("y / n", "confirm / cancel (Esc cancels too)"),
+    ("mouse", "click selects a row, the wheel scrolls"),
     ("?", "this help"),
     ("q / Ctrl-C", "quit"),
+];
+
+/// What the symbols and colours mean.
+pub const LEGEND: &[(&str, &str)] = &[
+    ("● ok", "green: every check passes"),
+    ("▲ warn", "yellow: a check warns"),
+    ("✖ crit", "red: a check fails"),
+    ("? unknown", "gray: no fresh result (not yet, or stale)"),
+    ("▼ down", "bold red: the agent is silent"),
+    ("—", "no current value (down, stale or never sent)"),
+    ("⚠ SPOF", "fewer than two healthy nodes in the tier"),
+    ("stale", "dimmed: last known data, collector not connected"),
 ];
 
 /// Draws the help box centred in `area`.
@@ -38,15 +63,16 @@ pub fn render(frame: &mut Frame, _app: &App, area: Rect) {
         })
         .collect();
     lines.push(Line::raw(""));
+    lines.extend(LEGEND.iter().map(|(mark, what)| {
+        Line::from(vec![
+            Span::styled(format!(" {mark:<16}"), legend_style(mark)),
+            Span::styled(*what, style::muted()),
+        ])
+    }));
     lines.push(Line::styled(
-        " Health is decided by the collector: ok, warn, crit, unknown, down.",
+        " Health is decided by the collector. Any key closes this.",
         style::muted(),
     ));
-    lines.push(Line::styled(
-        " Alerts: ✖ critical, ▲ warning; firing, then pending, then resolved.",
-        style::muted(),
-    ));
-    lines.push(Line::styled(" Press any key to close.", style::muted()));
     let width = lines.iter().map(Line::width).max().unwrap_or(0) as u16 + 3;
     let height = lines.len() as u16 + 2;
     let [popup] = Layout::horizontal([Constraint::Length(width.min(area.width))])
@@ -60,4 +86,19 @@ pub fn render(frame: &mut Frame, _app: &App, area: Rect) {
         Paragraph::new(lines).block(Block::bordered().title(" Keys ")),
         popup,
     );
+}
+
+/// A legend entry drawn the way the screen draws it.
+fn legend_style(mark: &str) -> ratatui::style::Style {
+    use stacktop_proto::Health;
+    match mark.split_whitespace().last() {
+        Some("ok") => style::health(Health::Ok),
+        Some("warn") => style::health(Health::Warn),
+        Some("crit") => style::health(Health::Crit),
+        Some("unknown") => style::health(Health::Unknown),
+        Some("down") => style::health(Health::Down),
+        Some("SPOF") => style::warning_badge(),
+        Some("stale") => style::stale(),
+        _ => style::heading(),
+    }
 }

@@ -9,7 +9,7 @@
 //! [`help`] (the key overlay), [`prompt`] (the question before a write
 //! call) and [`footer`] (key hints, or what became of a write call).
 //! [`draw`] splits the frame between them; [`style`] holds the shared
-//! colours.
+//! colours, and [`theme`] maps the finished frame to the chosen theme.
 //!
 //! Nothing here reads a clock, does I/O or receives from a channel: every
 //! input is in [`App`], so snapshots are deterministic.
@@ -24,6 +24,8 @@ pub mod help;
 pub mod panels;
 pub mod prompt;
 pub mod style;
+pub mod theme;
+pub mod topology;
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout};
@@ -31,7 +33,7 @@ use ratatui::layout::{Constraint, Layout};
 use crate::app::{App, Screen};
 
 /// Header lines above every screen.
-pub const HEADER_ROWS: u16 = 2;
+pub const HEADER_ROWS: u16 = crate::app::HEADER_ROWS;
 
 /// Draws the whole dashboard for `app`.
 pub fn draw(frame: &mut Frame, app: &App) {
@@ -43,6 +45,7 @@ pub fn draw(frame: &mut Frame, app: &App) {
     .areas(frame.area());
     header::render(frame, app, top);
     match app.screen {
+        Screen::Topology => topology::render(frame, app, body),
         Screen::Fleet => fleet::render(frame, app, body),
         Screen::Detail(_) => detail::render(frame, app, body),
         Screen::Alerts => alerts::render(frame, app, body),
@@ -52,4 +55,5 @@ pub fn draw(frame: &mut Frame, app: &App) {
         help::render(frame, app, frame.area());
     }
     prompt::render(frame, app, frame.area());
+    theme::apply(frame.buffer_mut(), app.theme);
 }

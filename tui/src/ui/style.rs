@@ -55,3 +55,29 @@ pub fn selected() -> Style {
 pub fn stale() -> Style {
     Style::new().add_modifier(Modifier::DIM)
 }
+
+/// The ` stale ` badge: shown data is the last known, not the current.
+pub fn stale_badge() -> Style {
+    Style::new()
+        .fg(Color::Black)
+        .bg(Color::Gray)
+        .add_modifier(Modifier::BOLD)
+}
+
+/// A weakness marker (SPOF): black on yellow, bold.
+pub fn warning_badge() -> Style {
+    Style::new()
+        .fg(Color::Black)
+        .bg(Color::Yellow)
+        .add_modifier(Modifier::BOLD)
+}
+
+/// A role badge beside a node's name.
+pub fn badge() -> Style {
+    Style::new().fg(Color::Cyan)
+}
+
+/// The `maint` mark.
+pub fn maint() -> Style {
+    Style::new().fg(Color::Cyan).add_modifier(Modifier::BOLD)
+}

@@ -1,0 +1,492 @@
+//! The dashboard end to end, as an operator drives it: a real
+//! `stacktop-collector` (temporary data directory, 127.0.0.1:0), real
+//! `stacktop-agent`s (lb1, web1, web2: a TCP check each against the
+//! collector's own port, so every check passes), and the real `stacktop`
+//! binary in a tmux session of its own. The test types keys (view switch,
+//! filter, sort, Enter, zoom, Esc, help, quit) and reads the screen with
+//! `tmux capture-pane`: a stopped agent's row shows `—`, not its last CPU,
+//! and the topology marks the web tier a SPOF once one of its two nodes is
+//! stopped.
+//!
+//! The other tests end the dashboard with SIGTERM and with Ctrl-C and ask
+//! tmux how the terminal was left (`remain-on-exit` keeps the dead pane):
+//! not in the alternate screen, the mouse no longer reported, and the exit
+//! status a shell expects (143, 130). (The cursor's visibility is not
+//! something tmux 3.3 can report.)
+//!
+//! Every process is started here and killed by its own guard when the
+//! test ends, pass or fail; tmux runs on a private socket in the test's
+//! directory and only that server is killed. Without tmux the tests skip
+//! with a printed reason, unless `STACKTOP_LAB=require`.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Liveness bound of each wait; never a performance assertion.
+const PATIENCE: Duration = Duration::from_secs(30);
+/// How long the screen may take to show what the collector already says.
+const SCREEN_PATIENCE: Duration = Duration::from_secs(20);
+
+/// A process this test started; killed (SIGKILL) and reaped when dropped.
+struct Proc {
+    child: Child,
+}
+
+impl Proc {
+    fn spawn(command: &mut Command) -> Self {
+        let child = command
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {command:?}: {e}"));
+        Self { child }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A tmux server of our own (its socket in the test's directory) running
+/// one session; `kill-server` on that socket when dropped.
+struct Tmux {
+    socket: PathBuf,
+}
+
+impl Tmux {
+    const SESSION: &str = "stacktop-dash";
+
+    /// `command` in a new detached session `width` x `height`.
+    fn start(socket: &Path, width: u16, height: u16, command: &[&str]) -> Self {
+        let tmux = Self {
+            socket: socket.to_path_buf(),
+        };
+        let status = tmux
+            .command()
+            .args(["new-session", "-d", "-s", Self::SESSION])
+            .args(["-x", &width.to_string(), "-y", &height.to_string()])
+            .arg("--")
+            .args(command)
+            .status()
+            .expect("running tmux");
+        assert!(status.success(), "tmux new-session failed: {status}");
+        // The pane stays when the dashboard exits, so the test can ask how
+        // it left the terminal and with which status.
+        let status = tmux
+            .command()
+            .args([
+                "set-window-option",
+                "-t",
+                Self::SESSION,
+                "remain-on-exit",
+                "on",
+            ])
+            .status()
+            .expect("running tmux");
+        assert!(status.success(), "tmux set-window-option failed: {status}");
+        tmux
+    }
+
+    fn command(&self) -> Command {
+        let mut command = Command::new("tmux");
+        command.arg("-S").arg(&self.socket);
+        command
+    }
+
+    /// A tmux format (`#{...}`) of the session's pane.
+    fn format(&self, format: &str) -> String {
+        let out = self
+            .command()
+            .args(["display-message", "-p", "-t", Self::SESSION, format])
+            .output()
+            .expect("tmux display-message");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// `alt=1`: the pane is in the alternate screen. (tmux 3.3 has no
+    /// format for the cursor's visibility: `cursor_flag` is the cursor-keys
+    /// mode.)
+    fn flags(&self) -> String {
+        self.format("alt=#{alternate_on}")
+    }
+
+    /// The process the pane runs (the dashboard: tmux starts it directly).
+    fn pane_pid(&self) -> u32 {
+        self.format("#{pane_pid}").parse().expect("a pane pid")
+    }
+
+    /// Waits until the pane's process ended with `status` (the pane stays,
+    /// `remain-on-exit`).
+    fn wait_for_exit(&self, status: u8) {
+        let start = Instant::now();
+        loop {
+            if self.format("#{pane_dead}") == "1" {
+                assert_eq!(self.format("#{pane_dead_status}"), status.to_string());
+                return;
+            }
+            assert!(
+                start.elapsed() < SCREEN_PATIENCE,
+                "the dashboard did not exit within {SCREEN_PATIENCE:?}:\n{}",
+                self.screen()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The visible screen, as text.
+    fn screen(&self) -> String {
+        let out = self
+            .command()
+            .args(["capture-pane", "-p", "-t", Self::SESSION])
+            .output()
+            .expect("tmux capture-pane");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Types `key` (a tmux key name or a character).
+    fn press(&self, key: &str) {
+        let status = self
+            .command()
+            .args(["send-keys", "-t", Self::SESSION, key])
+            .status()
+            .expect("tmux send-keys");
+        assert!(status.success(), "tmux send-keys {key}: {status}");
+    }
+
+    /// Waits until the screen satisfies `ok`, and returns it.
+    fn wait_for(&self, what: &str, ok: impl Fn(&str) -> bool) -> String {
+        let start = Instant::now();
+        loop {
+            let screen = self.screen();
+            if ok(&screen) {
+                return screen;
+            }
+            assert!(
+                start.elapsed() < SCREEN_PATIENCE,
+                "{what}: not on screen within {SCREEN_PATIENCE:?}:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self
+            .command()
+            .arg("kill-server")
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// Whether the test may skip because `what` is missing; panics instead
+/// under `STACKTOP_LAB=require`.
+fn skip_without(what: &str) -> bool {
+    let why = format!("{what} is not installed");
+    if std::env::var("STACKTOP_LAB").as_deref() == Ok("require") {
+        panic!("{why}, and STACKTOP_LAB=require");
+    }
+    eprintln!(
+        "skipping the tmux dashboard test: {why} (set STACKTOP_LAB=require to make this a failure)"
+    );
+    true
+}
+
+fn has_tmux() -> bool {
+    Command::new("tmux")
+        .arg("-V")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Builds the collector and agent binaries next to this package's
+/// `stacktop` (same target directory and profile) and returns that
+/// directory.
+fn binaries() -> PathBuf {
+    let stacktop = Path::new(env!("CARGO_BIN_EXE_stacktop"));
+    let dir = stacktop.parent().expect("a target directory").to_path_buf();
+    let profile = dir.file_name().unwrap().to_string_lossy().into_owned();
+    let target_dir = dir.parent().expect("a target directory");
+    let mut build = Command::new(env!("CARGO"));
+    build
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["build", "--quiet", "--bins"])
+        .args(["-p", "stacktop-collector", "-p", "stacktop-agent"])
+        .arg("--target-dir")
+        .arg(target_dir);
+    // What cargo set for this test, not for a build: some build scripts
+    // watch these (ring: CARGO_MANIFEST_DIR), and a changed value would
+    // rebuild them and everything above them on every run.
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        if key.starts_with("CARGO_PKG_")
+            || [
+                "CARGO_MANIFEST_DIR",
+                "CARGO_MANIFEST_PATH",
+                "CARGO_CRATE_NAME",
+                "CARGO_BIN_NAME",
+                "CARGO_PRIMARY_PACKAGE",
+                "CARGO_TARGET_TMPDIR",
+                "CARGO_RUSTC_CURRENT_DIR",
+            ]
+            .contains(&key.as_ref())
+        {
+            build.env_remove(key.as_ref());
+        }
+    }
+    match profile.as_str() {
+        "debug" => {}
+        "release" => {
+            build.arg("--release");
+        }
+        other => {
+            build.args(["--profile", other]);
+        }
+    }
+    let status = build.status().expect("running cargo build");
+    assert!(status.success(), "{build:?}: {status}");
+    dir
+}
+
+/// Starts the collector on 127.0.0.1:0 and returns it with its URL, read
+/// from its "collector serving" log line.
+fn start_collector(bin: &Path, dir: &Path) -> (Proc, String) {
+    let mut proc = Proc::spawn(
+        Command::new(bin.join("stacktop-collector"))
+            .args(["--listen", "127.0.0.1:0"])
+            .arg("--data-dir")
+            .arg(dir.join("data"))
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped()),
+    );
+    let stderr = proc.child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let log = dir.join("collector.log");
+    // Keeps reading (into the log file) so the collector never blocks on a
+    // full pipe; ends when the collector does.
+    std::thread::spawn(move || {
+        let mut file = std::fs::File::create(log).ok();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(file) = file.as_mut() {
+                use std::io::Write as _;
+                let _ = writeln!(file, "{line}");
+            }
+            if line.contains("collector serving")
+                && let Some(addr) = line
+                    .split_whitespace()
+                    .find_map(|w| w.strip_prefix("listen="))
+            {
+                let _ = tx.send(addr.to_string());
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(PATIENCE)
+        .unwrap_or_else(|_| panic!("the collector did not say where it listens; see its log"));
+    (proc, format!("http://{addr}"))
+}
+
+/// An agent `name` with `role`, reporting every second, whose one check
+/// (TCP to the collector's port) passes.
+fn start_agent(bin: &Path, dir: &Path, collector: &str, name: &str, role: &str) -> Proc {
+    let config = dir.join(format!("{name}.toml"));
+    let port = collector.rsplit(':').next().unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "name = \"{name}\"\nroles = [\"{role}\"]\ncollectors = [\"{collector}\"]\n\
+             interval = \"1s\"\n\n[[checks]]\nkind = \"tcp\"\nname = \"collector\"\n\
+             address = \"127.0.0.1:{port}\"\ninterval = \"1s\"\n"
+        ),
+    )
+    .unwrap();
+    let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
+    Proc::spawn(
+        Command::new(bin.join("stacktop-agent"))
+            .arg("--config")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(log),
+    )
+}
+
+/// The `stacktop` command line against `url`, logging into `dir`.
+fn dashboard(dir: &Path, url: &str) -> Vec<String> {
+    vec![
+        "env".into(),
+        "USER=tester".into(),
+        "TERM=xterm-256color".into(),
+        env!("CARGO_BIN_EXE_stacktop").into(),
+        "--collector".into(),
+        url.into(),
+        "--log-file".into(),
+        dir.join("stacktop.log").to_string_lossy().into_owned(),
+    ]
+}
+
+/// The first line of `screen` that has `node` as a word (its table row on
+/// the nodes view).
+fn row_of<'a>(screen: &'a str, node: &str) -> Option<&'a str> {
+    screen
+        .lines()
+        .find(|l| l.split_whitespace().any(|w| w == node))
+}
+
+#[test]
+fn the_operator_drives_every_view_and_sees_a_stopped_node_honestly() {
+    if !has_tmux() && skip_without("tmux") {
+        return;
+    }
+    let bin = binaries();
+    let dir = tempfile::tempdir().unwrap();
+    let (_collector, url) = start_collector(&bin, dir.path());
+    let _lb1 = start_agent(&bin, dir.path(), &url, "lb1", "lb");
+    let _web1 = start_agent(&bin, dir.path(), &url, "web1", "web");
+    let mut web2 = Some(start_agent(&bin, dir.path(), &url, "web2", "web"));
+    let command = dashboard(dir.path(), &url);
+    let command: Vec<&str> = command.iter().map(String::as_str).collect();
+    let tmux = Tmux::start(&dir.path().join("tmux.sock"), 100, 30, &command);
+
+    // The topology first: both web nodes healthy, no SPOF on the web tier.
+    let screen = tmux.wait_for("the topology with two healthy web nodes", |s| {
+        s.contains("Web 2/2 healthy") && s.contains("● web1") && s.contains("● web2")
+    });
+    assert!(screen.contains("users"), "{screen}");
+    assert!(!screen.contains("SPOF: 1 of 2 Web"), "{screen}");
+
+    // The nodes view, sorted by CPU, filtered to the web tier.
+    tmux.press("2");
+    tmux.wait_for("the nodes view", |s| s.contains("NAME▼"));
+    // Name -> Roles -> CPU.
+    tmux.press("s");
+    tmux.press("s");
+    tmux.wait_for("sorted by CPU", |s| s.contains("CPU▼"));
+    tmux.press("S");
+    tmux.wait_for("sorted by CPU, reversed", |s| s.contains("CPU▲"));
+    tmux.press("/");
+    for c in ["w", "e", "b"] {
+        tmux.press(c);
+    }
+    tmux.press("Enter");
+    let screen = tmux.wait_for("the filter", |s| s.contains("2 of 3 nodes"));
+    assert!(row_of(&screen, "lb1").is_none(), "{screen}");
+    let live = tmux.wait_for("web2's live CPU", |s| {
+        row_of(s, "web2").is_some_and(|r| r.contains('%'))
+    });
+    let cpu_before = row_of(&live, "web2").unwrap().to_string();
+
+    // Stop web2: its row goes to dashes, never its last CPU.
+    drop(web2.take());
+    let screen = tmux.wait_for("web2 down with dashes", |s| {
+        row_of(s, "web2").is_some_and(|r| r.contains("down") && r.contains('—') && !r.contains('%'))
+    });
+    let row = row_of(&screen, "web2").unwrap();
+    assert!(
+        !row.contains("ok"),
+        "a down node is not ok: {row} (was {cpu_before})"
+    );
+
+    // Detail of web2 (Enter), zoom, help, then back.
+    tmux.press("Escape");
+    tmux.wait_for("the filter cleared", |s| row_of(s, "lb1").is_some());
+    tmux.press("g");
+    tmux.press("/");
+    for c in ["w", "e", "b", "2"] {
+        tmux.press(c);
+    }
+    tmux.press("Enter");
+    tmux.wait_for("only web2", |s| s.contains("1 of 3 nodes"));
+    tmux.press("Enter");
+    let screen = tmux.wait_for("web2's detail", |s| {
+        s.contains("┌ Node") && s.contains("web2")
+    });
+    assert!(screen.contains("down"), "{screen}");
+    tmux.press("-");
+    tmux.wait_for("charts over an hour", |s| s.contains("CPU % · 1h"));
+    tmux.press("+");
+    tmux.press("+");
+    tmux.wait_for("charts over 5 minutes", |s| s.contains("CPU % · 5m"));
+    tmux.press("f");
+    tmux.wait_for("frozen", |s| s.contains("frozen"));
+    tmux.press("?");
+    tmux.wait_for("the help", |s| {
+        s.contains("Tab / Shift-Tab") && s.contains("▼ down")
+    });
+    tmux.press("x");
+    tmux.press("Escape");
+    tmux.wait_for("back to the nodes", |s| {
+        s.contains("NAME") && s.contains("1 of 3 nodes")
+    });
+
+    // The topology marks the web tier: one healthy node of two.
+    tmux.press("1");
+    let screen = tmux.wait_for("the web tier a SPOF", |s| {
+        s.contains("SPOF: 1 of 2 Web nodes healthy")
+    });
+    assert!(screen.contains("▼ web2 down"), "{screen}");
+
+    tmux.press("q");
+    tmux.wait_for_exit(0);
+}
+
+#[test]
+fn sigterm_restores_the_terminal() {
+    ends_with_the_terminal_restored(
+        |tmux| {
+            let pid = tmux.pane_pid();
+            let status = Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status()
+                .unwrap();
+            assert!(status.success());
+        },
+        143,
+    );
+}
+
+#[test]
+fn ctrl_c_restores_the_terminal_and_exits_130() {
+    ends_with_the_terminal_restored(|tmux| tmux.press("C-c"), 130);
+}
+
+/// Starts the dashboard (against a collector with no agent), checks it
+/// took over the terminal, ends it with `stop`, and checks how tmux says
+/// the terminal was left and the exit status.
+fn ends_with_the_terminal_restored(stop: impl FnOnce(&Tmux), status: u8) {
+    if !has_tmux() && skip_without("tmux") {
+        return;
+    }
+    let bin = binaries();
+    let dir = tempfile::tempdir().unwrap();
+    let (_collector, url) = start_collector(&bin, dir.path());
+    let command = dashboard(dir.path(), &url);
+    let command: Vec<&str> = command.iter().map(String::as_str).collect();
+    let tmux = Tmux::start(&dir.path().join("tmux.sock"), 80, 24, &command);
+    tmux.wait_for("the dashboard", |s| {
+        s.contains("stacktop") && s.contains("connected")
+    });
+    assert_eq!(
+        tmux.flags(),
+        "alt=1 cursor=0",
+        "the dashboard owns the screen"
+    );
+    stop(&tmux);
+    tmux.wait_for_exit(status);
+    assert_eq!(
+        tmux.flags(),
+        "alt=0 cursor=1",
+        "the terminal as the shell left it"
+    );
+    assert_eq!(
+        tmux.format("#{mouse_any_flag}#{mouse_button_flag}#{mouse_standard_flag}"),
+        "000"
+    );
+}
