@@ -41,7 +41,7 @@ _stacktop__collector() {
 
     case "${cmd}" in
         stacktop__collector)
-            opts="-h -V --listen --config --history --max-agents --insecure --metrics-listen --data-dir --tls-cert --tls-key --client-ca --agent-tokens-file --viewer-tokens-file --operator-tokens-file --help --version bench certs help"
+            opts="-h -V --listen --config --history --max-agents --insecure --metrics-listen --data-dir --memory-only --tls-cert --tls-key --client-ca --agent-tokens-file --viewer-tokens-file --operator-tokens-file --help --version bench certs help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -103,7 +103,7 @@ _stacktop__collector() {
             return 0
             ;;
         stacktop__subcmd__collector__subcmd__bench)
-            opts="-h --agents --agents-per-connection --series --interval --watchers --measuring-watchers --warmup --duration --collector --collector-pid --in-process --tls --collector-log --json --help"
+            opts="-h --agents --agents-per-connection --series --interval --watchers --measuring-watchers --warmup --duration --collector --collector-pid --in-process --tls --memory-only --collector-log --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_stacktop_collector_global_optspecs
-    string join \n listen= config= history= max-agents= insecure metrics-listen= data-dir= tls-cert= tls-key= client-ca= agent-tokens-file= viewer-tokens-file= operator-tokens-file= h/help V/version
+    string join \n listen= config= history= max-agents= insecure metrics-listen= data-dir= memory-only tls-cert= tls-key= client-ca= agent-tokens-file= viewer-tokens-file= operator-tokens-file= h/help V/version
 end
 
 function __fish_stacktop_collector_needs_command
@@ -37,6 +37,7 @@ complete -c stacktop-collector -n "__fish_stacktop_collector_needs_command" -l a
 complete -c stacktop-collector -n "__fish_stacktop_collector_needs_command" -l viewer-tokens-file -d 'Tokens (one a line) that may read the fleet. [default: Fleet open]' -r -F
 complete -c stacktop-collector -n "__fish_stacktop_collector_needs_command" -l operator-tokens-file -d 'Tokens (one a line) that may read the fleet and acknowledge, silence and set maintenance. [default: Operator open]' -r -F
 complete -c stacktop-collector -n "__fish_stacktop_collector_needs_command" -l insecure -d 'Serve plain-text gRPC (and /metrics) on a non-loopback address. Anyone on the network can then read the fleet and report as any node'
+complete -c stacktop-collector -n "__fish_stacktop_collector_needs_command" -l memory-only -d 'Keep nothing on disk: no ingest journal, alert state in memory. Batches are then acknowledged before they are durable and a crash loses them; for benchmarks (`bench --memory-only`) and throw-away collectors'
 complete -c stacktop-collector -n "__fish_stacktop_collector_needs_command" -s h -l help -d 'Print help'
 complete -c stacktop-collector -n "__fish_stacktop_collector_needs_command" -s V -l version -d 'Print version'
 complete -c stacktop-collector -n "__fish_stacktop_collector_needs_command" -f -a "bench" -d 'Load a collector with simulated agents and Watch subscribers and report samples/s, its CPU and memory, and sample -> Watch latency'
@@ -55,6 +56,7 @@ complete -c stacktop-collector -n "__fish_stacktop_collector_using_subcommand be
 complete -c stacktop-collector -n "__fish_stacktop_collector_using_subcommand bench" -l collector-log -d 'Where the started collector\'s log goes. [default: nowhere]' -r -F
 complete -c stacktop-collector -n "__fish_stacktop_collector_using_subcommand bench" -l in-process -d 'Run the collector inside the benchmark process (its CPU figures then include the load generator\'s)'
 complete -c stacktop-collector -n "__fish_stacktop_collector_using_subcommand bench" -l tls -d 'Serve and dial TLS with a throw-away CA (not with --collector): run once with and once without to see what TLS costs'
+complete -c stacktop-collector -n "__fish_stacktop_collector_using_subcommand bench" -l memory-only -d 'Start the collector with --memory-only (no ingest journal): run once with and once without to see what durability costs'
 complete -c stacktop-collector -n "__fish_stacktop_collector_using_subcommand bench" -l json -d 'Print the report as JSON'
 complete -c stacktop-collector -n "__fish_stacktop_collector_using_subcommand bench" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c stacktop-collector -n "__fish_stacktop_collector_using_subcommand certs" -l out -d 'Directory the files are written to (created if missing)' -r -F
