@@ -11,8 +11,9 @@
 //! The other tests end the dashboard with SIGTERM and with Ctrl-C and ask
 //! tmux how the terminal was left (`remain-on-exit` keeps the dead pane):
 //! not in the alternate screen, the mouse no longer reported, and the exit
-//! status a shell expects (143, 130). (The cursor's visibility is not
-//! something tmux 3.3 can report.)
+//! status a shell expects (143, 130), as the `sh` the pane runs the
+//! dashboard under writes it. (The cursor's visibility is not something
+//! tmux 3.3 can report.)
 //!
 //! Every process is started here and killed by its own guard when the
 //! test ends, pass or fail; tmux runs on a private socket in the test's
@@ -28,6 +29,9 @@ use std::time::{Duration, Instant};
 const PATIENCE: Duration = Duration::from_secs(30);
 /// How long the screen may take to show what the collector already says.
 const SCREEN_PATIENCE: Duration = Duration::from_secs(20);
+/// Where the pane's `sh` writes the dashboard's exit status, beside the
+/// tmux socket.
+const EXIT_STATUS: &str = "exit-status";
 
 /// A process this test started; killed (SIGKILL) and reaped when dropped.
 struct Proc {
@@ -114,29 +118,35 @@ impl Tmux {
         self.format("alt=#{alternate_on}")
     }
 
-    /// The process the pane runs (the dashboard: tmux starts it directly).
+    /// The dashboard's process: the child of the pane's `sh` (see
+    /// [`dashboard`]).
     fn pane_pid(&self) -> u32 {
-        self.format("#{pane_pid}").parse().expect("a pane pid")
+        let sh: u32 = self.format("#{pane_pid}").parse().expect("a pane pid");
+        let children = format!("/proc/{sh}/task/{sh}/children");
+        let text = std::fs::read_to_string(&children).unwrap_or_default();
+        text.split_whitespace()
+            .next()
+            .and_then(|pid| pid.parse().ok())
+            .unwrap_or_else(|| panic!("no dashboard under the pane's sh ({children}: {text:?})"))
     }
 
-    /// Waits until the pane's process ended with `status` (the pane stays,
-    /// `remain-on-exit`).
+    /// Waits until the dashboard ended with `status`, as the pane's `sh`
+    /// wrote it (tmux's own `pane_dead_status` is not reliable: tmux 3.3
+    /// may mark the pane dead on the pty's end and never record how the
+    /// process exited). `sh` reports a death by signal as 128 + its number.
     fn wait_for_exit(&self, status: u8) {
+        let file = self.socket.with_file_name(EXIT_STATUS);
         let start = Instant::now();
         loop {
-            // tmux may see the pty close before it has reaped the process:
-            // the status (or the signal that killed it) comes a moment later.
-            if self.format("#{pane_dead}") == "1" {
-                let ended = self.format("#{pane_dead_status}");
-                let signal = self.format("#{pane_dead_signal}");
-                assert!(
-                    signal.is_empty(),
-                    "the dashboard was killed by signal {signal}"
+            if let Ok(text) = std::fs::read_to_string(&file)
+                && text.ends_with('\n')
+            {
+                assert_eq!(
+                    text.trim(),
+                    status.to_string(),
+                    "the dashboard's exit status"
                 );
-                if !ended.is_empty() {
-                    assert_eq!(ended, status.to_string());
-                    return;
-                }
+                return;
             }
             assert!(
                 start.elapsed() < SCREEN_PATIENCE,
@@ -331,9 +341,12 @@ fn start_agent(bin: &Path, dir: &Path, collector: &str, name: &str, role: &str) 
 /// The `stacktop` command line against `url`, logging into `dir`.
 fn dashboard(dir: &Path, url: &str) -> Vec<String> {
     vec![
-        "env".into(),
-        "USER=tester".into(),
-        "TERM=xterm-256color".into(),
+        "sh".into(),
+        "-c".into(),
+        format!(
+            "env USER=tester TERM=xterm-256color \"$0\" \"$@\"; echo $? > '{}'",
+            dir.join(EXIT_STATUS).display()
+        ),
         env!("CARGO_BIN_EXE_stacktop").into(),
         "--collector".into(),
         url.into(),
