@@ -24,5 +24,8 @@ fn deb_holds_the_binary_man_pages_and_completions() {
         "the dashboard has no unit:\n{}",
         deb.contents
     );
-    deb.check_install("stacktop", &["/usr/share/man/man1/stacktop.1"]);
+    deb.check_install(
+        "stacktop",
+        &["/usr/share/bash-completion/completions/stacktop"],
+    );
 }
