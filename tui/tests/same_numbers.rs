@@ -357,6 +357,9 @@ async fn dashboard_and_status_show_exactly_the_collectors_numbers() {
         width: 200,
         height: 50,
     });
+    // The nodes view: the table with every number (the topology, the
+    // default screen, shows fewer).
+    app.update(Action::View(2));
     let mut terminal = Terminal::new(TestBackend::new(200, 50)).unwrap();
     terminal
         .draw(|frame| stacktop::ui::draw(frame, &app))
