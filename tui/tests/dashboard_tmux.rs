@@ -20,10 +20,14 @@
 //! directory and only that server is killed. Without tmux the tests skip
 //! with a printed reason, unless `STACKTOP_LAB=require`.
 
+mod support;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use support::{binaries, has_tmux, skip_without};
 
 /// Liveness bound of each wait; never a performance assertion.
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -202,77 +206,6 @@ impl Drop for Tmux {
             .stderr(Stdio::null())
             .status();
     }
-}
-
-/// Whether the test may skip because `what` is missing; panics instead
-/// under `STACKTOP_LAB=require`.
-fn skip_without(what: &str) -> bool {
-    let why = format!("{what} is not installed");
-    if std::env::var("STACKTOP_LAB").as_deref() == Ok("require") {
-        panic!("{why}, and STACKTOP_LAB=require");
-    }
-    eprintln!(
-        "skipping the tmux dashboard test: {why} (set STACKTOP_LAB=require to make this a failure)"
-    );
-    true
-}
-
-fn has_tmux() -> bool {
-    Command::new("tmux")
-        .arg("-V")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// Builds the collector and agent binaries next to this package's
-/// `stacktop` (same target directory and profile) and returns that
-/// directory.
-fn binaries() -> PathBuf {
-    let stacktop = Path::new(env!("CARGO_BIN_EXE_stacktop"));
-    let dir = stacktop.parent().expect("a target directory").to_path_buf();
-    let profile = dir.file_name().unwrap().to_string_lossy().into_owned();
-    let target_dir = dir.parent().expect("a target directory");
-    let mut build = Command::new(env!("CARGO"));
-    build
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(["build", "--quiet", "--bins"])
-        .args(["-p", "stacktop-collector", "-p", "stacktop-agent"])
-        .arg("--target-dir")
-        .arg(target_dir);
-    // What cargo set for this test, not for a build: some build scripts
-    // watch these (ring: CARGO_MANIFEST_DIR), and a changed value would
-    // rebuild them and everything above them on every run.
-    for (key, _) in std::env::vars_os() {
-        let key = key.to_string_lossy();
-        if key.starts_with("CARGO_PKG_")
-            || [
-                "CARGO_MANIFEST_DIR",
-                "CARGO_MANIFEST_PATH",
-                "CARGO_CRATE_NAME",
-                "CARGO_BIN_NAME",
-                "CARGO_PRIMARY_PACKAGE",
-                "CARGO_TARGET_TMPDIR",
-                "CARGO_RUSTC_CURRENT_DIR",
-            ]
-            .contains(&key.as_ref())
-        {
-            build.env_remove(key.as_ref());
-        }
-    }
-    match profile.as_str() {
-        "debug" => {}
-        "release" => {
-            build.arg("--release");
-        }
-        other => {
-            build.args(["--profile", other]);
-        }
-    }
-    let status = build.status().expect("running cargo build");
-    assert!(status.success(), "{build:?}: {status}");
-    dir
 }
 
 /// Starts the collector on 127.0.0.1:0 and returns it with its URL, read

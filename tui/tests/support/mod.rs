@@ -1,7 +1,8 @@
 //! What the tests that drive the real dashboard share: a private tmux
 //! server to run it in and read its screen from, the skip-or-fail rule
 //! for missing tools, and the workspace's other binaries built next to
-//! `stacktop`.
+//! `stacktop`. Each test file uses part of it.
+#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
