@@ -7,7 +7,10 @@
 //! - [`journal`]: acked means durable: every batch is on disk before it
 //!   is acknowledged, and replayed into the store at start.
 //! - [`store`]: every known node, its latest values and checks as
-//!   reported; [`series`] holds one series' compact history ring buffer.
+//!   reported; [`series`] holds one series' recent points at full
+//!   resolution, compressed with [`gorilla`].
+//! - [`tiers`]: coarser history on disk (10 s buckets for 6 h, 1 min for
+//!   7 days), rolled up from the full resolution in memory.
 //! - [`slot`]: what each series feeds in the evaluated fleet, decided once
 //!   per series.
 //! - [`health`]: the pure node / role / tier / site health rules.
@@ -36,6 +39,7 @@ pub mod bench;
 pub mod config;
 pub mod export;
 pub mod fleet;
+pub mod gorilla;
 pub mod health;
 pub mod ingest;
 pub mod journal;
@@ -43,6 +47,7 @@ pub mod series;
 pub mod server;
 pub mod slot;
 pub mod store;
+pub mod tiers;
 
 pub use config::{Config, ConfigError, DEFAULT_PORT, FileConfig};
 pub use server::{Error, Listeners, run, serve, serve_listeners};

@@ -37,6 +37,7 @@ use crate::fleet::{self, FleetService, Views};
 use crate::ingest::IngestService;
 use crate::journal::{Journal, JournalError};
 use crate::store::Store;
+use crate::tiers::{Tiers, TiersError};
 
 /// Largest accepted gRPC message (one agent batch, one request).
 pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
@@ -63,6 +64,9 @@ pub enum Error {
     /// The ingest journal could not be opened or read.
     #[error(transparent)]
     Journal(#[from] JournalError),
+    /// The coarse history could not be opened.
+    #[error(transparent)]
+    Tiers(#[from] TiersError),
     /// The `/metrics` address could not be bound.
     #[error("cannot serve /metrics on {addr}: {source}")]
     BindMetrics {
@@ -194,6 +198,24 @@ pub async fn serve_listeners(
         }
         None => None,
     };
+    let tiers = match &config.alerts.data_dir {
+        Some(dir) => {
+            let tiers = Tiers::open(dir)?;
+            info!(
+                disk_bytes = tiers.disk_bytes(),
+                "coarse history (10 s for 6 h, 1 min for 7 days) in {}",
+                dir.join(crate::tiers::FILE).display()
+            );
+            tracker.spawn(crate::tiers::keep_rolling_up(
+                tiers.clone(),
+                store.clone(),
+                crate::tiers::roll_up_every(config.history),
+                inner.clone(),
+            ));
+            Some(tiers)
+        }
+        None => None,
+    };
     for name in &config.expected_nodes {
         store.expect(name);
     }
@@ -236,7 +258,8 @@ pub async fn serve_listeners(
     if let Some(journal) = journal.clone() {
         ingest = ingest.with_journal(journal);
     }
-    let fleet = FleetService::new(store.clone(), views, inner.clone(), tracker.clone());
+    let fleet =
+        FleetService::new(store.clone(), views, inner.clone(), tracker.clone()).with_tiers(tiers);
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<IngestServer<IngestService>>().await;

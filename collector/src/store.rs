@@ -333,6 +333,12 @@ impl Node {
             .map(|(key, &i)| (key, &self.series[i as usize]))
     }
 
+    /// Every series with its identity, in arrival order, mutable: for the
+    /// tiers' roll-up bookkeeping ([`crate::tiers`]), not for points.
+    pub fn series_mut(&mut self) -> impl Iterator<Item = (&Arc<SeriesKey>, &mut Series)> {
+        self.keys.iter().zip(self.series.iter_mut())
+    }
+
     /// The series `key`, if the node has it.
     pub fn series_of(&self, key: &SeriesKey) -> Option<&Series> {
         let i = *self.index.get(key)?;
@@ -342,6 +348,14 @@ impl Node {
     /// The total-CPU series, if the node reports one.
     pub fn cpu_series(&self) -> Option<&Series> {
         self.series.get(self.cpu_index? as usize)
+    }
+
+    /// Points of full-resolution history the node's series hold, and the
+    /// heap bytes holding them (the compressed chunks).
+    pub fn history_footprint(&self) -> (usize, usize) {
+        self.series
+            .iter()
+            .fold((0, 0), |(p, b), s| (p + s.len(), b + s.heap_bytes()))
     }
 
     /// How many series the node has.
@@ -1183,10 +1197,10 @@ mod tests {
                 )
                 .unwrap();
         }
-        let len = store
-            .with_node("n", |n| n.series_of(&key).unwrap().len())
+        let held = store
+            .with_node("n", |n| n.series_of(&key).unwrap().points_since(0).count())
             .unwrap();
-        assert_eq!(len, 11);
+        assert_eq!(held, 11);
     }
 
     #[test]

@@ -146,6 +146,7 @@ mod tests {
                 .map(|&(timestamp_ms, value)| TimedValue {
                     timestamp_ms,
                     value,
+                    ..TimedValue::default()
                 })
                 .collect(),
         }

@@ -234,8 +234,9 @@ impl Exposition {
             MetricType::Gauge,
         );
         let mut series: BTreeMap<String, Family> = BTreeMap::new();
-        // Series the store holds, counted while each node is locked anyway.
-        let mut held = 0usize;
+        // Series the store holds and their history's footprint, counted
+        // while each node is locked anyway.
+        let mut held = Held::default();
 
         for node in view.nodes() {
             let id = &node.identity;
@@ -250,7 +251,9 @@ impl Exposition {
             }
             if !alive {
                 // Nothing a down node said describes now.
-                held += store.with_node(&id.name, |n| n.series_count()).unwrap_or(0);
+                if let Ok(h) = store.with_node(&id.name, Held::of) {
+                    held.add(h);
+                }
                 continue;
             }
             for check in node.checks.iter() {
@@ -261,11 +264,11 @@ impl Exposition {
                 checks.gauge(set, health_value(health::as_check_status(check.status())));
             }
             let Ok((count, latest)) =
-                store.with_node(&id.name, |n| (n.series_count(), copy::latest_values(n)))
+                store.with_node(&id.name, |n| (Held::of(n), copy::latest_values(n)))
             else {
                 continue;
             };
-            held += count;
+            held.add(count);
             let fresh = Freshness {
                 now_ms,
                 interval_ms: id.interval_ms,
@@ -494,15 +497,29 @@ impl Exposition {
         ]);
     }
 
-    /// Adds the number of series the store holds.
-    fn series_held(&mut self, n: usize) {
-        let mut family = Family::new(
-            "stacktop_collector_series",
-            "Series the collector holds in memory, over every known node",
-            MetricType::Gauge,
-        );
-        family.gauge(Vec::new(), n as f64);
-        self.families.push(family);
+    /// Adds the number of series the store holds and their history's size.
+    fn series_held(&mut self, held: Held) {
+        for (name, help, value) in [
+            (
+                "stacktop_collector_series",
+                "Series the collector holds in memory, over every known node",
+                held.series,
+            ),
+            (
+                "stacktop_collector_history_points",
+                "Points of full-resolution history held in memory",
+                held.points,
+            ),
+            (
+                "stacktop_collector_history_bytes",
+                "Heap bytes of the compressed full-resolution history (points / bytes = bytes per sample)",
+                held.bytes,
+            ),
+        ] {
+            let mut family = Family::new(name, help, MetricType::Gauge);
+            family.gauge(Vec::new(), value as f64);
+            self.families.push(family);
+        }
     }
 
     /// The exposition in `format`.
@@ -627,6 +644,31 @@ impl Collector for Encoded {
             }
         }
         Ok(())
+    }
+}
+
+/// What the store holds, summed over nodes for `/metrics`.
+#[derive(Debug, Default, Clone, Copy)]
+struct Held {
+    series: usize,
+    points: usize,
+    bytes: usize,
+}
+
+impl Held {
+    fn of(n: &crate::store::Node) -> Self {
+        let (points, bytes) = n.history_footprint();
+        Self {
+            series: n.series_count(),
+            points,
+            bytes,
+        }
+    }
+
+    fn add(&mut self, other: Self) {
+        self.series += other.series;
+        self.points += other.points;
+        self.bytes += other.bytes;
     }
 }
 

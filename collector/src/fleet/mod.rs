@@ -50,33 +50,91 @@ use tokio_util::task::TaskTracker;
 use tonic::{Request, Response, Status};
 
 use crate::store::{SeriesKey, Store, StoreError};
+use crate::tiers::Tiers;
 pub use view::{BUILD_INTERVAL, FleetView, NodeView, Published, Views};
 
 /// Most Watch streams served at once; each costs a task and a backlog.
 pub const MAX_WATCHERS: usize = 1_024;
 
 /// Points of `node`'s series named `series` carrying all `labels`, since
-/// `since_ms` (0: everything held), oldest first.
-pub fn history(store: &Store, request: &HistoryRequest) -> Result<Vec<SeriesHistory>, StoreError> {
+/// `since_ms`, oldest first. The full-resolution points held in memory
+/// (`--history`) come as they are; when `since_ms` reaches further back and
+/// `tiers` are kept, the older part comes from the finest coarse tier that
+/// covers it, one averaged point per bucket (with its min, max and width).
+/// `since_ms == 0` means the oldest point held in memory.
+pub fn history(
+    store: &Store,
+    tiers: Option<&Tiers>,
+    request: &HistoryRequest,
+    now_ms: i64,
+) -> Result<Vec<SeriesHistory>, StoreError> {
     let wanted = SeriesKey::new(request.series.clone(), &request.labels);
-    store.with_node(&request.node, |n| {
+    let held: Vec<(SeriesKey, Vec<TimedValue>)> = store.with_node(&request.node, |n| {
         n.series()
             .filter(|(key, _)| {
                 key.name == wanted.name && wanted.labels.iter().all(|l| key.labels.contains(l))
             })
-            .map(|(key, series)| SeriesHistory {
-                name: key.name.clone(),
-                labels: key.proto_labels(),
-                points: series
+            .map(|(key, series)| {
+                let points = series
                     .points_since(request.since_ms)
                     .map(|(timestamp_ms, value)| TimedValue {
                         timestamp_ms,
                         value,
+                        ..TimedValue::default()
                     })
-                    .collect(),
+                    .collect();
+                (SeriesKey::clone(key), points)
             })
             .collect()
-    })
+    })?;
+    Ok(held
+        .into_iter()
+        .map(|(key, points)| {
+            let oldest = points.first().map_or(now_ms, |p| p.timestamp_ms);
+            let mut older = match tiers {
+                Some(tiers) if request.since_ms > 0 && request.since_ms < oldest => {
+                    coarse(tiers, &request.node, &key, request.since_ms..oldest, now_ms)
+                }
+                _ => Vec::new(),
+            };
+            older.extend(points);
+            SeriesHistory {
+                name: key.name.clone(),
+                labels: key.proto_labels(),
+                points: older,
+            }
+        })
+        .collect())
+}
+
+/// The buckets of `range` from `tiers`, as points; those reaching into
+/// `range.end` (where full resolution takes over) are left out. A failed
+/// read is logged and served as no older points.
+fn coarse(
+    tiers: &Tiers,
+    node: &str,
+    key: &SeriesKey,
+    range: std::ops::Range<i64>,
+    now_ms: i64,
+) -> Vec<TimedValue> {
+    let end = range.end;
+    match tiers.read(node, key, range, now_ms) {
+        Ok((step_ms, buckets)) => buckets
+            .into_iter()
+            .filter(|b| b.start_ms + step_ms <= end)
+            .map(|b| TimedValue {
+                timestamp_ms: b.start_ms,
+                value: f64::from(b.avg),
+                min: Some(f64::from(b.min)),
+                max: Some(f64::from(b.max)),
+                step_ms,
+            })
+            .collect(),
+        Err(err) => {
+            tracing::warn!(node, series = %key.name, cause = %err, "cannot read the coarse history");
+            Vec::new()
+        }
+    }
 }
 
 /// One node in full: its state from `view`, and from `store` the latest
@@ -161,6 +219,8 @@ pub struct FleetService {
     tracker: TaskTracker,
     /// One permit per open Watch stream ([`MAX_WATCHERS`]).
     watchers: Arc<Semaphore>,
+    /// The coarse history, when the collector keeps a data directory.
+    tiers: Option<Tiers>,
 }
 
 impl FleetService {
@@ -178,7 +238,14 @@ impl FleetService {
             shutdown,
             tracker,
             watchers: Arc::new(Semaphore::new(MAX_WATCHERS)),
+            tiers: None,
         }
+    }
+
+    /// Serves History windows older than memory holds from `tiers`.
+    pub fn with_tiers(mut self, tiers: Option<Tiers>) -> Self {
+        self.tiers = tiers;
+        self
     }
 }
 
@@ -287,7 +354,14 @@ impl Fleet for FleetService {
                 "history: `series` (a metric name, e.g. node_cpu_usage_ratio) must not be empty",
             ));
         }
-        match history(&self.store, &request) {
+        let now_ms = stacktop_proto::now_unix_ms();
+        let (store, tiers) = (self.store.clone(), self.tiers.clone());
+        // Coarse history is read from disk: off the async workers.
+        let read =
+            tokio::task::spawn_blocking(move || history(&store, tiers.as_ref(), &request, now_ms))
+                .await
+                .map_err(|e| Status::internal(format!("history: {e}")))?;
+        match read {
             Ok(series) => Ok(Response::new(HistoryResponse { series })),
             Err(StoreError::UnknownNode(node)) => Err(Status::not_found(format!(
                 "no node named {node:?} is known to this collector"
@@ -352,15 +426,15 @@ mod tests {
             labels: vec![],
             since_ms: 0,
         };
-        assert_eq!(history(&store, &request).unwrap().len(), 2);
+        assert_eq!(history(&store, None, &request, NOW).unwrap().len(), 2);
         request.labels = vec![Label::new("device", "eth0")];
         request.since_ms = NOW + 3_000;
-        let got = history(&store, &request).unwrap();
+        let got = history(&store, None, &request, NOW).unwrap();
         assert_eq!(got.len(), 1);
         let values: Vec<f64> = got[0].points.iter().map(|p| p.value).collect();
         assert_eq!(values, [3.0, 4.0]);
         request.node = "nope".into();
-        assert!(history(&store, &request).is_err());
+        assert!(history(&store, None, &request, NOW).is_err());
     }
 
     #[test]
