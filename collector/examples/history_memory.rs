@@ -1,9 +1,17 @@
 //! History memory, instrumented (BENCHMARKS.md table 3): fills the
-//! collector's history ring buffers ([`stacktop_collector::series::Series`],
+//! collector's compressed series ([`stacktop_collector::series::Series`],
 //! what the store keeps per series) the way ingest does, one point per
 //! series per second for NODES x SERIES series over SECONDS, pruned to the
-//! same window, and reports the process's resident memory growth per
-//! stored point and per node-hour.
+//! same window, and reports the bytes the series hold per stored point
+//! (counted, and as the process's resident memory growth) and per
+//! node-hour.
+//!
+//! Compression depends on the values, so they are shaped like an agent's
+//! (`shape`): CPU ratios with noise at full precision, memory in 4 KiB
+//! pages drifting, byte rates as noisy integers, load averages, constants
+//! (totals, check statuses), small request rates and latency quantiles;
+//! timestamps sit on the second (agents stamp samples on their tick grid),
+//! with an occasional sample off it.
 //!
 //! It measures the history alone: the collector process also holds the
 //! ingest journal's cache, the evaluated fleet and per-stream buffers,
@@ -27,6 +35,50 @@ fn rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
+/// xorshift64: reproducible noise without a dependency.
+fn next(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
+/// Uniform in [0, 1).
+fn unit(rng: &mut u64) -> f64 {
+    (next(rng) >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// Series `i`'s next value, shaped like one of an agent's series (see the
+/// module docs), and whether its timestamp is sampled (jittered) rather
+/// than a log second.
+fn shape(i: usize, last: &mut f64, rng: &mut u64) -> (bool, f64) {
+    match i % 10 {
+        // CPU ratios: a slow walk plus noise, every digit significant.
+        0 | 1 => {
+            *last = (*last + (unit(rng) - 0.5) * 0.02).clamp(0.0, 0.9);
+            (true, *last + unit(rng) * 0.05)
+        }
+        // Memory used: whole pages, drifting.
+        2 => {
+            *last += ((next(rng) % 9) as f64 - 4.0) * 4_096.0;
+            (true, 2.0e9 + *last)
+        }
+        // Network and disk bytes per second: noisy integers.
+        3 | 4 => (true, (unit(rng) * 80_000.0).round()),
+        // Load average: two decimals.
+        5 => {
+            *last = (*last + (unit(rng) - 0.5) * 0.1).clamp(0.0, 8.0);
+            (true, (*last * 100.0).round() / 100.0)
+        }
+        // Totals, check statuses, up flags: constant.
+        6 | 7 => (true, if i % 20 < 10 { 8.3e9 } else { 0.0 }),
+        // Requests per second from a log: small integers on the second.
+        8 => (false, (next(rng) % 20) as f64),
+        // Latency quantiles from a log: ms precision, on the second.
+        _ => (false, (next(rng) % 300) as f64 / 1_000.0),
+    }
+}
+
 fn main() {
     let args: Vec<usize> = std::env::args()
         .skip(1)
@@ -47,14 +99,25 @@ fn main() {
     let t0 = 1_795_608_000_000i64;
     // Second by second, every series gets its point: the order ingest sees,
     // so the buffers grow (and the allocator fragments) as in a collector.
+    let mut rng = 0x9E37_79B9_7F4A_7C15u64;
+    let mut state: Vec<f64> = vec![0.0; all.len()];
     for s in 0..seconds {
-        let ts = t0 + s as i64 * 1_000;
+        let second = t0 + s as i64 * 1_000;
         for (i, series) in all.iter_mut().enumerate() {
-            let value = ((s + i) % 97) as f64 * 0.5;
+            let (jittered, value) = shape(i, &mut state[i], &mut rng);
+            // The agent stamps samples on its tick grid (see its
+            // `sample::Grid`); one in 500 is off it (a stall, a clock step).
+            let ts = if jittered && next(&mut rng) % 500 == 0 {
+                second + 3 + (next(&mut rng) % 30) as i64
+            } else {
+                second
+            };
             series.push(ts, value, window_ms, max_points);
         }
     }
     let full = rss_kib();
+    let held: usize = all.iter().map(Series::len).sum();
+    let bytes: usize = all.iter().map(Series::heap_bytes).sum();
     let points = (nodes * per_node * seconds) as f64;
     let per_point = (full - empty) as f64 * 1024.0 / points;
     println!(
@@ -68,7 +131,13 @@ fn main() {
         full as f64 / 1024.0
     );
     println!(
-        "per stored point: {per_point:.2} bytes (the ring stores 8); per series (empty): {:.0} bytes",
+        "counted: {held} points held in {:.1} MiB of chunks: {:.2} bytes per point \
+         (uncompressed: 8)",
+        bytes as f64 / 1_048_576.0,
+        bytes as f64 / held as f64
+    );
+    println!(
+        "per stored point (RSS): {per_point:.2} bytes; per series (empty): {:.0} bytes",
         (empty - before) as f64 * 1024.0 / (nodes * per_node) as f64
     );
     println!(

@@ -234,6 +234,38 @@ pub struct Spooling {
     pub after_seq: u64,
 }
 
+/// How far (ms) a sample's wall-clock time may be from its tick's place on
+/// the grid and still be stamped with the grid's time.
+const GRID_TOLERANCE_MS: i64 = 25;
+
+/// Stamps samples on a regular grid: the wall-clock time of the ticker's
+/// deadline rather than of the moment the task ran, when the two are within
+/// [`GRID_TOLERANCE_MS`]. The collector compresses timestamps by their
+/// delta of delta: on the grid that is 1 bit a point, with the scheduler's
+/// few ms of jitter 6 (Prometheus aligns scrape times for the same reason,
+/// its `scrape.timestamp-tolerance`). A clock step or a stall beyond the
+/// tolerance re-anchors the grid at the real time, so no stamp is ever off
+/// by more than the tolerance.
+#[derive(Debug, Default)]
+struct Grid {
+    /// A deadline and the wall-clock ms it was stamped with.
+    anchor: Option<(std::time::Instant, i64)>,
+}
+
+impl Grid {
+    fn stamp(&mut self, deadline: std::time::Instant, now_ms: i64) -> i64 {
+        if let Some((at, at_ms)) = self.anchor {
+            let since = deadline.saturating_duration_since(at).as_millis();
+            let on_grid = at_ms.saturating_add(i64::try_from(since).unwrap_or(i64::MAX));
+            if deadline >= at && (now_ms - on_grid).abs() <= GRID_TOLERANCE_MS {
+                return on_grid;
+            }
+        }
+        self.anchor = Some((deadline, now_ms));
+        now_ms
+    }
+}
+
 /// Samples every `interval` until `shutdown`, numbering batches after
 /// `spooling.after_seq` (from 1 on a first run), spooling each, and
 /// offering each to every output. Dropping the outputs on return tells the
@@ -258,12 +290,13 @@ pub async fn run(
         .spool
         .as_ref()
         .map(|_| series.intern(stacktop_proto::metrics::AGENT_SPOOL_DROPPED, &[]));
+    let mut grid = Grid::default();
     loop {
-        tokio::select! {
+        let deadline = tokio::select! {
             biased;
             () = shutdown.cancelled() => break,
-            _ = ticker.tick() => {}
-        }
+            deadline = ticker.tick() => deadline,
+        };
         let now = Instant::now();
         let mut points = Vec::with_capacity(capacity);
         sampler.sample(now, &mut points);
@@ -275,7 +308,7 @@ pub async fn run(
         seq += 1;
         let mut batch = Batch {
             seq,
-            timestamp_ms: stacktop_proto::now_unix_ms(),
+            timestamp_ms: grid.stamp(deadline.into_std(), stacktop_proto::now_unix_ms()),
             points,
             ..Default::default()
         };
@@ -312,6 +345,26 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn samples_are_stamped_on_the_grid_within_the_tolerance() {
+        let t0 = std::time::Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let base = 1_795_608_000_000;
+        let mut grid = Grid::default();
+        // The first tick anchors the grid at the real time.
+        assert_eq!(grid.stamp(at(0), base + 7), base + 7);
+        // Jitter within the tolerance: on the grid.
+        assert_eq!(grid.stamp(at(1), base + 1_012), base + 1_007);
+        assert_eq!(grid.stamp(at(2), base + 1_990), base + 2_007);
+        // A clock step (or a stall) beyond it: the real time, re-anchored.
+        assert_eq!(grid.stamp(at(3), base + 3_500), base + 3_500);
+        assert_eq!(grid.stamp(at(4), base + 4_503), base + 4_500);
+        assert_eq!(
+            grid.stamp(at(5), base + 5_500 - GRID_TOLERANCE_MS),
+            base + 5_500
+        );
+    }
 
     #[test]
     fn first_read_has_no_rate() {
