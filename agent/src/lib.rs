@@ -144,6 +144,15 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
         info!(check = %check.spec.name(), "{}", check.not_configured.as_deref().unwrap_or_default());
     }
     let checks = plan::build(&planned, &roles).map_err(|error| Error::Check { error })?;
+    hello.checks = checks
+        .iter()
+        .map(|c| stacktop_proto::v1::PlannedCheck {
+            name: c.name.clone(),
+            kind: c.kind.to_string(),
+            interval_ms: u32::try_from(c.interval.as_millis()).unwrap_or(u32::MAX),
+            role: c.role as i32,
+        })
+        .collect();
     // Enough to hold unacknowledged batches for 15 minutes at any interval.
     let queue_capacity =
         usize::try_from((15 * 60 * 1000 / config.interval.as_millis().max(1)).clamp(16, 100_000))
@@ -235,5 +244,6 @@ fn hello(config: &Config, roles: &[Role], roles_detected: bool) -> Result<Hello>
             .collect(),
         agent_version: stacktop_proto::VERSION.to_string(),
         interval_ms: u32::try_from(config.interval.as_millis()).unwrap_or(u32::MAX),
+        checks: Vec::new(),
     })
 }

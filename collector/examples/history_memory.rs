@@ -107,7 +107,7 @@ fn main() {
             let (jittered, value) = shape(i, &mut state[i], &mut rng);
             // The agent stamps samples on its tick grid (see its
             // `sample::Grid`); one in 500 is off it (a stall, a clock step).
-            let ts = if jittered && next(&mut rng) % 500 == 0 {
+            let ts = if jittered && next(&mut rng).is_multiple_of(500) {
                 second + 3 + (next(&mut rng) % 30) as i64
             } else {
                 second

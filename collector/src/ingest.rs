@@ -46,7 +46,8 @@ use tracing::{debug, info, instrument, warn};
 use crate::export::tap::{Sample, Tap, TapBatch};
 use crate::journal::{Entry, Journal, JournalError};
 use crate::store::{
-    Applied, Identity, NodeHandle, Reported, ResolvedPoint, SeriesKey, Skipped, Store, StoreError,
+    Applied, Identity, MAX_CHECKS_PER_NODE, NodeHandle, Reported, ResolvedPoint, SeriesKey,
+    Skipped, Store, StoreError,
 };
 
 /// How long a new stream may take to send its Hello.
@@ -370,6 +371,10 @@ async fn read_hello(inbound: &mut Streaming<AgentFrame>) -> Result<Hello, Status
 }
 
 /// Checks a Hello and turns it into an [`Identity`].
+/// Longest announced check name or kind kept; a check's results carry
+/// names of at most this length too.
+const MAX_PLANNED_NAME: usize = 200;
+
 fn identity_from_hello(hello: Hello, peer: String) -> Result<Identity, Status> {
     let Hello {
         node,
@@ -379,6 +384,7 @@ fn identity_from_hello(hello: Hello, peer: String) -> Result<Identity, Status> {
         labels,
         agent_version,
         interval_ms,
+        checks,
     } = hello;
     if node.is_empty() || node.len() > MAX_NODE_NAME || node.chars().any(char::is_control) {
         return Err(Status::invalid_argument(format!(
@@ -402,6 +408,14 @@ fn identity_from_hello(hello: Hello, peer: String) -> Result<Identity, Status> {
         .collect();
     roles.sort_by_key(|&r| r as i32);
     roles.dedup();
+    let mut planned_checks = checks;
+    planned_checks.truncate(MAX_CHECKS_PER_NODE);
+    for c in &mut planned_checks {
+        c.name
+            .truncate(c.name.floor_char_boundary(MAX_PLANNED_NAME));
+        c.kind
+            .truncate(c.kind.floor_char_boundary(MAX_PLANNED_NAME));
+    }
     Ok(Identity {
         name: node,
         instance_id,
@@ -411,6 +425,7 @@ fn identity_from_hello(hello: Hello, peer: String) -> Result<Identity, Status> {
         agent_version,
         interval_ms,
         peer,
+        planned_checks,
     })
 }
 
@@ -812,6 +827,7 @@ pub mod fuzzing {
             instance_id: "i-1".into(),
             roles: vec![Role::Web as i32],
             interval_ms: 1_000,
+            checks: Vec::new(),
             ..Hello::default()
         };
         let identity = identity_from_hello(hello.clone(), "fuzz".into()).expect("a valid Hello");
@@ -885,6 +901,7 @@ mod tests {
                 Role::Web as i32,
             ],
             interval_ms: 1_000,
+            checks: Vec::new(),
             ..Hello::default()
         }
     }

@@ -199,6 +199,9 @@ impl Entry {
             agent_version: self.agent_version.clone(),
             interval_ms: self.interval_ms,
             peer: String::new(),
+            // A restored node is down until it speaks, and its Hello then
+            // announces its checks again.
+            planned_checks: Vec::new(),
         }
     }
 }

@@ -44,6 +44,7 @@ use tokio_util::sync::CancellationToken;
 use crate::health;
 use crate::series::Series;
 use crate::slot::{Slot, SlotValue, SourceSeconds};
+use stacktop_proto::v1::PlannedCheck;
 
 /// Most distinct series one node may hold; further series are dropped.
 pub const MAX_SERIES_PER_NODE: usize = 4_096;
@@ -234,6 +235,9 @@ pub struct Identity {
     pub interval_ms: u32,
     /// Address the agent connected from.
     pub peer: String,
+    /// The checks the agent announced it runs (at most
+    /// [`MAX_CHECKS_PER_NODE`]).
+    pub planned_checks: Vec<PlannedCheck>,
 }
 
 /// The stream that currently feeds a node.

@@ -160,6 +160,7 @@ fn hello(node: &str) -> AgentFrame {
             labels: vec![],
             agent_version: "test".into(),
             interval_ms: 1000,
+            checks: Vec::new(),
         })),
     }
 }

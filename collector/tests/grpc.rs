@@ -113,6 +113,7 @@ fn hello(node: &str, instance: &str, interval_ms: u32) -> Hello {
         labels: vec![Label::new("dc", "lab")],
         agent_version: "test".into(),
         interval_ms,
+        checks: Vec::new(),
     }
 }
 

@@ -49,6 +49,7 @@ fn hello(node: &str) -> Hello {
         labels: vec![],
         agent_version: "hostile".into(),
         interval_ms: 60_000,
+        checks: Vec::new(),
     }
 }
 

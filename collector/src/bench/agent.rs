@@ -132,6 +132,7 @@ pub async fn run(
         labels: vec![Label::new("bench", "1")],
         agent_version: stacktop_proto::VERSION.into(),
         interval_ms: u32::try_from(interval.as_millis()).unwrap_or(u32::MAX),
+        checks: Vec::new(),
     };
     if tx
         .send(AgentFrame {

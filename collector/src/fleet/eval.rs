@@ -296,6 +296,28 @@ pub fn evaluate_in(
             stale,
         });
     }
+    // Announced in Hello, no result yet: unknown, so that neither the node
+    // nor the site is `ok` before its checks have spoken. Until a result
+    // arrives the node's interval-based liveness is all that is known.
+    for planned in &id.planned_checks {
+        if copy.checks.iter().any(|c| c.result.name == planned.name) {
+            continue;
+        }
+        let result = CheckResult {
+            name: planned.name.clone(),
+            kind: planned.kind.clone(),
+            status: Health::Unknown as i32,
+            message: "no result yet: the agent has not reported this check since it started".into(),
+            role: planned.role,
+            interval_ms: planned.interval_ms,
+            ..CheckResult::default()
+        };
+        checks.push(ServedCheck {
+            role: check_role(&result),
+            result: Arc::new(result),
+            stale: !alive,
+        });
+    }
     let checks: Arc<[ServedCheck]> = match previous {
         Some(p)
             if p.checks.len() == checks.len()
@@ -446,6 +468,36 @@ mod tests {
             .find(|r| r.role() == role)
             .map(|r| r.health())
             .unwrap()
+    }
+
+    #[test]
+    fn announced_checks_are_unknown_until_they_report() {
+        let mut c = copy(&[Role::Web]);
+        let planned = |name: &str, kind: &str| stacktop_proto::v1::PlannedCheck {
+            name: name.into(),
+            kind: kind.into(),
+            interval_ms: 2_000,
+            role: Role::Unspecified as i32,
+        };
+        let mut id = (*c.identity).clone();
+        id.planned_checks = vec![planned("nginx", "nginx"), planned("exposure", "exposure")];
+        c.identity = Arc::new(id);
+        // Just connected, nothing reported: not `ok`.
+        let (e, _) = evaluate(&c, &CpuRing::default(), None, NOW);
+        assert_eq!(e.health(), Health::Unknown);
+        assert_eq!(role_health(&e, Role::Web), Health::Unknown);
+        let state = e.state();
+        assert_eq!(state.checks.len(), 2);
+        assert!(state.checks[0].message.contains("no result yet"));
+        // One reported: the other still holds the node at unknown.
+        c.checks = vec![check("nginx", "nginx", Health::Ok, 2_000)];
+        let (e, _) = evaluate(&c, &CpuRing::default(), None, NOW);
+        assert_eq!(e.health(), Health::Unknown);
+        assert_eq!(e.state().checks.len(), 2);
+        c.checks
+            .push(check("exposure", "exposure", Health::Ok, 15_000));
+        let (e, _) = evaluate(&c, &CpuRing::default(), None, NOW);
+        assert_eq!(e.health(), Health::Ok);
     }
 
     #[test]

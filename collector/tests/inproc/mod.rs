@@ -133,6 +133,7 @@ impl TestAgent {
             labels: vec![Label::new("dc", "lab")],
             agent_version: "test".into(),
             interval_ms,
+            checks: Vec::new(),
         };
         tx.send(AgentFrame {
             frame: Some(agent_frame::Frame::Hello(hello)),
