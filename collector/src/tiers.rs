@@ -233,6 +233,17 @@ pub struct Tiers {
     path: PathBuf,
 }
 
+/// What one tier holds on disk ([`Tiers::stats`]).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct TierStats {
+    /// Stored blocks.
+    pub blocks: usize,
+    /// Buckets in them.
+    pub buckets: usize,
+    /// Bytes of their keys and values.
+    pub bytes: usize,
+}
+
 /// What one roll-up did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct RolledUp {
@@ -371,6 +382,29 @@ impl Tiers {
             block += tier.block_ms();
         }
         Ok((tier.step_ms, out))
+    }
+
+    /// Per tier: blocks, buckets and bytes of keys and values stored (a
+    /// full scan: for measurements, not for serving).
+    pub fn stats(&self) -> Result<[TierStats; COUNT], TiersError> {
+        let fail = |source: redb::Error| TiersError {
+            path: self.path.clone(),
+            source,
+        };
+        let tx = self.db.begin_read().map_err(|e| fail(e.into()))?;
+        let table = tx.open_table(BLOCKS).map_err(|e| fail(e.into()))?;
+        let mut out = [TierStats::default(); COUNT];
+        for row in table.iter().map_err(|e| fail(e.into()))? {
+            let (key, value) = row.map_err(|e| fail(e.into()))?;
+            let (t, _, node, series) = key.value();
+            let Some(s) = out.get_mut(usize::from(t)) else {
+                continue;
+            };
+            s.blocks += 1;
+            s.buckets += decode_block(value.value()).map_or(0, |b| b.len());
+            s.bytes += 1 + 8 + node.len() + series.len() + value.value().len();
+        }
+        Ok(out)
     }
 
     /// The file's size on disk, bytes.
