@@ -59,8 +59,10 @@ struct Args {
     #[arg(long, value_name = "ADDR")]
     metrics_listen: Option<SocketAddr>,
 
-    /// Where alert states, acknowledgements, silences and maintenance
-    /// windows are kept across restarts. [default: $STATE_DIRECTORY when
+    /// Where the ingest journal (what was acknowledged), the coarse history
+    /// (10 s buckets for 6 h, 1 min for 7 days), alert states,
+    /// acknowledgements, silences and maintenance windows are kept across
+    /// restarts. [default: $STATE_DIRECTORY when
     /// run by systemd (/var/lib/stacktop), else
     /// $XDG_STATE_HOME/stacktop/collector, else
     /// ~/.local/state/stacktop/collector]
