@@ -231,6 +231,8 @@ pub enum Action {
     ZoomOut,
     /// Stop or resume updating the detail screen's charts and panels (`f`).
     Freeze,
+    /// The detail screen's next chart page, or the panels again (`c`).
+    NextCharts,
     /// Scroll the detail screen's panels down (`J`) or up (`K`) a line.
     ScrollPanels(i8),
     /// A left click on terminal row `row`.
@@ -324,7 +326,7 @@ pub enum Action {
         /// The node the history belongs to.
         node: NodeKey,
         /// The charts' data, or why fetching failed.
-        result: Result<History, String>,
+        result: Result<Box<History>, String>,
     },
     /// The embedded collector or agent stopped.
     Failed {
@@ -411,6 +413,13 @@ pub struct App {
     pub zoom: usize,
     /// The detail screen ignores new Fleet.Node and Fleet.History answers.
     pub frozen: bool,
+    /// When `f` froze the detail screen (Unix ms): the charts' "now" while
+    /// frozen, so the picture stands still.
+    pub frozen_at_ms: i64,
+    /// How many times `c` was pressed on this detail screen. The screen
+    /// takes it modulo what the terminal's size allows: the panels (with
+    /// the charts that fit below them), then each page of charts alone.
+    pub chart_step: usize,
     /// How many lines the detail screen's panels (checks, backends) are
     /// scrolled down.
     pub panel_scroll: u16,
@@ -444,6 +453,8 @@ impl App {
             theme: Default::default(),
             zoom: DEFAULT_ZOOM,
             frozen: false,
+            frozen_at_ms: 0,
+            chart_step: 0,
             panel_scroll: 0,
         }
     }
@@ -452,6 +463,15 @@ impl App {
     pub fn with_identity(mut self, identity: impl Into<String>) -> Self {
         self.identity = identity.into();
         self
+    }
+
+    /// The time the detail charts end at: now, or when they were frozen.
+    pub fn chart_now_ms(&self) -> i64 {
+        if self.frozen {
+            self.frozen_at_ms
+        } else {
+            self.now_ms
+        }
     }
 
     /// The detail charts' window at the current zoom.
@@ -693,6 +713,7 @@ impl App {
             KeyCode::Char('+' | '=') => Some(Action::ZoomIn),
             KeyCode::Char('-' | '_') => Some(Action::ZoomOut),
             KeyCode::Char('f') => Some(Action::Freeze),
+            KeyCode::Char('c') => Some(Action::NextCharts),
             KeyCode::Char('J') | KeyCode::Down | KeyCode::Char('j') => {
                 Some(Action::ScrollPanels(1))
             }
@@ -840,7 +861,11 @@ impl App {
             Action::History { node, result } => self.model.history_arrived(&node, result),
             Action::ZoomIn => self.zoom = self.zoom.saturating_sub(1),
             Action::ZoomOut => self.zoom = (self.zoom + 1).min(ZOOMS.len() - 1),
-            Action::Freeze => self.frozen = !self.frozen,
+            Action::Freeze => {
+                self.frozen = !self.frozen;
+                self.frozen_at_ms = self.now_ms;
+            }
+            Action::NextCharts => self.chart_step = self.chart_step.wrapping_add(1),
             Action::ScrollPanels(by) => {
                 self.panel_scroll = self.panel_scroll.saturating_add_signed(i16::from(by));
             }
@@ -975,6 +1000,7 @@ impl App {
         self.model.open_detail(key.clone());
         self.screen = Screen::Detail(key);
         self.frozen = false;
+        self.chart_step = 0;
         self.panel_scroll = 0;
     }
 
@@ -1483,14 +1509,14 @@ mod tests {
         app.update(Action::Open);
         app.update(Action::History {
             node: "db1".into(),
-            result: Ok(History::default()),
+            result: Ok(Box::default()),
         });
         assert_eq!(*app.history(), HistoryState::Loading);
         app.update(Action::History {
             node: "lb1".into(),
-            result: Ok(History::default()),
+            result: Ok(Box::default()),
         });
-        assert_eq!(*app.history(), HistoryState::Loaded(History::default()));
+        assert_eq!(*app.history(), HistoryState::Loaded(Box::default()));
         app.update(Action::History {
             node: "lb1".into(),
             result: Err("boom".into()),

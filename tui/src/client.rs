@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result};
 use crate::event::Event;
-use crate::history::{History, SERIES};
+use crate::history::{History, Responses, SERIES};
 use crate::model::{ConnState, NodeKey, SourceId};
 use crate::operator::{OperatorCall, Outcome};
 
@@ -38,8 +38,20 @@ pub const INITIAL_BACKOFF: Duration = Duration::from_millis(500);
 pub const MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// How often the open detail screen asks for its node (Fleet.Node).
 pub const NODE_REFRESH: Duration = Duration::from_secs(1);
-/// How often the open detail screen refreshes its charts.
+/// How often the open detail screen refreshes its charts at the shorter
+/// zooms; see [`history_refresh`].
 pub const HISTORY_REFRESH: Duration = Duration::from_secs(3);
+/// A chart is refreshed at least every this much of its window (a 6 h
+/// chart every 72 s): about one braille dot of a wide chart, so a longer
+/// window costs the collector no more than it shows.
+const REFRESH_SHARE: u32 = 300;
+
+/// How often the charts over `window` are fetched again: every
+/// [`HISTORY_REFRESH`], or every 1/[`REFRESH_SHARE`] of the window when that
+/// is longer (1 h: 12 s, 6 h: 72 s).
+pub fn history_refresh(window: Duration) -> Duration {
+    (window / REFRESH_SHARE).max(HISTORY_REFRESH)
+}
 /// Deadline of one unary call (Snapshot, Node, History, Alerts, Operator).
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -237,7 +249,7 @@ async fn watch_once(
 /// Feeds the open detail screen: for the node named in `target` (`None`:
 /// no detail open, idle), its full state from Fleet.Node every
 /// [`NODE_REFRESH`] and its chart history over the target's window every
-/// [`HISTORY_REFRESH`], both right away when the target (node or window)
+/// [`history_refresh`] of it, both right away when the target (node or window)
 /// changes. `sources` are the collectors by
 /// [`SourceId`]. Ends when `shutdown` fires or the loop is gone.
 pub async fn poll_detail(
@@ -264,7 +276,7 @@ pub async fn poll_detail(
         };
         let mut node_tick = tokio::time::interval(NODE_REFRESH);
         node_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let mut history_tick = tokio::time::interval(HISTORY_REFRESH);
+        let mut history_tick = tokio::time::interval(history_refresh(window));
         history_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
             let event = tokio::select! {
@@ -290,7 +302,7 @@ pub async fn poll_detail(
                     };
                     Event::History {
                         node: key.clone(),
-                        result: result.map_err(|e| e.to_string()),
+                        result: result.map(Box::new).map_err(|e| e.to_string()),
                     }
                 }
             };
@@ -354,11 +366,43 @@ impl Poller {
                     .map_err(|status| Error::rpc(url, status))
             }
         };
-        let [cpu, used, total, rx, tx] = SERIES;
-        let result = tokio::try_join!(fetch(cpu), fetch(used), fetch(total), fetch(rx), fetch(tx))
-            .map(|(cpu, used, total, rx, tx)| {
-                History::from_responses(&cpu, &used, &total, &rx, &tx)
-            });
+        let [cpu, used, total, rx, tx, read, written, requests, duration] = SERIES;
+        let result = tokio::try_join!(
+            fetch(cpu),
+            fetch(used),
+            fetch(total),
+            fetch(rx),
+            fetch(tx),
+            fetch(read),
+            fetch(written),
+            fetch(requests),
+            fetch(duration),
+        )
+        .map(
+            |(
+                cpu,
+                memory_used,
+                memory_total,
+                receive,
+                transmit,
+                disk_read,
+                disk_written,
+                requests,
+                duration,
+            )| {
+                History::from_responses(&Responses {
+                    cpu,
+                    memory_used,
+                    memory_total,
+                    receive,
+                    transmit,
+                    disk_read,
+                    disk_written,
+                    requests,
+                    duration,
+                })
+            },
+        );
         self.forget_on_failure(result, name, "history")
     }
 
@@ -387,5 +431,14 @@ mod tests {
         let err = snapshot(&ClientConfig::new(&url)).await.unwrap_err();
         assert!(err.is_unreachable(), "{err}");
         assert!(err.to_string().contains(&url), "{err}");
+    }
+
+    #[test]
+    fn longer_windows_are_refreshed_less_often() {
+        let minutes = |m: u64| Duration::from_secs(m * 60);
+        assert_eq!(history_refresh(minutes(1)), HISTORY_REFRESH);
+        assert_eq!(history_refresh(minutes(15)), HISTORY_REFRESH);
+        assert_eq!(history_refresh(minutes(60)), Duration::from_secs(12));
+        assert_eq!(history_refresh(minutes(360)), Duration::from_secs(72));
     }
 }

@@ -65,7 +65,7 @@ pub enum Event {
         /// The node.
         node: NodeKey,
         /// The data, or the error as text.
-        result: Result<History, String>,
+        result: Result<Box<History>, String>,
     },
     /// A write call the user confirmed (ack, silence, maintenance) came
     /// back.

@@ -80,8 +80,15 @@ pub const EVENT_QUEUE: usize = 256;
 /// Write calls waiting for the operator task. One at a time is what a
 /// person confirms; more are refused with a notice.
 const OPERATOR_QUEUE: usize = 4;
-/// The shortest time between two frames (at most 10 a second).
+/// The shortest time between two frames after a key, click or resize (at
+/// most 10 a second).
 const MIN_FRAME: Duration = Duration::from_millis(100);
+/// The shortest time between two frames that only new data or the clock
+/// asked for. The collector sends up to 4 updates a second; drawing them
+/// together at most twice a second keeps sample -> screen under a second
+/// (250 ms of coalescing there, at most 500 ms here) at less than half the
+/// frames, and a key never waits for it.
+const DATA_FRAME: Duration = Duration::from_millis(500);
 /// How long shutdown waits for the background tasks.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
@@ -230,6 +237,24 @@ fn apply(app: &mut App, action: Action, operator: &mpsc::Sender<operator::Operat
     }
 }
 
+/// Whether `event` is the user's (a key, click or resize, or the answer
+/// to a write call they confirmed): drawn within [`MIN_FRAME`], where
+/// data and the clock wait for [`DATA_FRAME`].
+fn is_input(event: &Event) -> bool {
+    matches!(
+        event,
+        Event::Key(_) | Event::Mouse(_) | Event::Resize(..) | Event::Operator { .. }
+    )
+}
+
+/// Sleeps until `at`, or forever when there is nothing to wait for.
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Where the loop sends what the app asks for.
 struct Outputs {
     /// The node the detail poller should fetch and its charts' window
@@ -242,8 +267,10 @@ struct Outputs {
 /// The loop: wait for an event, turn it into an action, update, draw.
 /// Pending events are drained before drawing so a burst costs one frame;
 /// nothing is drawn unless an action changed the app (events that mean
-/// nothing, such as an unbound key, cost no frame), and never more than one
-/// frame per [`MIN_FRAME`].
+/// nothing, such as an unbound key, cost no frame). A key, click or resize
+/// is drawn within [`MIN_FRAME`] of the last frame; new data and the clock
+/// wait for [`DATA_FRAME`], gathering every update of that time into one
+/// frame.
 async fn event_loop(
     terminal: &mut ratatui::DefaultTerminal,
     mut app: App,
@@ -259,35 +286,21 @@ async fn event_loop(
         });
     }
     let mut last_frame: Option<tokio::time::Instant> = None;
-    let mut dirty = true;
+    // What the next frame waits for since the last one, while one is due.
+    let mut due: Option<Duration> = Some(Duration::ZERO);
     loop {
-        if dirty {
-            // At most one frame per MIN_FRAME: a burst of updates or keys
-            // waits out the rest of it and is drawn once.
-            if let Some(wait) = last_frame.map(|at| MIN_FRAME.saturating_sub(at.elapsed()))
-                && !wait.is_zero()
-            {
-                tokio::select! {
-                    _ = shutdown.cancelled() => return Ok(Exit::Shutdown),
-                    _ = tokio::time::sleep(wait) => {}
-                }
-                while let Ok(event) = rx.try_recv() {
-                    if let Some(action) = app.action_for(event) {
-                        apply(&mut app, action, &operator);
-                    }
-                }
-                if let Some(exit) = app.exit() {
-                    return Ok(exit);
-                }
-            }
+        let draw_at = due.and_then(|gap| last_frame.map(|at| at + gap));
+        if due.is_some() && draw_at.is_none_or(|at| at <= tokio::time::Instant::now()) {
             terminal
                 .draw(|frame| ui::draw(frame, &app))
                 .map_err(Error::Terminal)?;
             last_frame = Some(tokio::time::Instant::now());
-            dirty = false;
+            due = None;
         }
         let event = tokio::select! {
             _ = shutdown.cancelled() => return Ok(Exit::Shutdown),
+            // The frame's time came with no event: draw it.
+            _ = sleep_until(draw_at) => continue,
             event = rx.recv() => event,
         };
         let Some(event) = event else {
@@ -295,9 +308,14 @@ async fn event_loop(
         };
         let mut next = Some(event);
         while let Some(event) = next {
+            let gap = if is_input(&event) {
+                MIN_FRAME
+            } else {
+                DATA_FRAME
+            };
             if let Some(action) = app.action_for(event) {
                 apply(&mut app, action, &operator);
-                dirty = true;
+                due = Some(due.map_or(gap, |due| due.min(gap)));
             }
             next = rx.try_recv().ok();
         }

@@ -446,7 +446,7 @@ impl Model {
 
     /// History for `key` arrived (or failed); ignored unless `key` is the
     /// open detail. A failed refresh keeps charts already drawn.
-    pub fn history_arrived(&mut self, key: &NodeKey, result: Result<History, String>) {
+    pub fn history_arrived(&mut self, key: &NodeKey, result: Result<Box<History>, String>) {
         let Some(detail) = self.detail.as_mut().filter(|d| &d.key == key) else {
             return;
         };

@@ -3,7 +3,7 @@
 //! `stacktop-agent`s (lb1, web1, web2: a TCP check each against the
 //! collector's own port, so every check passes), and the real `stacktop`
 //! binary in a tmux session of its own. The test types keys (view switch,
-//! filter, sort, Enter, zoom, Esc, help, quit) and reads the screen with
+//! filter, sort, Enter, charts alone, zoom, Esc, help, quit) and reads the screen with
 //! `tmux capture-pane`: a stopped agent's row shows `—`, not its last CPU,
 //! and the topology marks the web tier a SPOF once one of its two nodes is
 //! stopped.
@@ -365,6 +365,16 @@ fn the_operator_drives_every_view_and_sees_a_stopped_node_honestly() {
         s.contains("┌ Node") && s.contains("web2")
     });
     assert!(screen.contains("down"), "{screen}");
+    // `c`: the charts alone. The agents tail no access log, so the
+    // request charts say so in words; `c` again: the panels.
+    tmux.press("c");
+    tmux.wait_for("the request charts without a log", |s| {
+        s.contains("panels hidden")
+            && s.contains("Requests")
+            && s.contains("no access log configured")
+    });
+    tmux.press("c");
+    tmux.wait_for("the panels again", |s| s.contains("┌ Checks"));
     tmux.press("-");
     tmux.wait_for("charts over an hour", |s| s.contains("CPU % · 1h"));
     tmux.press("+");

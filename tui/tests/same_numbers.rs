@@ -6,7 +6,10 @@
 //! ways: `Fleet.Snapshot`, the `stacktop status --json` binary, and the
 //! dashboard's own Watch path rendered into a `TestBackend`.
 //!
-//! Also: `stacktop status` exits 1 when the site is crit with no node down.
+//! Also: `stacktop status` exits 1 when the site is crit with no node down,
+//! and the detail poller's charts come from the same stream through
+//! `Fleet.History` (requests summed over both logs, loopback left out, and
+//! "no request time" for a log without latency).
 
 #![cfg(feature = "embedded")]
 
@@ -431,4 +434,68 @@ async fn status_fails_on_a_crit_site_with_no_node_down() {
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let out = status(&url, &["--fail-on", "down"]).await;
     assert_eq!(out.status.code(), Some(0), "{out:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn detail_charts_read_the_collectors_history() {
+    use stacktop::event::Event;
+    use stacktop::history::NoRequests;
+    use stacktop::model::NodeKey;
+
+    let collector = Collector::start().await;
+    let stop = CancellationToken::new();
+    let _stop = stop.clone().drop_guard();
+    agent(&collector, "web1", &[Role::Web], Vec::new(), stop.clone());
+    collector
+        .wait_for("web1 reporting", |s| {
+            web1(s).is_some_and(|n| n.summary.is_some())
+        })
+        .await;
+
+    // The dashboard's own poller, as the open detail screen runs it.
+    let (tx, mut rx) = mpsc::channel(16);
+    let (target_tx, target_rx) = tokio::sync::watch::channel(None);
+    let poller = tokio::spawn(stacktop::client::poll_detail(
+        vec![ClientConfig::new(collector.url())],
+        target_rx,
+        tx,
+        stop.clone(),
+    ));
+    target_tx
+        .send(Some((
+            NodeKey::from("web1"),
+            stacktop::history::HISTORY_WINDOW,
+        )))
+        .unwrap();
+    let history = tokio::time::timeout(PATIENCE, async {
+        loop {
+            match rx.recv().await.expect("the poller runs") {
+                Event::History {
+                    result: Ok(history),
+                    ..
+                } if !history.requests.by_class[0].is_empty() => return history,
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("history with request rates");
+    stop.cancel();
+    poller.await.unwrap();
+
+    // Two logs: nginx (37 2xx, 3 5xx per second) and `old` (500 2xx, its
+    // first second only), summed per second.
+    assert_eq!(history.requests.sources, 2);
+    let ok: Vec<f64> = history.requests.by_class[0].iter().map(|p| p.1).collect();
+    assert!(ok.iter().all(|&v| v == 37.0 || v == 537.0), "{ok:?}");
+    assert!(history.requests.by_class[3].iter().all(|p| p.1 == 3.0));
+    assert!(history.requests.by_class[1].is_empty(), "3xx never sent");
+    // Requests logged, no latency series: the format has no request time.
+    assert_eq!(history.latency_missing(), Some(NoRequests::NoRequestTime));
+    // eth0 only: lo, lo0 and lo:1 are loopback.
+    assert!(!history.receive.is_empty());
+    assert!(history.receive.iter().all(|p| p.1 == 1_234.5));
+    // The collector keeps samples as f32.
+    assert!(history.cpu.iter().all(|p| (p.1 - 0.4213).abs() < 1e-6));
+    assert!(history.disk_read.is_empty() && history.disk_devices == 0);
 }

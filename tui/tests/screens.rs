@@ -8,7 +8,7 @@ use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use stacktop::alerts;
 use stacktop::app::{Action, App};
-use stacktop::history::History;
+use stacktop::history::{History, Latency, Requests};
 use stacktop::model::ConnState;
 use stacktop::ui;
 use stacktop_proto::v1::{
@@ -343,17 +343,63 @@ fn render(app: &mut App, width: u16, height: u16) -> Terminal<TestBackend> {
     terminal
 }
 
+/// 121 points 5 s apart over the last 10 minutes, of `f(i)`.
+fn series(f: &dyn Fn(f64) -> f64) -> Vec<(i64, f64)> {
+    (0..=120)
+        .map(|i| (NOW - 600_000 + i * 5_000, f(i as f64)))
+        .collect()
+}
+
+/// Ten minutes of a web node with an access log that has request times:
+/// every chart has data (two disks, one log).
 fn history() -> History {
-    let series = |f: &dyn Fn(f64) -> f64| -> Vec<(i64, f64)> {
-        (0..=120)
-            .map(|i| (NOW - 600_000 + i * 5_000, f(i as f64)))
-            .collect()
-    };
     History {
         cpu: series(&|i| 0.4 + 0.3 * (i / 10.0).sin()),
         memory: series(&|i| 0.55 + i / 2_000.0),
         receive: series(&|i| 1.0e6 + 2.0e5 * (i / 7.0).cos()),
         transmit: series(&|i| 8.0e6 + 1.5e6 * (i / 9.0).sin()),
+        disk_read: series(&|i| 2.0e4 + 1.5e4 * (i / 6.0).sin().abs()),
+        disk_written: series(&|i| 3.0e5 + 1.0e5 * (i / 8.0).cos()),
+        disk_devices: 2,
+        requests: Requests {
+            sources: 1,
+            by_class: [
+                series(&|i| 380.0 + 40.0 * (i / 12.0).sin()),
+                series(&|i| 150.0 + 20.0 * (i / 15.0).cos()),
+                series(&|i| 18.0 + 10.0 * (i / 5.0).cos()),
+                // A burst of 5xx half way.
+                series(&|i| {
+                    if (55.0..65.0).contains(&i) {
+                        120.0
+                    } else {
+                        1.5
+                    }
+                }),
+            ],
+        },
+        latency: Latency {
+            sources: 1,
+            quantiles: [
+                series(&|i| 0.010 + 0.002 * (i / 9.0).sin()),
+                series(&|i| 0.040 + 0.005 * (i / 9.0).sin()),
+                series(&|i| {
+                    if (55.0..65.0).contains(&i) {
+                        0.150
+                    } else {
+                        0.095
+                    }
+                }),
+            ],
+        },
+    }
+}
+
+/// [`history`] of a node without an access log: no request series at all.
+fn history_without_log() -> History {
+    History {
+        requests: Requests::default(),
+        latency: Latency::default(),
+        ..history()
     }
 }
 
@@ -403,7 +449,7 @@ fn detail_with_history() {
     open(&mut app, "web1");
     app.update(Action::History {
         node: "web1".into(),
-        result: Ok(history()),
+        result: Ok(Box::new(history())),
     });
     insta::assert_snapshot!(render(&mut app, 120, 35).backend());
 }
@@ -421,7 +467,7 @@ fn detail_of_an_lb_200x50() {
     open(&mut app, "lb1");
     app.update(Action::History {
         node: "lb1".into(),
-        result: Ok(history()),
+        result: Ok(Box::new(history())),
     });
     insta::assert_snapshot!(render(&mut app, 200, 50).backend());
 }
@@ -432,7 +478,7 @@ fn detail_of_a_replica_with_lag() {
     open(&mut app, "db3-replica");
     app.update(Action::History {
         node: "db3-replica".into(),
-        result: Ok(history()),
+        result: Ok(Box::new(history_without_log())),
     });
     insta::assert_snapshot!(render(&mut app, 80, 24).backend());
 }
@@ -460,7 +506,7 @@ fn detail_of_a_down_node_with_unknown_values() {
     open(&mut app, "db2-replica");
     app.update(Action::History {
         node: "db2-replica".into(),
-        result: Ok(History::default()),
+        result: Ok(Box::default()),
     });
     insta::assert_snapshot!(render(&mut app, 80, 24).backend());
 }
@@ -915,7 +961,7 @@ fn detail_of_a_node_with_alerts() {
     open(&mut app, "db2-replica");
     app.update(Action::History {
         node: "db2-replica".into(),
-        result: Ok(History::default()),
+        result: Ok(Box::default()),
     });
     insta::assert_snapshot!(render(&mut app, 80, 24).backend());
 }
@@ -968,4 +1014,187 @@ fn a_refused_call_says_why_in_the_footer() {
     app.update(Action::Tick(NOW + 20_000));
     let terminal = render(&mut app, 120, 24);
     assert!(row(&terminal, 23).contains("A ack"));
+}
+
+// The detail charts: what each draws from the history, and what it says
+// when there is nothing to draw.
+
+/// The inside of the box whose title starts with `title`: (x, y, width,
+/// height) without the border.
+fn chart_box(terminal: &Terminal<TestBackend>, title: &str) -> (u16, u16, u16, u16) {
+    let buffer = terminal.backend().buffer();
+    let y = row_with(terminal, title);
+    let text = row(terminal, y);
+    let at = text.find(title).unwrap();
+    let left = text[..at].chars().count() as u16 - 1;
+    assert_eq!(buffer[(left, y)].symbol(), "┌", "{title} is a box title");
+    let right = (left + 1..buffer.area.width)
+        .find(|&x| buffer[(x, y)].symbol() == "┐")
+        .unwrap();
+    let bottom = (y + 1..buffer.area.height)
+        .find(|&b| buffer[(left, b)].symbol() == "└")
+        .unwrap();
+    (left + 1, y + 1, right - left - 1, bottom - y - 1)
+}
+
+/// The non-blank braille cells inside the box titled `title`, with their
+/// colour: the chart's drawn points.
+fn dots(terminal: &Terminal<TestBackend>, title: &str) -> Vec<(u16, u16, ratatui::style::Color)> {
+    let buffer = terminal.backend().buffer();
+    let (x0, y0, w, h) = chart_box(terminal, title);
+    let mut out = Vec::new();
+    for y in y0..y0 + h {
+        for x in x0..x0 + w {
+            let cell = &buffer[(x, y)];
+            let c = cell.symbol().chars().next().unwrap_or(' ');
+            if ('\u{2801}'..='\u{28FF}').contains(&c) {
+                out.push((x, y, cell.fg));
+            }
+        }
+    }
+    out
+}
+
+/// The text inside the box titled `title`.
+fn box_text(terminal: &Terminal<TestBackend>, title: &str) -> String {
+    let (x0, y0, w, h) = chart_box(terminal, title);
+    let buffer = terminal.backend().buffer();
+    (y0..y0 + h)
+        .map(|y| {
+            (x0..x0 + w)
+                .map(|x| buffer[(x, y)].symbol())
+                .collect::<String>()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn detail_with(name: &str, history: History) -> App {
+    let mut app = app();
+    open(&mut app, name);
+    app.update(Action::History {
+        node: name.into(),
+        result: Ok(Box::new(history)),
+    });
+    app
+}
+
+#[test]
+fn disk_requests_and_latency_charts_draw_the_history() {
+    use ratatui::style::Color;
+    let mut app = detail_with("web1", history());
+    let terminal = render(&mut app, 200, 50);
+    for title in [
+        " CPU %",
+        " Memory %",
+        " Network",
+        " Disk",
+        " Requests",
+        " Latency",
+    ] {
+        assert!(
+            !dots(&terminal, title).is_empty(),
+            "{title} draws its lines"
+        );
+    }
+    let colours = |title| {
+        let mut c: Vec<Color> = dots(&terminal, title).into_iter().map(|d| d.2).collect();
+        c.sort_by_key(|c| format!("{c:?}"));
+        c.dedup();
+        c
+    };
+    // 2xx green, 3xx cyan, 4xx yellow, the 5xx burst red.
+    assert_eq!(
+        colours(" Requests"),
+        [Color::Cyan, Color::Green, Color::Red, Color::Yellow]
+    );
+    // p50 cyan, p95 yellow, p99 magenta.
+    assert_eq!(
+        colours(" Latency"),
+        [Color::Cyan, Color::Magenta, Color::Yellow]
+    );
+    assert_eq!(colours(" Disk"), [Color::Green, Color::Yellow]);
+    // Units on the axes: the top labels fit the data (the 5xx burst of
+    // 120 req/s under the 2xx peak, p99's 150 ms burst).
+    let requests = box_text(&terminal, " Requests");
+    assert!(requests.starts_with("462 req/s│"), "{requests}");
+    let latency = box_text(&terminal, " Latency");
+    assert!(latency.starts_with("165 ms│"), "{latency}");
+    let disk = box_text(&terminal, " Disk");
+    assert!(disk.starts_with("440 kB/s│"), "{disk}");
+    assert!(row(&terminal, row_with(&terminal, " Disk")).contains("sum of 2 devices"));
+}
+
+#[test]
+fn a_node_without_an_access_log_says_so_instead_of_zeros() {
+    let mut app = detail_with("db3-replica", history_without_log());
+    let terminal = render(&mut app, 200, 50);
+    for title in [" Requests", " Latency"] {
+        assert!(dots(&terminal, title).is_empty(), "{title}: no line");
+        let text = box_text(&terminal, title);
+        assert!(text.contains("no access log configured"), "{text}");
+        assert!(!text.contains('0'), "no axis, no zeros: {text}");
+    }
+    assert!(!dots(&terminal, " CPU %").is_empty());
+}
+
+#[test]
+fn a_log_without_request_times_says_so() {
+    let untimed = History {
+        latency: Latency::default(),
+        ..history()
+    };
+    let mut app = detail_with("web1", untimed);
+    let terminal = render(&mut app, 200, 50);
+    assert!(!dots(&terminal, " Requests").is_empty());
+    let text = box_text(&terminal, " Latency");
+    assert!(text.contains("log format has no request time"), "{text}");
+    assert!(dots(&terminal, " Latency").is_empty());
+}
+
+#[test]
+fn the_time_a_node_was_down_is_a_gap_not_a_zero() {
+    // CPU at 50 % for ten minutes, with nothing from -6m40s to -3m20s.
+    let mut down = history();
+    down.cpu = series(&|_| 0.5);
+    down.cpu
+        .retain(|&(ts, _)| !(NOW - 400_000..NOW - 200_000).contains(&ts));
+    let mut app = detail_with("web1", down);
+    let terminal = render(&mut app, 200, 50);
+    let cpu = dots(&terminal, " CPU %");
+    let mut columns: Vec<u16> = cpu.iter().map(|d| d.0).collect();
+    columns.dedup();
+    // The longest stretch of columns without a dot: about a third of the
+    // plot, where the node sent nothing.
+    let widest = columns.windows(2).map(|w| w[1] - w[0]).max().unwrap();
+    let (_, _, width, _) = chart_box(&terminal, " CPU %");
+    assert!(widest > width / 5, "a gap of {widest} columns in {width}");
+    // Every dot is on the 50 % line: nothing was drawn down to 0.
+    let mut rows: Vec<u16> = cpu.iter().map(|d| d.1).collect();
+    rows.sort_unstable();
+    rows.dedup();
+    assert_eq!(rows.len(), 1, "one flat line, rows {rows:?}");
+}
+
+#[test]
+fn detail_charts_page_at_80x24() {
+    let mut app = detail_with("web1", history());
+    let terminal = render(&mut app, 80, 24);
+    let hint = row(&terminal, row_with(&terminal, "charts hidden"));
+    assert!(hint.contains("c: charts instead of the panels"), "{hint}");
+    app.update(Action::NextCharts);
+    insta::assert_snapshot!(
+        "detail_charts_page_1_80x24",
+        render(&mut app, 80, 24).backend()
+    );
+    app.update(Action::NextCharts);
+    insta::assert_snapshot!(
+        "detail_charts_page_2_80x24",
+        render(&mut app, 80, 24).backend()
+    );
+    // After the last page, the panels again.
+    app.update(Action::NextCharts);
+    let terminal = render(&mut app, 80, 24);
+    row_with(&terminal, "Checks 3, 1 failing");
+    row_with(&terminal, "charts hidden");
 }

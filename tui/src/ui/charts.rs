@@ -1,23 +1,81 @@
-//! The detail screen's charts: CPU, memory and network over the zoom
-//! window (`+`/`-`: 1 minute to 6 hours), from the history the client task
-//! fetched (Fleet.History) while the screen is open; "loading…" or the
-//! error until then. A network chart with nothing but zeros says "no
-//! traffic" on a 1 kB axis rather than a `1 B` one.
+//! The detail screen's charts over the zoom window (`+`/`-`: 1 minute to
+//! 6 hours), from the history the client task fetched (Fleet.History)
+//! while the screen is open; "loading…" or the error until then.
+//!
+//! Six charts, in the order an operator reads a node: CPU, memory,
+//! network, disk I/O, requests by status class and request latency
+//! (p50/p95/p99). They go in a grid of up to three columns; when the room
+//! holds fewer, the detail screen pages through them ([`grid`], [`KINDS`]).
+//! Every y axis names its unit (`%`, `B/s`, `req/s`, `ms`). A line breaks
+//! where the node sent nothing ([`crate::history::runs`]) rather than
+//! bridging the gap; a node without an access log, or whose log has no
+//! request time, gets those words in the request charts' place, never an
+//! empty chart or zeros. A chart whose lines are all 0 keeps a small axis
+//! (1 kB/s, 1 req/s, 1 ms) rather than a `0`-high one.
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Style};
 use ratatui::symbols::Marker;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Axis, Block, Chart, Dataset, GraphType, Paragraph};
+use ratatui::widgets::{Axis, Block, Chart, Dataset, GraphType, Paragraph, Wrap};
 
 use super::style;
 use crate::format;
-use crate::history::{History, HistoryState};
+use crate::history::{self, History, HistoryState, NoRequests};
 
-/// The smallest top of the network chart's axis (1 kB/s), so an idle
-/// interface does not get a `1 B` scale.
-const MIN_NET_PEAK: f64 = 1_000.0;
+/// The narrowest a chart is drawn (border, y labels and ~36 dots of plot).
+pub const MIN_WIDTH: u16 = 30;
+/// The lowest a chart is drawn (border, two rows of plot, the x axis and
+/// its labels): two rows of charts fit under the Node and Now boxes of an
+/// 80x24 terminal.
+pub const MIN_HEIGHT: u16 = 6;
+/// At most this many charts side by side.
+const MAX_COLUMNS: u16 = 3;
+
+/// The smallest top of a byte-rate axis (1 kB/s), so an idle interface or
+/// disk does not get a `1 B/s` scale.
+const MIN_BYTE_PEAK: f64 = 1_000.0;
+/// The smallest top of the requests axis.
+const MIN_RATE_PEAK: f64 = 1.0;
+/// The smallest top of the latency axis, in ms.
+const MIN_LATENCY_PEAK: f64 = 1.0;
+/// Room above the highest point.
+const HEADROOM: f64 = 1.1;
+
+/// One chart of the detail screen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Total CPU usage, %.
+    Cpu,
+    /// Memory used, %.
+    Memory,
+    /// Network rx/tx, B/s.
+    Network,
+    /// Disk read/write, B/s.
+    Disk,
+    /// Requests per second by status class.
+    Requests,
+    /// Latency p50/p95/p99, ms.
+    Latency,
+}
+
+/// Every chart, in the order they are laid out and paged.
+pub const KINDS: [Kind; 6] = [
+    Kind::Cpu,
+    Kind::Memory,
+    Kind::Network,
+    Kind::Disk,
+    Kind::Requests,
+    Kind::Latency,
+];
+
+/// The colours of the status classes 2xx, 3xx, 4xx, 5xx.
+const CLASS_COLORS: [Color; 4] = [Color::Green, Color::Cyan, Color::Yellow, Color::Red];
+/// The colours of p50, p95, p99.
+const QUANTILE_COLORS: [Color; 3] = [Color::Cyan, Color::Yellow, Color::Magenta];
+/// The labels of p50, p95, p99.
+const QUANTILE_NAMES: [&str; 3] = ["p50", "p95", "p99"];
 
 /// What the charts show besides the data: the window, and whether updates
 /// are frozen.
@@ -29,108 +87,329 @@ pub struct View {
     pub frozen: bool,
 }
 
-/// Draws the three charts side by side into `area` (nothing below 4 rows);
-/// times are relative to `now_ms`.
-pub fn render(frame: &mut Frame, history: &HistoryState, now_ms: i64, view: View, area: Rect) {
-    if area.height < 4 {
-        return;
+/// The grid `area` holds: (columns, rows), `(0, 0)` when not even one
+/// chart of [`MIN_WIDTH`] x [`MIN_HEIGHT`] fits. Never more rows than all
+/// of [`KINDS`] need.
+pub fn grid(area: Rect) -> (u16, u16) {
+    if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
+        return (0, 0);
     }
-    let [cpu, mem, net] = Layout::horizontal([
-        Constraint::Ratio(1, 3),
-        Constraint::Ratio(1, 3),
-        Constraint::Ratio(1, 3),
-    ])
-    .areas(area);
-    let history = match history {
-        HistoryState::Loaded(history) => history,
-        other => {
-            let text = match other {
-                HistoryState::Failed(err) => format!("history unavailable: {err}"),
-                _ => "loading…".to_string(),
-            };
-            for (title, area) in [(" CPU % ", cpu), (" Memory % ", mem), (" Network ", net)] {
-                frame.render_widget(
-                    Paragraph::new(Line::styled(text.clone(), style::muted()))
-                        .wrap(ratatui::widgets::Wrap { trim: true })
-                        .block(Block::bordered().title(title)),
-                    area,
-                );
-            }
-            return;
-        }
-    };
-    let window = view.window.as_secs();
-    let span = chart_span(history, now_ms, window);
-    let suffix = if view.frozen { " · frozen " } else { " " };
-    let cpu_title = format!(" CPU % · {}{suffix}", window_text(window));
-    let to_xy = |points: &[(i64, f64)], scale: f64| -> Vec<(f64, f64)> {
-        points
-            .iter()
-            .map(|&(ts, v)| ((ts - now_ms) as f64 / 1000.0, v * scale))
-            .collect()
-    };
-    let cpu_points = to_xy(&history.cpu, 100.0);
-    let mem_points = to_xy(&history.memory, 100.0);
-    let rx_points = to_xy(&history.receive, 1.0);
-    let tx_points = to_xy(&history.transmit, 1.0);
-    percent_chart(frame, &cpu_title, &cpu_points, Color::Cyan, span, cpu);
-    percent_chart(frame, " Memory % ", &mem_points, Color::Magenta, span, mem);
-    let peak = rx_points
-        .iter()
-        .chain(&tx_points)
-        .map(|p| p.1)
-        .fold(0.0_f64, f64::max)
-        .max(MIN_NET_PEAK)
-        * 1.1;
-    let idle = rx_points.iter().chain(&tx_points).all(|p| p.1 == 0.0);
-    let title = Line::from(vec![
-        Span::raw(" Network "),
-        Span::styled("rx", Style::new().fg(Color::Green)),
-        Span::raw(" "),
-        Span::styled("tx", Style::new().fg(Color::Yellow)),
-        Span::raw(if idle { " B/s: no traffic " } else { " B/s " }),
-    ]);
-    if rx_points.is_empty() && tx_points.is_empty() {
-        no_data(frame, Block::bordered().title(title), net, span);
-        return;
-    }
-    let datasets = vec![
-        line_dataset(&rx_points, Color::Green),
-        line_dataset(&tx_points, Color::Yellow),
-    ];
-    let chart = Chart::new(datasets)
-        .block(Block::bordered().title(title))
-        .x_axis(time_axis(span))
-        .y_axis(
-            Axis::default()
-                .bounds([0.0, peak])
-                .labels(["0".to_string(), format::bytes(Some(peak))]),
-        );
-    frame.render_widget(chart, net);
+    let columns = (area.width / MIN_WIDTH).min(MAX_COLUMNS);
+    let rows = (area.height / MIN_HEIGHT).min((KINDS.len() as u16).div_ceil(columns));
+    (columns, rows)
 }
 
-fn line_dataset(points: &[(f64, f64)], color: Color) -> Dataset<'_> {
-    Dataset::default()
-        .marker(Marker::Braille)
-        .graph_type(GraphType::Line)
-        .style(Style::new().fg(color))
-        .data(points)
+/// How many charts fit in `area` at once (0..=6).
+pub fn capacity(area: Rect) -> usize {
+    let (columns, rows) = grid(area);
+    usize::from(columns * rows).min(KINDS.len())
+}
+
+/// Draws the charts `kinds` into `area`, in rows of as many as [`grid`]
+/// allows (fewer rows when `kinds` needs fewer); times are relative to
+/// `now_ms`. Nothing when not even one fits.
+pub fn render(
+    frame: &mut Frame,
+    history: &HistoryState,
+    now_ms: i64,
+    view: View,
+    kinds: &[Kind],
+    area: Rect,
+) {
+    let (columns, _) = grid(area);
+    if columns == 0 || kinds.is_empty() {
+        return;
+    }
+    let rows: Vec<&[Kind]> = kinds.chunks(usize::from(columns)).collect();
+    let row_areas = Layout::vertical(vec![Constraint::Fill(1); rows.len()]).split(area);
+    let window = view.window.as_secs();
+    let span = match history {
+        HistoryState::Loaded(history) => chart_span(history, now_ms, window),
+        _ => window,
+    };
+    let mut first = true;
+    for (row, row_area) in rows.iter().zip(row_areas.iter()) {
+        let cells = Layout::horizontal(vec![Constraint::Ratio(1, u32::from(columns)); row.len()])
+            .split(*row_area);
+        for (&kind, &cell) in row.iter().zip(cells.iter()) {
+            // The window and the frozen mark go in the first chart's title.
+            let note = first.then(|| {
+                let frozen = if view.frozen { " · frozen" } else { "" };
+                format!(" · {}{frozen}", window_text(window))
+            });
+            first = false;
+            match history {
+                HistoryState::Loaded(history) => {
+                    let chart = Drawn {
+                        history,
+                        now_ms,
+                        span,
+                    };
+                    chart.draw(frame, kind, note.as_deref().unwrap_or(""), cell);
+                }
+                HistoryState::Failed(err) => message(
+                    frame,
+                    title(kind, &[]),
+                    &format!("history unavailable: {err}"),
+                    cell,
+                ),
+                HistoryState::Loading => message(frame, title(kind, &[]), "loading…", cell),
+            }
+        }
+    }
+}
+
+/// The title of chart `kind`: its name, its lines' legend in their
+/// colours, and its unit.
+fn title(kind: Kind, extra: &[Span<'static>]) -> Line<'static> {
+    let legend = |names: &[&'static str], colors: &[Color]| -> Vec<Span<'static>> {
+        names
+            .iter()
+            .zip(colors)
+            .flat_map(|(name, &color)| {
+                [Span::raw(" "), Span::styled(*name, Style::new().fg(color))]
+            })
+            .collect()
+    };
+    let mut spans = match kind {
+        Kind::Cpu => vec![Span::raw(" CPU %")],
+        Kind::Memory => vec![Span::raw(" Memory %")],
+        Kind::Network => {
+            let mut s = vec![Span::raw(" Network")];
+            s.extend(legend(&["rx", "tx"], &[Color::Green, Color::Yellow]));
+            s.push(Span::raw(" B/s"));
+            s
+        }
+        Kind::Disk => {
+            let mut s = vec![Span::raw(" Disk")];
+            s.extend(legend(&["read", "write"], &[Color::Green, Color::Yellow]));
+            s.push(Span::raw(" B/s"));
+            s
+        }
+        Kind::Requests => {
+            let mut s = vec![Span::raw(" Requests")];
+            s.extend(legend(&stacktop_proto::metrics::CLASSES, &CLASS_COLORS));
+            s.push(Span::raw(" req/s"));
+            s
+        }
+        Kind::Latency => {
+            let mut s = vec![Span::raw(" Latency")];
+            s.extend(legend(&QUANTILE_NAMES, &QUANTILE_COLORS));
+            s.push(Span::raw(" ms"));
+            s
+        }
+    };
+    spans.extend(extra.iter().cloned());
+    spans.push(Span::raw(" "));
+    Line::from(spans)
+}
+
+/// One line of a chart: its points and colour.
+struct Series<'a> {
+    points: &'a [(i64, f64)],
+    color: Color,
+}
+
+/// Everything a loaded chart needs besides its kind.
+struct Drawn<'a> {
+    history: &'a History,
+    now_ms: i64,
+    /// Seconds the x axis spans.
+    span: u64,
+}
+
+impl Drawn<'_> {
+    fn draw(&self, frame: &mut Frame, kind: Kind, note: &str, area: Rect) {
+        let h = self.history;
+        let note = || Span::raw(note.to_string());
+        let (lines, axis, extra): (Vec<Series>, YAxis, Vec<Span<'static>>) = match kind {
+            Kind::Cpu => (
+                vec![line(&h.cpu, Color::Cyan)],
+                YAxis::Percent,
+                vec![note()],
+            ),
+            Kind::Memory => (
+                vec![line(&h.memory, Color::Magenta)],
+                YAxis::Percent,
+                vec![note()],
+            ),
+            Kind::Network => (
+                vec![
+                    line(&h.receive, Color::Green),
+                    line(&h.transmit, Color::Yellow),
+                ],
+                YAxis::Bytes,
+                vec![note()],
+            ),
+            Kind::Disk => {
+                let devices = match h.disk_devices {
+                    0 | 1 => String::new(),
+                    n => format!(" · sum of {n} devices"),
+                };
+                (
+                    vec![
+                        line(&h.disk_read, Color::Green),
+                        line(&h.disk_written, Color::Yellow),
+                    ],
+                    YAxis::Bytes,
+                    vec![Span::raw(devices), note()],
+                )
+            }
+            Kind::Requests => {
+                if let Some(why) = h.requests_missing().filter(|w| *w != NoRequests::Idle) {
+                    return message(frame, title(kind, &[note()]), why.text(), area);
+                }
+                let sources = match h.requests.sources {
+                    0 | 1 => String::new(),
+                    n => format!(" · {n} logs"),
+                };
+                let lines = h
+                    .requests
+                    .by_class
+                    .iter()
+                    .zip(CLASS_COLORS)
+                    .map(|(points, color)| line(points, color))
+                    .collect();
+                (lines, YAxis::Requests, vec![Span::raw(sources), note()])
+            }
+            Kind::Latency => {
+                if let Some(why) = h.latency_missing().filter(|w| *w != NoRequests::Idle) {
+                    return message(frame, title(kind, &[note()]), why.text(), area);
+                }
+                let sources = match h.latency.sources {
+                    0 | 1 => String::new(),
+                    n => format!(" · slowest of {n} logs"),
+                };
+                let lines = h
+                    .latency
+                    .quantiles
+                    .iter()
+                    .zip(QUANTILE_COLORS)
+                    .map(|(points, color)| line(points, color))
+                    .collect();
+                (lines, YAxis::Millis, vec![Span::raw(sources), note()])
+            }
+        };
+        let title = title(kind, &extra);
+        if lines.iter().all(|l| l.points.is_empty()) {
+            let what = match kind {
+                Kind::Requests | Kind::Latency => "no requests",
+                _ => "no data",
+            };
+            let text = format!("{what} in the last {}", window_text(self.span));
+            return message(frame, title, &text, area);
+        }
+        self.chart(frame, &lines, axis, Block::bordered().title(title), area);
+    }
+
+    /// The lines as a chart: one dataset per run without a gap.
+    fn chart(&self, frame: &mut Frame, lines: &[Series], axis: YAxis, block: Block, area: Rect) {
+        let scale = axis.scale();
+        let xy: Vec<Vec<(f64, f64)>> = lines
+            .iter()
+            .map(|l| {
+                l.points
+                    .iter()
+                    .map(|&(ts, v)| ((ts - self.now_ms) as f64 / 1000.0, v * scale))
+                    .collect()
+            })
+            .collect();
+        let mut datasets = Vec::new();
+        for (l, points) in lines.iter().zip(&xy) {
+            let timestamps: Vec<i64> = l.points.iter().map(|p| p.0).collect();
+            for run in history::runs(&timestamps) {
+                datasets.push(
+                    Dataset::default()
+                        .marker(Marker::Braille)
+                        .graph_type(GraphType::Line)
+                        .style(Style::new().fg(l.color))
+                        .data(&points[run]),
+                );
+            }
+        }
+        let peak = xy.iter().flatten().map(|p| p.1).fold(0.0_f64, f64::max);
+        let chart = Chart::new(datasets)
+            .block(block)
+            .x_axis(time_axis(self.span))
+            .y_axis(axis.axis(peak));
+        frame.render_widget(chart, area);
+    }
+}
+
+fn line(points: &[(i64, f64)], color: Color) -> Series<'_> {
+    Series { points, color }
+}
+
+/// The y axis of a chart: its bounds and labels, with the unit.
+#[derive(Debug, Clone, Copy)]
+enum YAxis {
+    /// 0 to 100 %.
+    Percent,
+    /// Bytes per second, from 0 to the peak.
+    Bytes,
+    /// Requests per second, from 0 to the peak.
+    Requests,
+    /// Milliseconds, from 0 to the peak.
+    Millis,
+}
+
+impl YAxis {
+    /// What the stored values are multiplied by to be drawn in the axis's
+    /// unit (ratios to %, seconds to ms).
+    fn scale(self) -> f64 {
+        match self {
+            YAxis::Percent => 100.0,
+            YAxis::Bytes | YAxis::Requests => 1.0,
+            YAxis::Millis => 1_000.0,
+        }
+    }
+
+    /// The axis for data up to `peak` (in the axis's unit).
+    fn axis(self, peak: f64) -> Axis<'static> {
+        let top = |min: f64| peak.max(min) * HEADROOM;
+        let (top, label) = match self {
+            YAxis::Percent => {
+                return Axis::default()
+                    .bounds([0.0, 100.0])
+                    .labels(["0%", "50%", "100%"])
+                    .style(style::muted());
+            }
+            YAxis::Bytes => {
+                let top = top(MIN_BYTE_PEAK);
+                (top, format::byte_rate(Some(top)))
+            }
+            YAxis::Requests => {
+                let top = top(MIN_RATE_PEAK);
+                (top, format!("{} req/s", format::rate(Some(top))))
+            }
+            YAxis::Millis => {
+                let top = top(MIN_LATENCY_PEAK);
+                (top, millis(top))
+            }
+        };
+        Axis::default()
+            .bounds([0.0, top])
+            .labels(["0".to_string(), label])
+            .style(style::muted())
+    }
+}
+
+/// A latency in ms for an axis label: `4.5 ms`, `120 ms`, `2.5 s`.
+fn millis(ms: f64) -> String {
+    if ms >= 1_000.0 {
+        format!("{:.1} s", ms / 1_000.0)
+    } else if ms >= 10.0 {
+        format!("{ms:.0} ms")
+    } else {
+        format!("{ms:.1} ms")
+    }
 }
 
 /// Seconds of history the x axis spans: the whole `window` (seconds) once
 /// there is that much data, less (but at least a minute) while a node is
 /// new, so a fresh node's charts are not squeezed against the right edge.
 fn chart_span(history: &History, now_ms: i64, window: u64) -> u64 {
-    let oldest = [
-        &history.cpu,
-        &history.memory,
-        &history.receive,
-        &history.transmit,
-    ]
-    .iter()
-    .filter_map(|points| points.first().map(|p| p.0))
-    .min()
-    .unwrap_or(now_ms);
+    let oldest = history.oldest().unwrap_or(now_ms);
     let age = ((now_ms - oldest).max(0) / 1000) as u64;
     // Round up to whole minutes so the label reads well.
     age.div_ceil(60).max(1).saturating_mul(60).min(window)
@@ -152,43 +431,14 @@ fn time_axis(span: u64) -> Axis<'static> {
         .style(style::muted())
 }
 
-fn no_data(frame: &mut Frame, block: Block, area: Rect, span: u64) {
-    let text = format!("no data in the last {}", window_text(span));
+/// A chart's place with words instead of lines.
+fn message(frame: &mut Frame, title: Line<'static>, text: &str, area: Rect) {
     frame.render_widget(
-        Paragraph::new(Line::styled(text, style::muted()))
-            .wrap(ratatui::widgets::Wrap { trim: true })
-            .block(block),
+        Paragraph::new(Line::styled(text.to_string(), style::muted()))
+            .wrap(Wrap { trim: true })
+            .block(Block::bordered().title(title)),
         area,
     );
-}
-
-fn percent_chart(
-    frame: &mut Frame,
-    title: &str,
-    points: &[(f64, f64)],
-    color: Color,
-    span: u64,
-    area: Rect,
-) {
-    if points.is_empty() {
-        no_data(
-            frame,
-            Block::bordered().title(title.to_string()),
-            area,
-            span,
-        );
-        return;
-    }
-    let chart = Chart::new(vec![line_dataset(points, color)])
-        .block(Block::bordered().title(title.to_string()))
-        .x_axis(time_axis(span))
-        .y_axis(
-            Axis::default()
-                .bounds([0.0, 100.0])
-                .labels(["0", "50", "100"])
-                .style(style::muted()),
-        );
-    frame.render_widget(chart, area);
 }
 
 #[cfg(test)]
@@ -202,10 +452,30 @@ mod tests {
         assert_eq!(chart_span(&h, now, 900), 60);
         h.cpu = vec![(now - 90_000, 0.1)];
         assert_eq!(chart_span(&h, now, 900), 120);
-        h.memory = vec![(now - 3_600_000, 0.1)];
+        h.latency.quantiles[2] = vec![(now - 3_600_000, 0.1)];
         assert_eq!(chart_span(&h, now, 900), 900);
         assert_eq!(chart_span(&h, now, 6 * 3_600), 3_600);
         assert_eq!(window_text(6 * 3_600), "6h");
         assert_eq!(window_text(300), "5m");
+    }
+
+    #[test]
+    fn the_grid_holds_what_fits() {
+        let area = |w, h| Rect::new(0, 0, w, h);
+        assert_eq!(grid(area(29, 40)), (0, 0));
+        assert_eq!(grid(area(200, 5)), (0, 0));
+        assert_eq!(grid(area(80, 7)), (2, 1));
+        assert_eq!(grid(area(80, 14)), (2, 2));
+        assert_eq!(grid(area(80, 40)), (2, 3), "never more rows than six need");
+        assert_eq!(grid(area(200, 27)), (3, 2));
+        assert_eq!(capacity(area(200, 27)), 6);
+        assert_eq!(capacity(area(120, 11)), 3);
+    }
+
+    #[test]
+    fn latency_labels_switch_units() {
+        assert_eq!(millis(4.46), "4.5 ms");
+        assert_eq!(millis(132.0), "132 ms");
+        assert_eq!(millis(2_500.0), "2.5 s");
     }
 }

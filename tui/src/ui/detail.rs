@@ -2,8 +2,16 @@
 //! replication lag), the current values (and the last known ones where a
 //! value went stale), its active alerts, its checks, an LB's backend
 //! servers, request rates by status class and latency per log source, and
-//! charts of CPU, memory and network over the last minutes. A node in
-//! maintenance says so, with the time left.
+//! charts ([`charts`]: CPU, memory, network, disk I/O, requests by status
+//! class, latency) over the zoom window. A node in maintenance says so,
+//! with the time left.
+//!
+//! The panels come first: they say what is wrong. The charts take the
+//! rows left below them, as many as fit; `c` steps on to the charts alone
+//! (the Node and Now boxes at their least, the panels hidden), a page at a
+//! time when the terminal cannot hold all six, then back to the panels. A
+//! line under the charts says which page is shown, or that the charts are
+//! hidden and how to see them: they never vanish without a word.
 //!
 //! The node's state comes from the Watch stream like the fleet screen's;
 //! its traffic comes from `Fleet.Node` and its charts from
@@ -25,8 +33,6 @@ use crate::format;
 use crate::model::Detail;
 use crate::view;
 
-/// Below this many rows the charts are left out rather than squeezed.
-const MIN_CHART_ROWS: u16 = 6;
 /// The Node and Now boxes shrink to this many rows at the least (health,
 /// name, roles, DB role; CPU, load, memory, QPS).
 const MIN_TOP_ROWS: u16 = 6;
@@ -37,9 +43,10 @@ const WIDE: u16 = 150;
 ///
 /// Top: the Node and Now boxes. Then, when the node has them, Checks,
 /// Backends (LB nodes) and Traffic (nodes with access logs): stacked, or
-/// in two balanced columns from [`WIDE`] columns on. The charts take what is left if
-/// that is at least [`MIN_CHART_ROWS`]; otherwise the boxes take it all
-/// and say in their titles how many rows they could not show.
+/// in two balanced columns from [`WIDE`] columns on. The charts take what
+/// is left if at least one fits ([`charts::grid`]); otherwise the boxes
+/// take it all and say in their titles how many rows they could not show.
+/// Past the first press of `c`, a page of charts alone instead.
 pub fn render(frame: &mut Frame, app: &App, area: Rect) {
     let Some(key) = app.detail_node() else {
         return;
@@ -56,6 +63,43 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
     let clock = app.model.clock_ms(key.source, app.now_ms);
     let stale = !app.is_connected();
     let identity = identity_lines(node, clock);
+    // The charts alone: how many fit under the Node and Now boxes at their
+    // least, above the hint line, and so how many pages `c` steps through.
+    let alone = charts::capacity(Rect {
+        height: area.height.saturating_sub(MIN_TOP_ROWS + 1),
+        ..area
+    });
+    let pages = charts::KINDS.len().div_ceil(alone.max(1)) * usize::from(alone > 0);
+    let step = app.chart_step % (pages + 1);
+    if step > 0 {
+        let [top, rest, hint] = Layout::vertical([
+            Constraint::Length(MIN_TOP_ROWS),
+            Constraint::Min(0),
+            Constraint::Length(1),
+        ])
+        .areas(area);
+        top_boxes(frame, node, identity, clock, stale, top);
+        let page = &charts::KINDS[(step - 1) * alone..(step * alone).min(charts::KINDS.len())];
+        charts::render(
+            frame,
+            app.history(),
+            app.chart_now_ms(),
+            chart_view(app),
+            page,
+            rest,
+        );
+        let next = if step == pages {
+            "back to the panels"
+        } else {
+            "next charts"
+        };
+        hint_line(
+            frame,
+            format!(" charts {step}/{pages}, panels hidden · c: {next}"),
+            hint,
+        );
+        return;
+    }
     let wide = area.width >= WIDE;
     let node_alerts: Vec<Alert> = app.model.node_alerts(key).into_iter().cloned().collect();
     let panels = panels(
@@ -101,20 +145,23 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
         .min(area.height);
     let [top, rest] =
         Layout::vertical([Constraint::Length(top_height), Constraint::Min(0)]).areas(area);
-    let [identity_area, summary] =
-        Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(top);
-    frame.render_widget(
-        Paragraph::new(identity).block(titled("Node", stale)),
-        identity_area,
-    );
-    frame.render_widget(
-        Paragraph::new(summary_lines(node, clock)).block(titled("Now", stale)),
-        summary,
-    );
+    top_boxes(frame, node, identity, clock, stale, top);
 
-    let charts_fit = rest.height.saturating_sub(need) >= MIN_CHART_ROWS;
-    // No room for the charts: one line says so instead of them vanishing.
-    let middle_height = if charts_fit {
+    // The rows under the panels: every chart, some of them above a line
+    // saying so, or only that line.
+    let room = Rect {
+        height: rest.height.saturating_sub(need),
+        ..rest
+    };
+    let shown = if charts::capacity(room) == charts::KINDS.len() {
+        charts::KINDS.len()
+    } else {
+        charts::capacity(Rect {
+            height: room.height.saturating_sub(1),
+            ..room
+        })
+    };
+    let middle_height = if shown > 0 {
         need
     } else {
         rest.height.saturating_sub(1)
@@ -130,21 +177,76 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
         panels::render_column(frame, &left, l);
         panels::render_column(frame, &right, r);
     }
-    if charts_fit {
-        let view = charts::View {
-            window: app.chart_window(),
-            frozen: app.frozen,
-        };
-        charts::render(frame, app.history(), app.now_ms, view, chart_area);
+    let more = if pages > 0 {
+        " · c: charts instead of the panels"
+    } else {
+        ""
+    };
+    let kinds = &charts::KINDS[..shown];
+    if shown == charts::KINDS.len() {
+        charts::render(
+            frame,
+            app.history(),
+            app.chart_now_ms(),
+            chart_view(app),
+            kinds,
+            chart_area,
+        );
+    } else if shown > 0 {
+        let [grid, hint] =
+            Layout::vertical([Constraint::Min(0), Constraint::Length(1)]).areas(chart_area);
+        charts::render(
+            frame,
+            app.history(),
+            app.chart_now_ms(),
+            chart_view(app),
+            kinds,
+            grid,
+        );
+        let total = charts::KINDS.len();
+        hint_line(frame, format!(" {shown} of {total} charts{more}"), hint);
     } else if chart_area.height > 0 {
-        frame.render_widget(
-            Paragraph::new(Line::styled(
-                " charts hidden: enlarge the terminal",
-                style::muted(),
-            )),
+        hint_line(
+            frame,
+            format!(" charts hidden: enlarge the terminal{more}"),
             chart_area,
         );
     }
+}
+
+/// The window and frozen state the charts are drawn with.
+fn chart_view(app: &App) -> charts::View {
+    charts::View {
+        window: app.chart_window(),
+        frozen: app.frozen,
+    }
+}
+
+/// One muted line of explanation under (or instead of) the charts.
+fn hint_line(frame: &mut Frame, text: String, area: Rect) {
+    frame.render_widget(Paragraph::new(Line::styled(text, style::muted())), area);
+}
+
+/// The Node and Now boxes side by side in `area`; each shows the lines
+/// that fit.
+fn top_boxes(
+    frame: &mut Frame,
+    node: &NodeState,
+    identity: Vec<Line<'static>>,
+    clock: i64,
+    stale: bool,
+    area: Rect,
+) {
+    let [identity_area, summary] =
+        Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(area);
+    frame.render_widget(
+        Paragraph::new(identity).block(titled("Node", stale)),
+        identity_area,
+    );
+    frame.render_widget(
+        Paragraph::new(summary_lines(node, clock)).block(titled("Now", stale)),
+        summary,
+    );
 }
 
 /// The panels this node has, in the order they matter when room is short.

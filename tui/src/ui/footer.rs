@@ -35,6 +35,7 @@ pub fn keys(screen: &Screen) -> &'static [(&'static str, &'static str)] {
             ("Esc", "back"),
             ("+/-", "zoom"),
             ("f", "freeze"),
+            ("c", "charts"),
             ("J/K", "scroll"),
             ("m", "maint"),
             ("?", "help"),

@@ -26,7 +26,10 @@ pub const KEYS: &[(&str, &str)] = &[
     ("s / S", "nodes: sort by the next column / reverse"),
     ("/", "nodes: filter by name, role or label (regex)"),
     ("t", "nodes: group by tier on / off"),
-    ("+ / -", "detail: charts over less / more time (1m to 6h)"),
+    (
+        "+ / -   c",
+        "detail: charts over less / more time; charts alone",
+    ),
     ("f", "detail: freeze / resume the charts and panels"),
     ("J K / wheel", "detail: scroll the checks and backends"),
     ("a", "the alerts view (a again: back)"),
