@@ -242,6 +242,9 @@ pub enum Action {
     SortNext,
     /// Reverse the nodes view's order (`S`).
     SortReverse,
+    /// Sort the nodes view by this column, or the other way round when it
+    /// is sorted by it already (Shift+the column's letter).
+    SortBy(SortColumn),
     /// Group the nodes view by tier, or not (`t`).
     ToggleGroups,
     /// Start typing the nodes view's filter (`/`).
@@ -647,6 +650,9 @@ impl App {
             Screen::Fleet => match key.code {
                 KeyCode::Char('s') => Some(Action::SortNext),
                 KeyCode::Char('S') => Some(Action::SortReverse),
+                KeyCode::Char(c) if SortColumn::for_key(c).is_some() => {
+                    SortColumn::for_key(c).map(Action::SortBy)
+                }
                 KeyCode::Char('t') => Some(Action::ToggleGroups),
                 KeyCode::Char('/') => Some(Action::FilterStart),
                 KeyCode::Esc if !self.nodes_view.filter.is_empty() => Some(Action::FilterClear),
@@ -771,6 +777,10 @@ impl App {
             Action::Click { row } => self.click(row),
             Action::SortNext => self.reorder(|v| v.sort = v.sort.next()),
             Action::SortReverse => self.reorder(|v| v.reverse = !v.reverse),
+            Action::SortBy(column) => self.reorder(|v| {
+                v.reverse = v.sort == column && !v.reverse;
+                v.sort = column;
+            }),
             Action::ToggleGroups => self.reorder(|v| v.grouped = !v.grouped),
             Action::FilterStart => self.nodes_view.editing = true,
             Action::FilterInput(c) => self.reorder(|v| {
@@ -1426,6 +1436,56 @@ mod tests {
             help.action_for_key(key(KeyCode::Esc)),
             Some(Action::CloseHelp)
         );
+    }
+
+    #[test]
+    fn shift_letters_sort_by_their_column_and_again_reverse() {
+        let cpu = |name: &str, ratio: f64| {
+            let mut n = node(name, &[Role::Web]);
+            n.summary = Some(stacktop_proto::v1::NodeSummary {
+                cpu_usage_ratio: Some(ratio),
+                ..Default::default()
+            });
+            n
+        };
+        let mut app = app_with(vec![cpu("a", 0.5), cpu("b", 0.9), cpu("c", 0.1)]);
+        app.update(Action::ToggleGroups);
+        let names =
+            |app: &App| -> Vec<String> { app.entries.iter().map(|e| e.name.clone()).collect() };
+        assert_eq!(names(&app), ["a", "b", "c"]);
+        let shift = |c: char| KeyEvent::new(KeyCode::Char(c), KeyModifiers::SHIFT);
+        let press_shift = |app: &mut App, c: char| {
+            let action = app.action_for_key(shift(c));
+            if let Some(action) = action.clone() {
+                app.update(action);
+            }
+            action
+        };
+        assert_eq!(
+            press_shift(&mut app, 'C'),
+            Some(Action::SortBy(SortColumn::Cpu))
+        );
+        assert_eq!(names(&app), ["b", "a", "c"], "busiest first");
+        assert!(!app.nodes_view.reverse);
+        press_shift(&mut app, 'C');
+        assert_eq!(names(&app), ["c", "a", "b"], "again: the other way");
+        assert!(app.nodes_view.reverse);
+        // Another column starts in its own first direction.
+        press_shift(&mut app, 'N');
+        assert_eq!(app.nodes_view.sort, SortColumn::Name);
+        assert!(!app.nodes_view.reverse);
+        assert_eq!(names(&app), ["a", "b", "c"]);
+        // S still reverses, G still goes to the last row, s still cycles.
+        assert_eq!(press_shift(&mut app, 'S'), Some(Action::SortReverse));
+        assert_eq!(press_shift(&mut app, 'G'), Some(Action::End));
+        assert_eq!(
+            app.action_for_key(key(KeyCode::Char('s'))),
+            Some(Action::SortNext)
+        );
+        // A letter of no column does nothing; on the topology nothing sorts.
+        assert_eq!(press_shift(&mut app, 'Z'), None);
+        app.update(Action::View(1));
+        assert_eq!(app.action_for_key(shift('C')), None);
     }
 
     #[test]
