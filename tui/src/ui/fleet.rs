@@ -167,7 +167,11 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
         return;
     }
     if app.model.is_empty() {
-        let text = "No nodes have reported to this collector yet.";
+        let text = if app.model.is_multi() {
+            "No nodes have reported to these collectors yet."
+        } else {
+            "No nodes have reported to this collector yet."
+        };
         render_message(frame, area, vec![Line::styled(text, style::muted())]);
         return;
     }
@@ -227,7 +231,9 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
             let now = app.model.clock_ms(entry.source, app.now_ms);
             let tier = app.nodes_view.grouped.then_some(entry.tier);
             let mut line = node_line(node, tier, &cols, now, i == app.selected);
-            if stale {
+            // Several collectors: a node whose collector is down is dimmed
+            // too (its values are `—` already: see crate::model).
+            if stale || !app.is_live(entry.source) {
                 line = line.patch_style(style::stale());
             }
             visible.push(line);
@@ -240,6 +246,25 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
 /// What the screen says before the first snapshot: connecting, or why the
 /// collector cannot be reached.
 pub fn render_empty(frame: &mut Frame, app: &App, area: Rect) {
+    if app.model.is_multi() {
+        let mut lines = vec![Line::raw("Waiting for a first snapshot from a collector:")];
+        lines.push(Line::raw(""));
+        for (i, source) in app.model.sources().iter().enumerate() {
+            let label = crate::model::SourceId(i as u16).label();
+            let (text, style) = match &source.connection {
+                ConnState::Disconnected { error, .. } => (
+                    format!("{label} {}: {error}", source.url),
+                    style::health(Health::Down),
+                ),
+                _ => (format!("{label} {}: connecting…", source.url), Style::new()),
+            };
+            lines.push(Line::styled(text, style));
+        }
+        lines.push(Line::raw(""));
+        lines.push(Line::raw("stacktop keeps retrying by itself; q quits."));
+        render_message(frame, area, lines);
+        return;
+    }
     let url = &app.model.primary().url;
     let lines = match app.connection() {
         ConnState::Disconnected { error, .. } => vec![
