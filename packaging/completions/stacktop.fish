@@ -24,7 +24,7 @@ function __fish_stacktop_using_subcommand
     contains -- $cmd[1] $argv
 end
 
-complete -c stacktop -n "__fish_stacktop_needs_command" -l collector -d 'Collector to watch, e.g. http://10.0.0.5:7411 [default: an embedded collector and agent watching this machine]' -r
+complete -c stacktop -n "__fish_stacktop_needs_command" -l collector -d 'Collector to watch, e.g. http://10.0.0.5:7411; repeat it to watch several as one fleet (merged by node name: the newest report of a node wins, and a node only a disconnected collector reports is shown unknown) [default: an embedded collector and agent watching this machine]' -r
 complete -c stacktop -n "__fish_stacktop_needs_command" -l log-file -d 'Where logs go (never the terminal being drawn on) [default: $XDG_STATE_HOME/stacktop.log, else /tmp/stacktop-$USER.log]' -r -F
 complete -c stacktop -n "__fish_stacktop_needs_command" -l ca-file -d 'PEM CA to verify an https:// collector against [default: the web PKI roots]' -r -F
 complete -c stacktop -n "__fish_stacktop_needs_command" -l token-file -d 'File holding the bearer token to send (a viewer token reads the fleet; ack, silence and maintenance need an operator token)' -r -F

@@ -67,20 +67,35 @@ fn severity_rank(severity: Severity) -> u8 {
 /// The rows of `alerts` in the order every reader shows them (see the
 /// module docs).
 pub fn ordered(alerts: &[Alert]) -> Vec<AlertRow> {
-    let by_id: HashMap<&str, usize> = alerts
+    ordered_from(alerts, &[])
+}
+
+/// [`ordered`] for the alerts of several collectors listed together:
+/// `sources[i]` is the collector of `alerts[i]` (missing: the first). An
+/// alert is grouped only under a root from its own collector (the same
+/// alert has the same id at every collector), and equal alerts go in
+/// collector order.
+pub fn ordered_from(alerts: &[Alert], sources: &[u16]) -> Vec<AlertRow> {
+    let source = |i: usize| sources.get(i).copied().unwrap_or(0);
+    let by_id: HashMap<(u16, &str), usize> = alerts
         .iter()
         .enumerate()
-        .map(|(i, a)| (a.id.as_str(), i))
+        .map(|(i, a)| ((source(i), a.id.as_str()), i))
         .collect();
     // Who each alert is grouped under, if that alert is in the list.
     let mut parent: Vec<Option<usize>> = alerts
         .iter()
         .enumerate()
-        .map(|(i, a)| by_id.get(a.root.as_str()).copied().filter(|&p| p != i))
+        .map(|(i, a)| {
+            by_id
+                .get(&(source(i), a.root.as_str()))
+                .copied()
+                .filter(|&p| p != i)
+        })
         .collect();
     for (p, alert) in alerts.iter().enumerate() {
         for id in &alert.grouped {
-            if let Some(&child) = by_id.get(id.as_str())
+            if let Some(&child) = by_id.get(&(source(p), id.as_str()))
                 && child != p
                 && parent[child].is_none()
             {
@@ -100,6 +115,7 @@ pub fn ordered(alerts: &[Alert]) -> Vec<AlertRow> {
             severity_rank(a.severity()),
             a.since_ms,
             a.id.clone(),
+            source(i),
         )
     };
     let mut roots: Vec<usize> = (0..alerts.len()).filter(|&i| parent[i].is_none()).collect();

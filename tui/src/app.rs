@@ -153,6 +153,9 @@ pub enum Prompt {
         call: OperatorCall,
         /// What it is about (e.g. the alert), shown above the question.
         context: Vec<String>,
+        /// The collectors it goes to: an acknowledgement to those that
+        /// list the alert, a silence or maintenance to every one.
+        to: Vec<SourceId>,
     },
 }
 
@@ -196,8 +199,10 @@ impl Entry {
         NodeKey::new(self.source, self.name.as_str())
     }
 
+    /// Whether this is node `key`'s row under `tier` (by name: the merged
+    /// fleet has each name once, whichever collector's report it shows).
     fn is(&self, tier: Role, key: &NodeKey) -> bool {
-        self.tier == tier && self.source == key.source && self.name == key.name
+        self.tier == tier && self.name == key.name
     }
 }
 
@@ -244,6 +249,9 @@ pub enum Action {
     SortNext,
     /// Reverse the nodes view's order (`S`).
     SortReverse,
+    /// Sort the nodes view by this column, or the other way round when it
+    /// is sorted by it already (Shift+the column's letter).
+    SortBy(SortColumn),
     /// Group the nodes view by tier, or not (`t`).
     ToggleGroups,
     /// Start typing the nodes view's filter (`/`).
@@ -283,7 +291,12 @@ pub enum Action {
     PromptCancel,
     /// The user confirmed: make this call (the event loop hands it to the
     /// operator task).
-    Send(OperatorCall),
+    Send {
+        /// The call.
+        call: OperatorCall,
+        /// The collectors to make it at.
+        to: Vec<SourceId>,
+    },
     /// A write call came back: what was done, or why not.
     OperatorDone(Result<String, String>),
     /// Show the key help.
@@ -428,8 +441,14 @@ pub struct App {
 impl App {
     /// An empty dashboard for `collector_url` at time `now_ms`.
     pub fn new(collector_url: impl Into<String>, now_ms: i64) -> Self {
+        Self::watching(vec![collector_url.into()], now_ms)
+    }
+
+    /// An empty dashboard merging the collectors at `urls` (see
+    /// [`crate::model`]) at time `now_ms`.
+    pub fn watching(urls: Vec<String>, now_ms: i64) -> Self {
         Self {
-            model: Model::new(collector_url),
+            model: Model::watching(urls),
             entries: Vec::new(),
             nodes_view: NodesView::default(),
             selected: 0,
@@ -507,6 +526,13 @@ impl App {
         self.alert_at(self.alert_selected)
     }
 
+    /// The collector that listed the highlighted alert.
+    pub fn selected_alert_source(&self) -> SourceId {
+        self.alert_rows
+            .get(self.alert_selected)
+            .map_or(SourceId::PRIMARY, |r| self.model.alert_source(r.index))
+    }
+
     /// Rows of the alerts view's box for the selected alert (0: too short
     /// a terminal for one).
     pub fn alert_pane_rows(&self) -> u16 {
@@ -538,9 +564,10 @@ impl App {
         self.model.node(key)
     }
 
-    /// The primary collector's view of tier `role`, if it reported one.
+    /// The view of tier `role` to show ([`Model::shown_tier`]), if there
+    /// is one.
     pub fn tier(&self, role: Role) -> Option<&TierState> {
-        self.model.tier(SourceId::PRIMARY, role)
+        self.model.shown_tier(role)
     }
 
     /// The open detail screen's charts (loading while none is open).
@@ -559,9 +586,15 @@ impl App {
         &self.model.primary().connection
     }
 
-    /// Whether the primary collector is currently connected.
+    /// Whether a collector is connected: the screen is live (with one
+    /// collector: whether it is connected).
     pub fn is_connected(&self) -> bool {
-        *self.connection() == ConnState::Connected
+        self.model.any_live()
+    }
+
+    /// Whether collector `source` is connected (what it reports is live).
+    pub fn is_live(&self, source: SourceId) -> bool {
+        self.model.is_live(source)
     }
 
     /// Rows the nodes view's filter line takes (1 while a filter is typed
@@ -667,6 +700,9 @@ impl App {
             Screen::Fleet => match key.code {
                 KeyCode::Char('s') => Some(Action::SortNext),
                 KeyCode::Char('S') => Some(Action::SortReverse),
+                KeyCode::Char(c) if SortColumn::for_key(c).is_some() => {
+                    SortColumn::for_key(c).map(Action::SortBy)
+                }
                 KeyCode::Char('t') => Some(Action::ToggleGroups),
                 KeyCode::Char('/') => Some(Action::FilterStart),
                 KeyCode::Esc if !self.nodes_view.filter.is_empty() => Some(Action::FilterClear),
@@ -755,8 +791,11 @@ impl App {
                 }
                 _ => None,
             },
-            Prompt::Confirm { call, .. } => match code {
-                KeyCode::Char('y' | 'Y') => Some(Action::Send(call.clone())),
+            Prompt::Confirm { call, to, .. } => match code {
+                KeyCode::Char('y' | 'Y') => Some(Action::Send {
+                    call: call.clone(),
+                    to: to.clone(),
+                }),
                 KeyCode::Char('n' | 'N') | KeyCode::Esc => Some(Action::PromptCancel),
                 _ => None,
             },
@@ -792,6 +831,10 @@ impl App {
             Action::Click { row } => self.click(row),
             Action::SortNext => self.reorder(|v| v.sort = v.sort.next()),
             Action::SortReverse => self.reorder(|v| v.reverse = !v.reverse),
+            Action::SortBy(column) => self.reorder(|v| {
+                v.reverse = v.sort == column && !v.reverse;
+                v.sort = column;
+            }),
             Action::ToggleGroups => self.reorder(|v| v.grouped = !v.grouped),
             Action::FilterStart => self.nodes_view.editing = true,
             Action::FilterInput(c) => self.reorder(|v| {
@@ -839,7 +882,7 @@ impl App {
             }
             Action::PromptSubmit => self.submit_prompt(),
             Action::PromptCancel => self.prompt = None,
-            Action::Send(call) => {
+            Action::Send { call, .. } => {
                 self.prompt = None;
                 self.say(NoticeKind::Pending, format!("{}…", call.describe()));
             }
@@ -854,7 +897,7 @@ impl App {
                 self.select_alert(self.alert_selected);
             }
             Action::Update { source, update } => self.apply(source, *update),
-            Action::Connection { source, state } => self.model.set_connection(source, state),
+            Action::Connection { source, state } => self.connection_changed(source, state),
             // Frozen: the answers are dropped, what is on screen stays.
             Action::Node { .. } | Action::History { .. } if self.frozen => {}
             Action::Node { node, result } => self.model.node_arrived(&node, result.map(|n| *n)),
@@ -975,7 +1018,7 @@ impl App {
 
     /// Moves the topology's selection through its nodes in drawing order.
     fn move_in_topology(&mut self, to: &dyn Fn(usize, usize) -> usize) {
-        let topo = crate::topology::Topology::of(&self.model, SourceId::PRIMARY);
+        let topo = crate::topology::Topology::of(&self.model);
         let order: Vec<&NodeKey> = topo.order().collect();
         if order.is_empty() {
             return;
@@ -1023,15 +1066,15 @@ impl App {
         let Some(alert) = self.selected_alert() else {
             return;
         };
-        let key = NodeKey::new(SourceId::PRIMARY, alert.node.as_str());
-        if alert.node.is_empty() || self.model.node(&key).is_none() {
+        let key = self.model.key_of(&alert.node).cloned();
+        let Some(key) = key.filter(|_| !alert.node.is_empty()) else {
             let what = alerts::target(alert);
             self.say(
                 NoticeKind::Error,
                 format!("{what} has no node to show in detail"),
             );
             return;
-        }
+        };
         self.open_detail(key);
     }
 
@@ -1066,12 +1109,16 @@ impl App {
             comment: String::new(),
             by: self.identity.clone(),
         };
-        self.prompt = Some(Prompt::Confirm { call, context });
+        let to = self.model.alert_owners(&alert.id);
+        self.prompt = Some(Prompt::Confirm { call, context, to });
     }
 
-    /// `✖ critical firing 3m12s: web2 check-failed`, for prompts.
+    /// `✖ critical firing 3m12s: web2 check-failed`, for prompts (ages on
+    /// the clock of the collector of the selected alert).
     fn alert_line(&self, alert: &Alert) -> String {
-        let clock = self.model.clock_ms(SourceId::PRIMARY, self.now_ms);
+        let clock = self
+            .model
+            .clock_ms(self.selected_alert_source(), self.now_ms);
         format!(
             "{} {} {} {}: {} {}",
             alerts::severity_symbol(alert.severity()),
@@ -1204,7 +1251,11 @@ impl App {
             (Screen::Alerts, Some(alert)) => vec![self.alert_line(alert)],
             _ => Vec::new(),
         };
-        self.prompt = Some(Prompt::Confirm { call, context });
+        // Each collector holds its own silences and maintenance windows.
+        let to = (0..self.model.sources().len())
+            .map(|i| SourceId(i as u16))
+            .collect();
+        self.prompt = Some(Prompt::Confirm { call, context, to });
     }
 
     /// Selects entry `index` on the user's behalf and remembers it.
@@ -1253,13 +1304,48 @@ impl App {
     /// Hands an update to the model, then rebuilds the rows and keeps the
     /// selection on the node it was on.
     fn apply(&mut self, source: SourceId, update: FleetUpdate) {
+        if let Err(err) = self.model.apply(source, update, self.now_ms) {
+            tracing::warn!(cause = %err, ?source, "fleet update not fully applied");
+        }
+        self.refresh();
+    }
+
+    /// A collector's connection changed: what is merged may come from
+    /// another collector now (see [`crate::model`]).
+    fn connection_changed(&mut self, source: SourceId, state: ConnState) {
+        self.model.set_connection(source, state);
+        self.refresh();
+    }
+
+    /// Follows the nodes on screen by name to the collector whose report
+    /// the merged fleet shows now.
+    fn follow_sources(&mut self) {
+        let current = |key: &NodeKey| self.model.key_of(&key.name).cloned();
+        if let Screen::Detail(key) = &self.screen
+            && let Some(now) = current(key)
+        {
+            self.screen = Screen::Detail(now);
+        }
+        if let Some(now) = self.topo_selected.as_ref().and_then(current) {
+            self.topo_selected = Some(now);
+        }
+        if let Some((tier, now)) = self
+            .chosen
+            .as_ref()
+            .and_then(|(tier, key)| Some((*tier, current(key)?)))
+        {
+            self.chosen = Some((tier, now));
+        }
+    }
+
+    /// Rebuilds the rows of the nodes and alerts views after the model
+    /// changed, keeping each selection on what it was on.
+    fn refresh(&mut self) {
+        self.follow_sources();
         let previous = self
             .chosen
             .clone()
             .or_else(|| self.selected_entry().map(|e| (e.tier, e.key())));
-        if let Err(err) = self.model.apply(source, update, self.now_ms) {
-            tracing::warn!(cause = %err, ?source, "fleet update not fully applied");
-        }
         self.entries = entries(&self.model, &self.nodes_view);
         let index = previous
             .and_then(|(tier, key)| self.entries.iter().position(|e| e.is(tier, &key)))
@@ -1269,7 +1355,10 @@ impl App {
             .alert_chosen
             .clone()
             .or_else(|| self.selected_alert().map(|a| a.id.clone()));
-        self.alert_rows = alerts::ordered(self.model.alerts());
+        let sources: Vec<u16> = (0..self.model.alerts().len())
+            .map(|i| self.model.alert_source(i).0)
+            .collect();
+        self.alert_rows = alerts::ordered_from(self.model.alerts(), &sources);
         let alerts = self.model.alerts();
         let index = previous
             .and_then(|id| {
@@ -1452,6 +1541,56 @@ mod tests {
             help.action_for_key(key(KeyCode::Esc)),
             Some(Action::CloseHelp)
         );
+    }
+
+    #[test]
+    fn shift_letters_sort_by_their_column_and_again_reverse() {
+        let cpu = |name: &str, ratio: f64| {
+            let mut n = node(name, &[Role::Web]);
+            n.summary = Some(stacktop_proto::v1::NodeSummary {
+                cpu_usage_ratio: Some(ratio),
+                ..Default::default()
+            });
+            n
+        };
+        let mut app = app_with(vec![cpu("a", 0.5), cpu("b", 0.9), cpu("c", 0.1)]);
+        app.update(Action::ToggleGroups);
+        let names =
+            |app: &App| -> Vec<String> { app.entries.iter().map(|e| e.name.clone()).collect() };
+        assert_eq!(names(&app), ["a", "b", "c"]);
+        let shift = |c: char| KeyEvent::new(KeyCode::Char(c), KeyModifiers::SHIFT);
+        let press_shift = |app: &mut App, c: char| {
+            let action = app.action_for_key(shift(c));
+            if let Some(action) = action.clone() {
+                app.update(action);
+            }
+            action
+        };
+        assert_eq!(
+            press_shift(&mut app, 'C'),
+            Some(Action::SortBy(SortColumn::Cpu))
+        );
+        assert_eq!(names(&app), ["b", "a", "c"], "busiest first");
+        assert!(!app.nodes_view.reverse);
+        press_shift(&mut app, 'C');
+        assert_eq!(names(&app), ["c", "a", "b"], "again: the other way");
+        assert!(app.nodes_view.reverse);
+        // Another column starts in its own first direction.
+        press_shift(&mut app, 'N');
+        assert_eq!(app.nodes_view.sort, SortColumn::Name);
+        assert!(!app.nodes_view.reverse);
+        assert_eq!(names(&app), ["a", "b", "c"]);
+        // S still reverses, G still goes to the last row, s still cycles.
+        assert_eq!(press_shift(&mut app, 'S'), Some(Action::SortReverse));
+        assert_eq!(press_shift(&mut app, 'G'), Some(Action::End));
+        assert_eq!(
+            app.action_for_key(key(KeyCode::Char('s'))),
+            Some(Action::SortNext)
+        );
+        // A letter of no column does nothing; on the topology nothing sorts.
+        assert_eq!(press_shift(&mut app, 'Z'), None);
+        app.update(Action::View(1));
+        assert_eq!(app.action_for_key(shift('C')), None);
     }
 
     #[test]
@@ -1661,7 +1800,7 @@ mod tests {
             by: "ann@ws1".into(),
         };
         match &app.prompt {
-            Some(Prompt::Confirm { call, context }) => {
+            Some(Prompt::Confirm { call, context, .. }) => {
                 assert_eq!(*call, expected);
                 assert!(context[0].contains("web1 check-failed"), "{context:?}");
             }
@@ -1671,7 +1810,10 @@ mod tests {
         assert_eq!(app.action_for_key(key(KeyCode::Char('q'))), None);
         assert_eq!(
             press(&mut app, KeyCode::Char('y')),
-            Some(Action::Send(expected))
+            Some(Action::Send {
+                call: expected,
+                to: vec![SourceId::PRIMARY]
+            })
         );
         assert!(app.prompt.is_none());
         assert_eq!(app.visible_notice().unwrap().kind, NoticeKind::Pending);
@@ -1744,13 +1886,16 @@ mod tests {
         };
         assert_eq!(
             press(&mut app, KeyCode::Char('y')),
-            Some(Action::Send(expected))
+            Some(Action::Send {
+                call: expected,
+                to: vec![SourceId::PRIMARY]
+            })
         );
         // Tab: until the alerts resolve.
         press(&mut app, KeyCode::Char('s'));
         press(&mut app, KeyCode::Tab);
         press(&mut app, KeyCode::Enter);
-        let Some(Action::Send(call)) = press(&mut app, KeyCode::Char('Y')) else {
+        let Some(Action::Send { call, .. }) = press(&mut app, KeyCode::Char('Y')) else {
             panic!("no call");
         };
         let request = call.silence_request().unwrap();
@@ -1777,7 +1922,10 @@ mod tests {
         }
         assert_eq!(
             press(&mut app, KeyCode::Char('y')),
-            Some(Action::Send(expected))
+            Some(Action::Send {
+                call: expected,
+                to: vec![SourceId::PRIMARY]
+            })
         );
         // From the alerts view: the alert's node; a tier alert's tier.
         press(&mut app, KeyCode::Char('a'));
@@ -1790,7 +1938,7 @@ mod tests {
             press(&mut app, KeyCode::Char(c));
         }
         press(&mut app, KeyCode::Enter);
-        let Some(Action::Send(call)) = press(&mut app, KeyCode::Char('y')) else {
+        let Some(Action::Send { call, .. }) = press(&mut app, KeyCode::Char('y')) else {
             panic!("no call");
         };
         let request = call.maintenance_request().unwrap();
@@ -1808,10 +1956,85 @@ mod tests {
         }));
         press(&mut app, KeyCode::Char('m'));
         press(&mut app, KeyCode::Enter);
-        let Some(Action::Send(call)) = press(&mut app, KeyCode::Char('y')) else {
+        let Some(Action::Send { call, .. }) = press(&mut app, KeyCode::Char('y')) else {
             panic!("no call");
         };
         assert_eq!(call.maintenance_request().unwrap().tier(), Role::Web);
+    }
+
+    #[test]
+    fn with_two_collectors_an_ack_goes_to_the_alerts_owners_a_silence_to_all() {
+        let mut app = App::watching(vec!["http://a".into(), "http://b".into()], 1_000)
+            .with_identity("ann@ws1");
+        let (a, b) = (SourceId(0), SourceId(1));
+        for source in [a, b] {
+            app.update(Action::Connection {
+                source,
+                state: ConnState::Connected,
+            });
+        }
+        let snapshot = |nodes, alerts| FleetUpdate {
+            update: Some(fleet_update::Update::Snapshot(FleetSnapshot {
+                nodes,
+                alerts,
+                ..Default::default()
+            })),
+        };
+        // web1 fires at A only; lb1's alert is listed by both.
+        let update = |source, update| Action::Update {
+            source,
+            update: Box::new(update),
+        };
+        app.update(update(
+            a,
+            snapshot(
+                vec![node("web1", &[Role::Web]), node("lb1", &[Role::Lb])],
+                vec![
+                    alert("f1", "web1", AlertState::Firing),
+                    alert("p1", "lb1", AlertState::Pending),
+                ],
+            ),
+        ));
+        app.update(update(
+            b,
+            snapshot(
+                vec![node("lb1", &[Role::Lb])],
+                vec![alert("p1", "lb1", AlertState::Pending)],
+            ),
+        ));
+        assert_eq!(app.model.len(), 2, "lb1 once");
+        press(&mut app, KeyCode::Char('4'));
+        let rows: Vec<(String, SourceId)> = app
+            .alert_rows
+            .iter()
+            .map(|r| {
+                let alert = &app.model.alerts()[r.index];
+                (alert.id.clone(), app.model.alert_source(r.index))
+            })
+            .collect();
+        assert_eq!(
+            rows,
+            [("f1".into(), a), ("p1".into(), a), ("p1".into(), b)],
+            "firing first, each collector's copy listed"
+        );
+        press(&mut app, KeyCode::Char('A'));
+        let Some(Action::Send { to, .. }) = press(&mut app, KeyCode::Char('y')) else {
+            panic!("no call");
+        };
+        assert_eq!(to, [a], "f1 is A's");
+        press(&mut app, KeyCode::End);
+        assert_eq!(app.selected_alert_source(), b);
+        press(&mut app, KeyCode::Char('A'));
+        let Some(Action::Send { to, .. }) = press(&mut app, KeyCode::Char('y')) else {
+            panic!("no call");
+        };
+        assert_eq!(to, [a, b], "p1 is listed by both");
+        press(&mut app, KeyCode::Char('s'));
+        press(&mut app, KeyCode::Enter);
+        let Some(Action::Send { to, .. }) = press(&mut app, KeyCode::Char('y')) else {
+            panic!("no call");
+        };
+        assert_eq!(to, [a, b], "each collector holds its own silences");
     }
 
     #[test]

@@ -68,17 +68,21 @@ impl Credentials {
 #[derive(Debug, Parser)]
 #[command(name = "stacktop", version)]
 pub struct Cli {
-    /// Collector to watch, e.g. http://10.0.0.5:7411 [default: an embedded
-    /// collector and agent watching this machine]
-    #[arg(long, value_name = "URL")]
-    pub collector: Option<String>,
+    /// Collector to watch, e.g. http://10.0.0.5:7411; repeat it to watch
+    /// several as one fleet (merged by node name: the newest report of a
+    /// node wins, and a node only a disconnected collector reports is shown
+    /// unknown) [default: an embedded collector and agent watching this
+    /// machine]
+    #[arg(long = "collector", value_name = "URL")]
+    pub collectors: Vec<String>,
 
     /// Where logs go (never the terminal being drawn on) [default:
     /// $XDG_STATE_HOME/stacktop.log, else /tmp/stacktop-$USER.log]
     #[arg(long, value_name = "PATH")]
     pub log_file: Option<PathBuf>,
 
-    /// TLS and token files, for the dashboard and every subcommand.
+    /// TLS and token files, for the dashboard (every collector it watches)
+    /// and every subcommand.
     #[command(flatten)]
     pub credentials: Credentials,
 

@@ -1,7 +1,9 @@
 //! The dashboard's network side: the Fleet.Watch task with reconnects, the
 //! detail poller (Fleet.Node every second, Fleet.History every few
-//! seconds, while a detail screen is open), the operator task (the write
-//! calls the dashboard's keys confirmed, one at a time), and one-shot calls
+//! seconds, while a detail screen is open, at the collector whose report
+//! of the node is shown), the operator task (the write calls the
+//! dashboard's keys confirmed, one at a time, each at the collectors it
+//! names: [`Routed`]), and one-shot calls
 //! for the CLI: a snapshot for `stacktop status`, Fleet.Alerts for
 //! `stacktop alerts`, an Operator call for `ack`, `silence` and
 //! `maintenance`.
@@ -130,37 +132,69 @@ pub async fn operate(config: &ClientConfig, call: &OperatorCall) -> Result<Outco
     answer.map_err(|status| Error::rpc(url, status))
 }
 
-/// Makes the write calls the dashboard confirmed, one at a time, and
-/// reports each result as an [`Event::Operator`]: what was done, or the
-/// collector's error message. Ends when `shutdown` fires, `calls` closes or
-/// the loop is gone.
+/// A write call the dashboard confirmed, and the collectors to make it at.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Routed {
+    /// The call.
+    pub call: OperatorCall,
+    /// The collectors, by [`SourceId`].
+    pub to: Vec<SourceId>,
+}
+
+/// Makes the write calls the dashboard confirmed, one at a time, each at
+/// the collectors it names (`sources` by [`SourceId`]), and reports each
+/// result as an [`Event::Operator`]: what was done, or the collector's
+/// error message; with several collectors, each answer after its
+/// collector's letter, and a failure if any failed. Ends when `shutdown`
+/// fires, `calls` closes or the loop is gone.
 pub async fn run_operator(
-    config: ClientConfig,
-    mut calls: mpsc::Receiver<OperatorCall>,
+    sources: Vec<ClientConfig>,
+    mut calls: mpsc::Receiver<Routed>,
     tx: mpsc::Sender<Event>,
     shutdown: CancellationToken,
 ) {
     loop {
-        let call = tokio::select! {
+        let Routed { call, to } = tokio::select! {
             _ = shutdown.cancelled() => return,
             call = calls.recv() => match call {
                 Some(call) => call,
                 None => return,
             },
         };
-        let result = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            result = operate(&config, &call) => result,
-        };
-        let result = match result {
-            Ok(outcome) => {
-                tracing::info!(call = %call.describe(), "operator call done");
-                Ok(outcome.text())
+        let several = sources.len() > 1;
+        let (mut done, mut failed) = (Vec::new(), Vec::new());
+        for source in to {
+            let Some(config) = sources.get(usize::from(source.0)) else {
+                continue;
+            };
+            let result = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                result = operate(config, &call) => result,
+            };
+            let at = if several {
+                format!("{}: ", source.label())
+            } else {
+                String::new()
+            };
+            match result {
+                Ok(outcome) => {
+                    tracing::info!(call = %call.describe(), url = %config.url, "operator call done");
+                    done.push(format!("{at}{}", outcome.text()));
+                }
+                Err(err) => {
+                    tracing::warn!(cause = %err, call = %call.describe(), "operator call failed");
+                    failed.push(format!("{at}{err}"));
+                }
             }
-            Err(err) => {
-                tracing::warn!(cause = %err, call = %call.describe(), "operator call failed");
-                Err(format!("{} failed: {err}", call.describe()))
+        }
+        let result = if failed.is_empty() {
+            Ok(done.join(" · "))
+        } else {
+            let mut text = format!("{} failed: {}", call.describe(), failed.join(" · "));
+            if !done.is_empty() {
+                text.push_str(&format!(" (done at {})", done.join(" · ")));
             }
+            Err(text)
         };
         if tx.send(Event::Operator { result }).await.is_err() {
             return;

@@ -4,8 +4,9 @@
 //!
 //! - [`cli`]: the command line (clap derive).
 //! - [`model`]: the fleet as reported (nodes by collector and name,
-//!   totals, connections, the detail screen's data); the only place
-//!   collector updates are applied.
+//!   merged by name when several collectors are watched; totals,
+//!   connections, the detail screen's data); the only place collector
+//!   updates are applied.
 //! - [`history`]: the detail charts' data, from Fleet.History answers.
 //! - [`app`]: the screen state and its only mutator, `App::update(Action)`.
 //! - [`event`]: the loop's events, and the key/resize/tick tasks.
@@ -33,8 +34,9 @@
 //! `event` carries their types, `app` turns events into actions, `ui`
 //! reads `app`.
 //!
-//! [`run`] wires them: a collector (given, or embedded: collector + agent
-//! in-process on 127.0.0.1), the tasks feeding one bounded channel, and one
+//! [`run`] wires them: the collectors (given, each with its own Watch
+//! task, or embedded: collector + agent in-process on 127.0.0.1), the
+//! tasks feeding one bounded channel, and one
 //! loop that updates the app and draws only when something happened. A
 //! confirmed write call ([`Action::Send`]) goes from the loop to the
 //! operator task over a small bounded queue; the draw loop never waits for
@@ -95,9 +97,11 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 /// Options of the interactive dashboard.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
-    /// Collector URL; `None` runs an embedded collector and agent.
-    pub collector: Option<String>,
-    /// TLS and token files for `collector` (unused by the embedded one).
+    /// Collector URLs, merged by node name (see [`model`]); none runs an
+    /// embedded collector and agent.
+    pub collectors: Vec<String>,
+    /// TLS and token files for every collector (unused by the embedded
+    /// one).
     pub credentials: cli::Credentials,
     /// How the screen is coloured.
     pub theme: config::Theme,
@@ -137,32 +141,36 @@ async fn dashboard(
     shutdown: &CancellationToken,
 ) -> Result<Exit> {
     let (tx, rx) = mpsc::channel(EVENT_QUEUE);
-    let (url, config) = match options.collector {
-        Some(url) => {
-            let url = validate_url(&url)?;
-            (url.clone(), options.credentials.client(url)?)
-        }
-        None => {
-            let url = start_embedded(tracker, shutdown, &tx).await?;
-            (url.clone(), ClientConfig::new(url))
-        }
-    };
+    let mut urls = Vec::new();
+    let mut configs = Vec::new();
+    for url in &options.collectors {
+        let url = validate_url(url)?;
+        configs.push(options.credentials.client(url.clone())?);
+        urls.push(url);
+    }
+    if urls.is_empty() {
+        let url = start_embedded(tracker, shutdown, &tx).await?;
+        configs.push(ClientConfig::new(url.clone()));
+        urls.push(url);
+    }
     let (detail_tx, detail_rx) = watch::channel(None);
-    tracker.spawn(client::watch_fleet(
-        SourceId::PRIMARY,
-        config.clone(),
-        tx.clone(),
-        shutdown.clone(),
-    ));
+    for (i, config) in configs.iter().enumerate() {
+        tracker.spawn(client::watch_fleet(
+            SourceId(i as u16),
+            config.clone(),
+            tx.clone(),
+            shutdown.clone(),
+        ));
+    }
     tracker.spawn(client::poll_detail(
-        vec![config.clone()],
+        configs.clone(),
         detail_rx,
         tx.clone(),
         shutdown.clone(),
     ));
     let (operator_tx, operator_rx) = mpsc::channel(OPERATOR_QUEUE);
     tracker.spawn(client::run_operator(
-        config,
+        configs,
         operator_rx,
         tx.clone(),
         shutdown.clone(),
@@ -170,7 +178,8 @@ async fn dashboard(
     tracker.spawn(event::forward_terminal(tx.clone(), shutdown.clone()));
     tracker.spawn(event::tick(tx, shutdown.clone()));
 
-    let mut app = App::new(url, stacktop_proto::now_unix_ms()).with_identity(operator::identity());
+    let mut app =
+        App::watching(urls, stacktop_proto::now_unix_ms()).with_identity(operator::identity());
     app.theme = options.theme;
     // try_init installs a panic hook that restores the terminal too; the
     // hook added here first turns the mouse reporting off again.
@@ -216,9 +225,12 @@ async fn start_embedded(
 
 /// Applies `action` to `app`; a confirmed write call goes on to the
 /// operator task without waiting (a full queue is said on screen instead).
-fn apply(app: &mut App, action: Action, operator: &mpsc::Sender<operator::OperatorCall>) {
+fn apply(app: &mut App, action: Action, operator: &mpsc::Sender<client::Routed>) {
     let call = match &action {
-        Action::Send(call) => Some(call.clone()),
+        Action::Send { call, to } => Some(client::Routed {
+            call: call.clone(),
+            to: to.clone(),
+        }),
         _ => None,
     };
     app.update(action);
@@ -226,11 +238,14 @@ fn apply(app: &mut App, action: Action, operator: &mpsc::Sender<operator::Operat
         && let Err(err) = operator.try_send(call)
     {
         let why = match err {
-            mpsc::error::TrySendError::Full(call) => {
-                format!("{}: earlier calls are still under way", call.describe())
+            mpsc::error::TrySendError::Full(routed) => {
+                format!(
+                    "{}: earlier calls are still under way",
+                    routed.call.describe()
+                )
             }
-            mpsc::error::TrySendError::Closed(call) => {
-                format!("{}: the operator task stopped", call.describe())
+            mpsc::error::TrySendError::Closed(routed) => {
+                format!("{}: the operator task stopped", routed.call.describe())
             }
         };
         app.update(Action::OperatorDone(Err(why)));
@@ -261,7 +276,7 @@ struct Outputs {
     /// (`None`: no detail open).
     detail: watch::Sender<Option<(NodeKey, Duration)>>,
     /// Write calls the user confirmed, to the operator task.
-    operator: mpsc::Sender<operator::OperatorCall>,
+    operator: mpsc::Sender<client::Routed>,
 }
 
 /// The loop: wait for an event, turn it into an action, update, draw.

@@ -31,7 +31,7 @@ async fn main() -> ExitCode {
                 None => unreachable!("every other subcommand makes an operator call"),
             }
         }
-        None => match dashboard(cli.collector, cli.log_file, cli.credentials).await {
+        None => match dashboard(cli.collectors, cli.log_file, cli.credentials).await {
             Ok(code) => code,
             Err(err) => {
                 eprintln!("stacktop: {err:#}");
@@ -89,7 +89,7 @@ impl Packaging {
 /// terminal restored), with the shell's status for the signal (128 + its
 /// number), and Ctrl-C with 130.
 async fn dashboard(
-    collector: Option<String>,
+    collectors: Vec<String>,
     log_file: Option<PathBuf>,
     credentials: Credentials,
 ) -> anyhow::Result<ExitCode> {
@@ -104,7 +104,7 @@ async fn dashboard(
     let signal = tokio::spawn(stop_on_signal(shutdown.clone()));
     let exit = stacktop::run(
         stacktop::Options {
-            collector,
+            collectors,
             credentials,
             theme: config.theme(no_color),
         },

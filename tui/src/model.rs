@@ -7,11 +7,32 @@
 //! in [`Model::apply`]). Screen state (selection, scrolling, the open
 //! screen) lives in [`crate::app`] and never here.
 //!
+//! # Several collectors
+//!
+//! Each collector (`--collector`, repeatable) is a [`Source`]; every
+//! source's nodes are kept as it reported them, under a [`NodeKey`] (the
+//! [`SourceId`] and the node's name). Readers see the *merged* fleet
+//! ([`Model::nodes`]): one node per name, the report of one source (the
+//! key says which), chosen by [`newer`]: a connected collector's report
+//! beats a disconnected one's, then the newest (the node's `last_seen_ms`,
+//! when the collector last heard its agent) wins; reports less than one
+//! agent interval apart count as the same, and the collector listed first
+//! keeps it (so two healthy collectors do not take turns).
+//!
+//! A node whose report comes from a collector that is not connected while
+//! another one is has no current values: it is shown as [`unknown`]
+//! (health unknown, every value `—`, its checks stale), never with the
+//! down collector's last values as if live. With one collector, or when
+//! none is connected, the whole screen is stale (the header says so) and
+//! the last data is kept, dimmed.
+//!
+//! The alert lists of all sources are listed together ([`Model::alerts`]),
+//! each alert with its source ([`Model::alert_source`]).
+//!
 //! # Layout
 //!
-//! - [`Model`]: every node under a [`NodeKey`] (the [`SourceId`] of the
-//!   collector that reported it, and its name), so that several collectors
-//!   can be merged into one view later; per source a [`Source`] with its
+//! - [`Model`]: every source's nodes under a [`NodeKey`], and the merged
+//!   fleet; per source a [`Source`] with its
 //!   connection ([`ConnState`]), its [`FleetTotals`] (alert counters
 //!   included), its active alerts, the evaluation generation and when it
 //!   last sent anything.
@@ -30,7 +51,7 @@ use stacktop_proto::v1::{
     Alert, CheckResult, FleetDelta, FleetSnapshot, FleetTotals, FleetUpdate, NodeChange, NodeState,
     TierState, fleet_update,
 };
-use stacktop_proto::{ROLES, Role};
+use stacktop_proto::{Health, ROLES, Role};
 
 use crate::history::{History, HistoryState};
 
@@ -43,8 +64,17 @@ pub const CPU_RECENT_MAX: usize = 120;
 pub struct SourceId(pub u16);
 
 impl SourceId {
-    /// The first (today: the only) collector.
+    /// The first collector (the first `--collector`).
     pub const PRIMARY: SourceId = SourceId(0);
+
+    /// The collector's one-letter label on screen: `A` for the first,
+    /// `B` for the second, and so on (`?` past `Z`).
+    pub fn label(self) -> char {
+        u8::try_from(self.0)
+            .ok()
+            .filter(|i| *i < 26)
+            .map_or('?', |i| char::from(b'A' + i))
+    }
 }
 
 /// A node as the model knows it: which collector reported it, and its name
@@ -157,12 +187,27 @@ pub enum ModelError {
     UnknownNodes(Vec<String>),
 }
 
-/// The fleet as reported, by source and node name.
+/// The node shown under one name: whose report, and, when that report
+/// cannot be current (see the module docs), the [`unknown`] node to show
+/// instead.
+#[derive(Debug, Clone, PartialEq)]
+struct Shown {
+    key: NodeKey,
+    unknown: Option<NodeState>,
+}
+
+/// The fleet as reported, by source and node name, and merged by name.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Model {
     sources: Vec<Source>,
-    /// Ordered by source, then name: the order every list shows.
-    nodes: BTreeMap<NodeKey, NodeState>,
+    /// Every source's nodes as reported, by source then name.
+    reported: BTreeMap<NodeKey, NodeState>,
+    /// The merged fleet by name (the order every list shows), rebuilt by
+    /// [`Model::merge`] after every change.
+    merged: BTreeMap<String, Shown>,
+    /// Every source's alerts in source order, and whose each one is.
+    alerts: Vec<Alert>,
+    alert_sources: Vec<SourceId>,
     detail: Option<Detail>,
     failures: Vec<String>,
 }
@@ -171,9 +216,22 @@ impl Model {
     /// An empty model watching the collector at `url` (its
     /// [`SourceId::PRIMARY`]).
     pub fn new(url: impl Into<String>) -> Self {
+        Self::watching(vec![url.into()])
+    }
+
+    /// An empty model watching the collectors at `urls`, in that order
+    /// ([`SourceId`] `i` is `urls[i]`); at least one.
+    pub fn watching(urls: Vec<String>) -> Self {
+        let mut sources: Vec<Source> = urls.into_iter().map(Source::new).collect();
+        if sources.is_empty() {
+            sources.push(Source::new(String::new()));
+        }
         Self {
-            sources: vec![Source::new(url.into())],
-            nodes: BTreeMap::new(),
+            sources,
+            reported: BTreeMap::new(),
+            merged: BTreeMap::new(),
+            alerts: Vec::new(),
+            alert_sources: Vec::new(),
             detail: None,
             failures: Vec::new(),
         }
@@ -202,22 +260,82 @@ impl Model {
         &self.sources[0]
     }
 
-    /// The primary collector's fleet-wide numbers.
+    /// Whether more than one collector is watched.
+    pub fn is_multi(&self) -> bool {
+        self.sources.len() > 1
+    }
+
+    /// Whether collector `source` is connected.
+    pub fn is_live(&self, source: SourceId) -> bool {
+        self.source(source)
+            .is_some_and(|s| s.connection == ConnState::Connected)
+    }
+
+    /// Whether any collector is connected.
+    pub fn any_live(&self) -> bool {
+        self.sources
+            .iter()
+            .any(|s| s.connection == ConnState::Connected)
+    }
+
+    /// The collector whose fleet-wide numbers (tiers, traffic, version)
+    /// the screens show: the first connected one that sent a snapshot,
+    /// else the first collector (its last numbers, shown stale).
+    pub fn shown_source(&self) -> SourceId {
+        self.sources
+            .iter()
+            .position(|s| s.synced && s.connection == ConnState::Connected)
+            .map_or(SourceId::PRIMARY, |i| SourceId(i as u16))
+    }
+
+    /// The fleet-wide numbers of the [`shown_source`](Self::shown_source).
     pub fn totals(&self) -> Option<&FleetTotals> {
-        self.primary().totals.as_ref()
+        self.source(self.shown_source())?.totals.as_ref()
     }
 
-    /// The primary collector's active alerts, as it listed them (empty
-    /// before the first snapshot: see [`Model::has_data`]).
+    /// Whether some node is shown [`unknown`] because only a disconnected
+    /// collector reports it: no connected collector's verdict covers the
+    /// whole fleet then.
+    pub fn is_partial(&self) -> bool {
+        self.merged.values().any(|s| s.unknown.is_some())
+    }
+
+    /// Every collector's active alerts, as each listed them, in collector
+    /// order (empty before the first snapshot: see [`Model::has_data`]).
     pub fn alerts(&self) -> &[Alert] {
-        &self.primary().alerts
+        &self.alerts
     }
 
-    /// The active alerts about node `key`, as its collector listed them.
+    /// The collector that listed `alerts()[index]`.
+    pub fn alert_source(&self, index: usize) -> SourceId {
+        self.alert_sources
+            .get(index)
+            .copied()
+            .unwrap_or(SourceId::PRIMARY)
+    }
+
+    /// The collectors that list an alert with id `id` (an alert's id is the
+    /// hash of its rule and labels, the same at every collector).
+    pub fn alert_owners(&self, id: &str) -> Vec<SourceId> {
+        let mut owners: Vec<SourceId> = self
+            .alerts
+            .iter()
+            .zip(&self.alert_sources)
+            .filter(|(a, _)| a.id == id)
+            .map(|(_, s)| *s)
+            .collect();
+        owners.dedup();
+        owners
+    }
+
+    /// The active alerts about node `key`, from every collector, each
+    /// alert once.
     pub fn node_alerts(&self, key: &NodeKey) -> Vec<&Alert> {
-        self.source(key.source)
-            .map(|s| s.alerts.iter().filter(|a| a.node == key.name).collect())
-            .unwrap_or_default()
+        let mut seen = std::collections::HashSet::new();
+        self.alerts
+            .iter()
+            .filter(|a| a.node == key.name && seen.insert(a.id.as_str()))
+            .collect()
     }
 
     /// The collector's view of tier `role` for the node `key`'s source.
@@ -230,29 +348,69 @@ impl Model {
             .find(|t| t.role() == role)
     }
 
+    /// The view of tier `role` to show: the
+    /// [`shown_source`](Self::shown_source)'s, and none while the merged
+    /// fleet [`is_partial`](Self::is_partial) (a connected collector's
+    /// count would leave out the nodes only a down one reports).
+    pub fn shown_tier(&self, role: Role) -> Option<&TierState> {
+        if self.is_partial() {
+            return None;
+        }
+        self.tier(self.shown_source(), role)
+    }
+
     /// Whether any snapshot has arrived.
     pub fn has_data(&self) -> bool {
         self.sources.iter().any(|s| s.synced)
     }
 
-    /// Every node, by source then name.
+    /// The merged fleet by name: each node once, keyed by the source whose
+    /// report is shown (see the module docs).
     pub fn nodes(&self) -> impl Iterator<Item = (&NodeKey, &NodeState)> {
-        self.nodes.iter()
+        self.merged.values().filter_map(|shown| {
+            let node = match &shown.unknown {
+                Some(node) => node,
+                None => self.reported.get(&shown.key)?,
+            };
+            Some((&shown.key, node))
+        })
     }
 
-    /// How many nodes the model holds.
+    /// How many nodes the merged fleet holds.
     pub fn len(&self) -> usize {
-        self.nodes.len()
+        self.merged.len()
     }
 
-    /// Whether the model holds no node.
+    /// Whether the merged fleet holds no node.
     pub fn is_empty(&self) -> bool {
-        self.nodes.is_empty()
+        self.merged.is_empty()
     }
 
-    /// Node `key`.
+    /// Node `key.name` as the merged fleet shows it (whichever source's
+    /// report that is: see [`Model::key_of`]).
     pub fn node(&self, key: &NodeKey) -> Option<&NodeState> {
-        self.nodes.get(key)
+        let shown = self.merged.get(&key.name)?;
+        match &shown.unknown {
+            Some(node) => Some(node),
+            None => self.reported.get(&shown.key),
+        }
+    }
+
+    /// The key node `name` is shown under: its name and the source whose
+    /// report wins.
+    pub fn key_of(&self, name: &str) -> Option<&NodeKey> {
+        self.merged.get(name).map(|s| &s.key)
+    }
+
+    /// Every source's report of node `name`, in source order.
+    pub fn reports(&self, name: &str) -> Vec<(SourceId, &NodeState)> {
+        (0..self.sources.len())
+            .filter_map(|i| {
+                let source = SourceId(i as u16);
+                let node = self.reported.get(&NodeKey::new(source, name))?;
+                Some((source, node))
+            })
+            .collect()
     }
 
     /// The collector's clock for `source` as of the dashboard's `now_ms`:
@@ -278,7 +436,7 @@ impl Model {
     /// are left out.
     pub fn tier_groups(&self) -> Vec<(Role, Vec<&NodeKey>)> {
         let mut groups: HashMap<Role, Vec<&NodeKey>> = HashMap::new();
-        for (key, node) in &self.nodes {
+        for (key, node) in self.nodes() {
             let mut any = false;
             for role in node.roles().filter(|r| ROLES.contains(r)) {
                 let group = groups.entry(role).or_default();
@@ -300,8 +458,72 @@ impl Model {
 
     /// Records the connection state of `source`.
     pub fn set_connection(&mut self, source: SourceId, state: ConnState) {
-        if let Some(s) = self.sources.get_mut(usize::from(source.0)) {
+        if let Some(s) = self.sources.get_mut(usize::from(source.0))
+            && s.connection != state
+        {
             s.connection = state;
+            self.merge();
+        }
+    }
+
+    /// Rebuilds the merged fleet from every source's reports (see the
+    /// module docs), and the detail's key when its node now comes from
+    /// another source.
+    fn merge(&mut self) {
+        let mut merged: BTreeMap<String, Shown> = BTreeMap::new();
+        for (key, node) in &self.reported {
+            let live = self.is_live(key.source);
+            match merged.get_mut(&key.name) {
+                Some(shown) => {
+                    let best = &self.reported[&shown.key];
+                    let best_live = self.is_live(shown.key.source);
+                    if newer((node, live), (best, best_live)) {
+                        shown.key = key.clone();
+                    }
+                }
+                None => {
+                    merged.insert(
+                        key.name.clone(),
+                        Shown {
+                            key: key.clone(),
+                            unknown: None,
+                        },
+                    );
+                }
+            }
+        }
+        // With one collector, or none connected, the header says the whole
+        // screen is stale; otherwise a node only a down collector reports
+        // must not look live among the others.
+        let masking = self.is_multi() && self.any_live();
+        for shown in merged.values_mut() {
+            if masking && !self.is_live(shown.key.source) {
+                // Its collector is down, so its last report does not
+                // change: the unknown copy made before can stay.
+                shown.unknown = match self.merged.get_mut(&shown.key.name) {
+                    Some(old) if old.key == shown.key && old.unknown.is_some() => {
+                        old.unknown.take()
+                    }
+                    _ => Some(unknown(&self.reported[&shown.key])),
+                };
+            }
+        }
+        self.merged = merged;
+        if let Some(detail) = &mut self.detail
+            && let Some(shown) = self.merged.get(&detail.key.name)
+        {
+            detail.key = shown.key.clone();
+        }
+    }
+
+    /// Rebuilds the combined alert list from every source's.
+    fn gather_alerts(&mut self) {
+        self.alerts.clear();
+        self.alert_sources.clear();
+        for (i, s) in self.sources.iter().enumerate() {
+            self.alerts.extend(s.alerts.iter().cloned());
+            self.alert_sources
+                .extend(std::iter::repeat_n(SourceId(i as u16), s.alerts.len()));
         }
     }
 
@@ -351,9 +573,9 @@ impl Model {
     }
 
     fn apply_snapshot(&mut self, source: SourceId, snapshot: FleetSnapshot, now_ms: i64) {
-        self.nodes.retain(|key, _| key.source != source);
+        self.reported.retain(|key, _| key.source != source);
         for node in snapshot.nodes {
-            self.nodes
+            self.reported
                 .insert(NodeKey::new(source, node.name.clone()), node);
         }
         let s = self.source_mut(source);
@@ -362,6 +584,8 @@ impl Model {
         s.generation = snapshot.generation;
         s.synced = true;
         s.last_update_ms = now_ms;
+        self.gather_alerts();
+        self.merge();
     }
 
     fn apply_delta(
@@ -374,7 +598,7 @@ impl Model {
             return Err(ModelError::DeltaBeforeSnapshot);
         }
         for name in &delta.removed {
-            self.nodes.remove(&NodeKey::new(source, name.as_str()));
+            self.reported.remove(&NodeKey::new(source, name.as_str()));
         }
         let mut unknown = Vec::new();
         for mut change in delta.changed {
@@ -384,11 +608,11 @@ impl Model {
                 } else {
                     change.name
                 };
-                self.nodes.insert(NodeKey::new(source, name), full);
+                self.reported.insert(NodeKey::new(source, name), full);
                 continue;
             }
             let key = NodeKey::new(source, std::mem::take(&mut change.name));
-            match self.nodes.get_mut(&key) {
+            match self.reported.get_mut(&key) {
                 Some(node) => merge(node, change),
                 None => unknown.push(key.name),
             }
@@ -397,11 +621,16 @@ impl Model {
         if delta.totals.is_some() {
             s.totals = delta.totals;
         }
-        if delta.alerts_changed {
+        let alerts_changed = delta.alerts_changed;
+        if alerts_changed {
             s.alerts = delta.alerts;
         }
         s.generation = delta.generation;
         s.last_update_ms = now_ms;
+        if alerts_changed {
+            self.gather_alerts();
+        }
+        self.merge();
         if unknown.is_empty() {
             Ok(())
         } else {
@@ -468,6 +697,47 @@ impl Model {
     pub fn failures(&self) -> &[String] {
         &self.failures
     }
+}
+
+/// Whether report `a` of a node should be shown rather than report `b`,
+/// each with whether its collector is connected: a connected collector's
+/// beats a disconnected one's; then the one heard from later, by more than
+/// one agent interval (1 s when not said) — closer than that they are the
+/// same report, and `b` (the collector listed first) keeps it.
+pub fn newer((a, a_live): (&NodeState, bool), (b, b_live): (&NodeState, bool)) -> bool {
+    if a_live != b_live {
+        return a_live;
+    }
+    let interval = i64::from(a.interval_ms.max(b.interval_ms).max(1_000));
+    a.last_seen_ms > b.last_seen_ms.saturating_add(interval)
+}
+
+/// What is shown of `node` while the only collectors that report it are
+/// down and others are not: its identity, last contact and maintenance,
+/// and nothing that could pass for current — health unknown, no current
+/// values (the last ones kept as such, with their time, for the detail),
+/// checks stale, backends' UP count unknown, no CPU trend.
+pub fn unknown(node: &NodeState) -> NodeState {
+    let mut n = node.clone();
+    // A down node's current values were none already; its last ones stay.
+    let current = n.summary.take();
+    if n.health() != Health::Down && current.is_some() {
+        n.last_summary = current;
+    }
+    n.health = Health::Unknown as i32;
+    n.connected = false;
+    n.role_health.clear();
+    n.cpu_recent.clear();
+    for check in &mut n.checks {
+        if !check.stale {
+            check.last_status = check.status;
+            check.status = Health::Unknown as i32;
+            check.stale = true;
+        }
+    }
+    n.backends_stale = true;
+    n.backends_up = None;
+    n
 }
 
 /// Merges a compact change into the node it is about (see [`Model::apply`]).
@@ -555,6 +825,12 @@ mod tests {
             site: site as i32,
             nodes_down: down,
             timestamp_ms: 5_000,
+            tiers: vec![TierState {
+                role: Role::Web as i32,
+                healthy: 1,
+                total: 1,
+                ..Default::default()
+            }],
             ..Default::default()
         }
     }
@@ -1032,6 +1308,226 @@ mod tests {
         m.apply(SourceId::PRIMARY, delta(vec![change], &[]), 3)
             .unwrap();
         assert!(!get(&m, "web1").in_maintenance);
+    }
+
+    /// `name` as reported with `cpu` and last heard at `seen_ms`, every
+    /// second.
+    fn heard(name: &str, seen_ms: i64, cpu: f64) -> NodeState {
+        let mut n = node(name, &[Role::Web]);
+        n.last_seen_ms = seen_ms;
+        n.interval_ms = 1_000;
+        n.summary = Some(NodeSummary {
+            cpu_usage_ratio: Some(cpu),
+            timestamp_ms: seen_ms,
+            ..Default::default()
+        });
+        n
+    }
+
+    const A: SourceId = SourceId(0);
+    const B: SourceId = SourceId(1);
+
+    /// Two collectors, both connected, with these snapshots.
+    fn two(a: Vec<NodeState>, b: Vec<NodeState>) -> Model {
+        let mut m = Model::watching(vec!["http://a".into(), "http://b".into()]);
+        m.set_connection(A, ConnState::Connected);
+        m.set_connection(B, ConnState::Connected);
+        m.apply(A, snapshot(a), 1).unwrap();
+        m.apply(B, snapshot(b), 1).unwrap();
+        m
+    }
+
+    fn cpu(m: &Model, name: &str) -> Option<f64> {
+        m.node(&name.into())
+            .and_then(|n| n.summary)
+            .and_then(|s| s.cpu_usage_ratio)
+    }
+
+    #[test]
+    fn the_newest_report_of_a_node_wins_and_each_name_is_listed_once() {
+        // web1: B heard it 5 s after A did; web2: 0.5 s apart, the same
+        // report (A, listed first, keeps it); lb1 only at A, db1 only at B.
+        let m = two(
+            vec![
+                heard("web1", 10_000, 0.1),
+                heard("web2", 10_000, 0.2),
+                heard("lb1", 10_000, 0.3),
+            ],
+            vec![
+                heard("web1", 15_000, 0.9),
+                heard("web2", 10_500, 0.8),
+                heard("db1", 10_000, 0.4),
+            ],
+        );
+        let shown: Vec<(&str, SourceId)> = m
+            .nodes()
+            .map(|(k, _)| (k.name.as_str(), k.source))
+            .collect();
+        assert_eq!(shown, [("db1", B), ("lb1", A), ("web1", B), ("web2", A)]);
+        assert_eq!(m.len(), 4);
+        assert_eq!(cpu(&m, "web1"), Some(0.9));
+        assert_eq!(cpu(&m, "web2"), Some(0.2));
+        assert_eq!(m.key_of("web1"), Some(&NodeKey::new(B, "web1")));
+        // Both sources, with when each last heard it.
+        let reports: Vec<(SourceId, i64)> = m
+            .reports("web1")
+            .into_iter()
+            .map(|(s, n)| (s, n.last_seen_ms))
+            .collect();
+        assert_eq!(reports, [(A, 10_000), (B, 15_000)]);
+        assert_eq!(m.reports("lb1").len(), 1);
+        assert!(!m.is_partial());
+        // The tiers shown are the first connected collector's.
+        assert_eq!(m.shown_source(), A);
+        // A newer report at A takes web1 back.
+        let change = NodeChange {
+            name: "web1".into(),
+            full: Some(heard("web1", 30_000, 0.5)),
+            ..Default::default()
+        };
+        let mut m = m;
+        m.apply(A, delta(vec![change], &[]), 2).unwrap();
+        assert_eq!(m.key_of("web1"), Some(&NodeKey::new(A, "web1")));
+        assert_eq!(cpu(&m, "web1"), Some(0.5));
+    }
+
+    #[test]
+    fn newer_prefers_a_connected_collector_then_the_later_report() {
+        let early = heard("n", 10_000, 0.0);
+        let late = heard("n", 20_000, 0.0);
+        assert!(newer((&late, true), (&early, true)));
+        assert!(!newer((&early, true), (&late, true)));
+        // A down collector's newer report loses to a live one's older one.
+        assert!(!newer((&late, false), (&early, true)));
+        assert!(newer((&early, true), (&late, false)));
+        // Within one interval: the same report, the first keeps it.
+        let close = heard("n", 10_900, 0.0);
+        assert!(!newer((&close, true), (&early, true)));
+    }
+
+    #[test]
+    fn a_node_only_a_down_collector_reports_is_unknown_never_its_last_values() {
+        let mut lb = heard("lb1", 10_000, 0.3);
+        lb.checks = vec![check("haproxy", Health::Ok)];
+        lb.backends = vec![BackendServer::default()];
+        lb.backends_up = Some(1);
+        let mut m = two(
+            vec![heard("web1", 20_000, 0.1), lb],
+            vec![heard("web1", 10_000, 0.9)],
+        );
+        assert_eq!(m.shown_source(), A);
+        assert!(!m.is_partial());
+        assert!(m.shown_tier(Role::Web).is_some());
+        assert_eq!(m.key_of("web1"), Some(&NodeKey::new(A, "web1")));
+        m.set_connection(
+            A,
+            ConnState::Disconnected {
+                retry_at_ms: 0,
+                error: "gone".into(),
+            },
+        );
+        // web1: B is live, so its (older) report is shown, live.
+        assert_eq!(m.key_of("web1"), Some(&NodeKey::new(B, "web1")));
+        assert_eq!(cpu(&m, "web1"), Some(0.9));
+        assert_eq!(m.node(&"web1".into()).unwrap().health(), Health::Ok);
+        // lb1: only A knew it. Unknown, no current value, checks stale.
+        let lb = m.node(&"lb1".into()).unwrap();
+        assert_eq!(m.key_of("lb1"), Some(&NodeKey::new(A, "lb1")));
+        assert_eq!(lb.health(), Health::Unknown);
+        assert_eq!(cpu(&m, "lb1"), None);
+        assert_eq!(
+            lb.last_summary.unwrap().cpu_usage_ratio,
+            Some(0.3),
+            "kept as the last known value, with its time"
+        );
+        assert!(
+            lb.checks
+                .iter()
+                .all(|c| c.stale && c.status() == Health::Unknown)
+        );
+        assert_eq!(lb.checks[0].last_status(), Health::Ok);
+        assert_eq!(lb.backends_up, None);
+        assert!(lb.cpu_recent.is_empty());
+        // What A reported is kept as it was, for when it comes back.
+        assert_eq!(m.reports("lb1")[0].1.health(), Health::Ok);
+        // No connected verdict covers lb1: no tier to show, the fleet is
+        // partial; the shown totals are B's.
+        assert!(m.is_partial());
+        assert!(m.shown_tier(Role::Web).is_none());
+        assert_eq!(m.shown_source(), B);
+        // A back: lb1 is live again.
+        m.set_connection(A, ConnState::Connected);
+        assert_eq!(cpu(&m, "lb1"), Some(0.3));
+        assert!(!m.is_partial());
+    }
+
+    #[test]
+    fn with_one_collector_or_none_connected_the_last_data_is_kept() {
+        let gone = ConnState::Disconnected {
+            retry_at_ms: 0,
+            error: "gone".into(),
+        };
+        let mut one = Model::new("http://a");
+        one.apply(A, snapshot(vec![heard("web1", 1, 0.5)]), 1)
+            .unwrap();
+        one.set_connection(A, gone.clone());
+        assert_eq!(cpu(&one, "web1"), Some(0.5), "the header says stale");
+        let mut m = two(vec![heard("web1", 1, 0.5)], vec![]);
+        m.set_connection(A, gone.clone());
+        m.set_connection(B, gone);
+        assert_eq!(cpu(&m, "web1"), Some(0.5));
+        assert!(!m.is_partial());
+    }
+
+    #[test]
+    fn every_collectors_alerts_are_listed_with_their_collector() {
+        let mut m = two(vec![], vec![]);
+        let same = alert("x1", "web1", AlertState::Firing);
+        m.apply(
+            A,
+            with_alerts(snapshot(vec![]), Some(vec![same.clone()])),
+            1,
+        )
+        .unwrap();
+        m.apply(
+            B,
+            with_alerts(
+                snapshot(vec![]),
+                Some(vec![alert("y1", "db1", AlertState::Pending), same]),
+            ),
+            1,
+        )
+        .unwrap();
+        assert_eq!(alert_ids(&m), ["x1", "y1", "x1"]);
+        let sources: Vec<SourceId> = (0..3).map(|i| m.alert_source(i)).collect();
+        assert_eq!(sources, [A, B, B]);
+        // The same alert (same id) at both: an ack goes to both.
+        assert_eq!(m.alert_owners("x1"), [A, B]);
+        assert_eq!(m.alert_owners("y1"), [B]);
+        // The node's alerts, each once.
+        assert_eq!(m.node_alerts(&"web1".into()).len(), 1);
+        // A delta from A that changes its alerts leaves B's alone.
+        m.apply(A, with_alerts(delta(vec![], &[]), Some(vec![])), 2)
+            .unwrap();
+        assert_eq!(alert_ids(&m), ["y1", "x1"]);
+        assert_eq!(m.alert_owners("x1"), [B]);
+    }
+
+    #[test]
+    fn the_open_detail_follows_its_node_to_the_collector_shown() {
+        let mut m = two(
+            vec![heard("web1", 20_000, 0.1)],
+            vec![heard("web1", 1, 0.9)],
+        );
+        m.open_detail(NodeKey::new(A, "web1"));
+        m.set_connection(
+            A,
+            ConnState::Disconnected {
+                retry_at_ms: 0,
+                error: "gone".into(),
+            },
+        );
+        assert_eq!(m.detail().unwrap().key, NodeKey::new(B, "web1"));
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! The nodes view's order: its columns ([`SortColumn`]) and how two nodes
-//! compare by one of them ([`compare`]).
+//! The nodes view's order: its columns ([`SortColumn`]), the Shift+letter
+//! key of each ([`SortColumn::key`], underlined in the column heading) and
+//! how two nodes compare by one of them ([`compare`]).
 //!
 //! Values are the ones the table shows (the collector's current summary,
 //! none for a down node), so a node sorts where its row says it should; a
@@ -72,6 +73,37 @@ impl SortColumn {
             SortColumn::Checks => "CHECKS",
             SortColumn::Seen => "SEEN",
         }
+    }
+
+    /// The uppercase letter that sorts by this column (Shift+letter in the
+    /// nodes view). Each is a letter of the column's title, so the heading
+    /// can underline it, and none is `S` (reverse) or `G` (last row).
+    pub fn key(self) -> char {
+        match self {
+            SortColumn::Status => 'U',
+            SortColumn::Name => 'N',
+            SortColumn::Roles => 'R',
+            SortColumn::Cpu => 'C',
+            SortColumn::Mem => 'M',
+            SortColumn::Load => 'L',
+            SortColumn::NetRx => 'X',
+            SortColumn::NetTx => 'T',
+            SortColumn::Qps => 'Q',
+            SortColumn::Checks => 'H',
+            SortColumn::Seen => 'E',
+        }
+    }
+
+    /// The column whose [`key`](Self::key) is `c`, if any.
+    pub fn for_key(c: char) -> Option<Self> {
+        Self::ALL.into_iter().find(|col| col.key() == c)
+    }
+
+    /// Where [`key`](Self::key) sits in [`title`](Self::title), for the
+    /// heading's underline: the last occurrence (`NET TX`'s T is the one of
+    /// `TX`).
+    pub fn key_at(self) -> usize {
+        self.title().rfind(self.key()).unwrap_or(0)
     }
 
     /// The column after this one (`s`), the first after the last.
@@ -212,5 +244,21 @@ mod tests {
         assert_eq!(sorted(SortColumn::Status, false, &nodes), ["b", "c", "a"]);
         assert_eq!(sorted(SortColumn::Name, true, &nodes), ["c", "b", "a"]);
         assert_eq!(SortColumn::Seen.next(), SortColumn::Status);
+    }
+
+    #[test]
+    fn every_column_has_its_own_letter_from_its_title() {
+        let mut seen = std::collections::HashSet::new();
+        for col in SortColumn::ALL {
+            let key = col.key();
+            assert!(seen.insert(key), "{key} is taken twice");
+            // S reverses, G goes to the last row.
+            assert!(!"SG".contains(key), "{key} is bound already");
+            assert_eq!(col.title()[col.key_at()..].chars().next(), Some(key));
+            assert_eq!(SortColumn::for_key(key), Some(col));
+        }
+        assert_eq!(SortColumn::NetTx.key_at(), "NET ".len());
+        assert_eq!(SortColumn::for_key('S'), None);
+        assert_eq!(SortColumn::for_key('n'), None);
     }
 }

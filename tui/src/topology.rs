@@ -18,7 +18,7 @@
 use stacktop_proto::v1::{BackendServer, NodeState, TierState};
 use stacktop_proto::{Health, ROLES, Role};
 
-use crate::model::{Model, NodeKey, SourceId};
+use crate::model::{Model, NodeKey};
 use crate::sort::health_under;
 use crate::view;
 
@@ -121,10 +121,9 @@ pub struct Topology {
 }
 
 impl Topology {
-    /// Lays out the nodes of `source`.
-    pub fn of(model: &Model, source: SourceId) -> Self {
-        let nodes: Vec<(&NodeKey, &NodeState)> =
-            model.nodes().filter(|(k, _)| k.source == source).collect();
+    /// Lays out the merged fleet's nodes (every collector's, each once).
+    pub fn of(model: &Model) -> Self {
+        let nodes: Vec<(&NodeKey, &NodeState)> = model.nodes().collect();
         let mut boxes: Vec<TierBox> = Vec::new();
         let mut placed = std::collections::HashSet::new();
         for role in ROLES {
@@ -180,7 +179,7 @@ impl Topology {
             });
         }
         for b in &mut boxes {
-            b.weaknesses = weaknesses(model, source, b);
+            b.weaknesses = weaknesses(model, b);
         }
         // The current samples when any LB has one (a down LB's last sample
         // says nothing HAProxy sees now), else the last ones, marked so.
@@ -274,7 +273,7 @@ fn db_boxes(model: &Model, own: Vec<NodeKey>, shared: Vec<NodeKey>) -> Vec<TierB
 }
 
 /// The weaknesses to mark on box `b`.
-fn weaknesses(model: &Model, source: SourceId, b: &TierBox) -> Vec<Weakness> {
+fn weaknesses(model: &Model, b: &TierBox) -> Vec<Weakness> {
     let mut out = Vec::new();
     // The replicas' box carries no SPOF mark of its own: the DB tier's is
     // on the primary's.
@@ -285,7 +284,7 @@ fn weaknesses(model: &Model, source: SourceId, b: &TierBox) -> Vec<Weakness> {
                 healthy,
                 total,
                 ..
-            }) = model.tier(source, *tier)
+            }) = model.shown_tier(*tier)
             {
                 out.push(Weakness::Spof {
                     tier: *tier,
@@ -363,7 +362,7 @@ mod tests {
             ],
             vec![],
         );
-        let t = Topology::of(&m, SourceId::PRIMARY);
+        let t = Topology::of(&m);
         assert_eq!(t.boxes.len(), 2);
         assert_eq!(t.boxes[1].tiers, vec![Role::Web, Role::App]);
         assert_eq!(names(&t.boxes[1].nodes), ["web1", "web2"]);
@@ -379,7 +378,7 @@ mod tests {
             ],
             vec![],
         );
-        let t = Topology::of(&m, SourceId::PRIMARY);
+        let t = Topology::of(&m);
         assert_eq!(t.boxes.len(), 2);
         assert_eq!(names(&t.boxes[1].nodes), ["app1"]);
         assert_eq!(names(&t.boxes[1].shared), ["web1"]);
@@ -404,7 +403,7 @@ mod tests {
                 ..Default::default()
             }],
         );
-        let t = Topology::of(&m, SourceId::PRIMARY);
+        let t = Topology::of(&m);
         assert_eq!(t.boxes.len(), 2);
         assert_eq!(t.boxes[0].db_part, Some(DbPart::Primary));
         assert_eq!(t.boxes[0].weaknesses, vec![Weakness::SinglePrimary]);
@@ -432,7 +431,7 @@ mod tests {
                 ..Default::default()
             }],
         );
-        let t = Topology::of(&m, SourceId::PRIMARY);
+        let t = Topology::of(&m);
         assert_eq!(t.boxes.len(), 1);
         assert_eq!(t.boxes[0].tiers.len(), 4);
         let words: Vec<String> = t.boxes[0].weaknesses.iter().map(Weakness::text).collect();

@@ -22,42 +22,16 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{binaries, has_tmux, skip_without};
-
-/// Liveness bound of each wait; never a performance assertion.
-const PATIENCE: Duration = Duration::from_secs(30);
+use support::{binaries, has_tmux, skip_without, start_agent, start_collector};
 /// How long the screen may take to show what the collector already says.
 const SCREEN_PATIENCE: Duration = Duration::from_secs(20);
 /// Where the pane's `sh` writes the dashboard's exit status, beside the
 /// tmux socket.
 const EXIT_STATUS: &str = "exit-status";
-
-/// A process this test started; killed (SIGKILL) and reaped when dropped.
-struct Proc {
-    child: Child,
-}
-
-impl Proc {
-    fn spawn(command: &mut Command) -> Self {
-        let child = command
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {command:?}: {e}"));
-        Self { child }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// A tmux server of our own (its socket in the test's directory) running
 /// one session; `kill-server` on that socket when dropped.
@@ -206,69 +180,6 @@ impl Drop for Tmux {
             .stderr(Stdio::null())
             .status();
     }
-}
-
-/// Starts the collector on 127.0.0.1:0 and returns it with its URL, read
-/// from its "collector serving" log line.
-fn start_collector(bin: &Path, dir: &Path) -> (Proc, String) {
-    let mut proc = Proc::spawn(
-        Command::new(bin.join("stacktop-collector"))
-            .args(["--listen", "127.0.0.1:0"])
-            .arg("--data-dir")
-            .arg(dir.join("data"))
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped()),
-    );
-    let stderr = proc.child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let log = dir.join("collector.log");
-    // Keeps reading (into the log file) so the collector never blocks on a
-    // full pipe; ends when the collector does.
-    std::thread::spawn(move || {
-        let mut file = std::fs::File::create(log).ok();
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(file) = file.as_mut() {
-                use std::io::Write as _;
-                let _ = writeln!(file, "{line}");
-            }
-            if line.contains("collector serving")
-                && let Some(addr) = line
-                    .split_whitespace()
-                    .find_map(|w| w.strip_prefix("listen="))
-            {
-                let _ = tx.send(addr.to_string());
-            }
-        }
-    });
-    let addr = rx
-        .recv_timeout(PATIENCE)
-        .unwrap_or_else(|_| panic!("the collector did not say where it listens; see its log"));
-    (proc, format!("http://{addr}"))
-}
-
-/// An agent `name` with `role`, reporting every second, whose one check
-/// (TCP to the collector's port) passes.
-fn start_agent(bin: &Path, dir: &Path, collector: &str, name: &str, role: &str) -> Proc {
-    let config = dir.join(format!("{name}.toml"));
-    let port = collector.rsplit(':').next().unwrap();
-    std::fs::write(
-        &config,
-        format!(
-            "name = \"{name}\"\nroles = [\"{role}\"]\ncollectors = [\"{collector}\"]\n\
-             interval = \"1s\"\n\n[[checks]]\nkind = \"tcp\"\nname = \"collector\"\n\
-             address = \"127.0.0.1:{port}\"\ninterval = \"1s\"\n"
-        ),
-    )
-    .unwrap();
-    let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
-    Proc::spawn(
-        Command::new(bin.join("stacktop-agent"))
-            .arg("--config")
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(log),
-    )
 }
 
 /// The `stacktop` command line against `url`, logging into `dir`.

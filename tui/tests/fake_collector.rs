@@ -23,6 +23,7 @@ use std::process::Output;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use stacktop::client::Routed;
 use stacktop::event::Event;
 use stacktop::model::{ConnState, Model, NodeKey, SourceId};
 use stacktop_proto::transport::ClientConfig;
@@ -829,15 +830,18 @@ async fn the_operator_task_makes_confirmed_calls_and_reports_back() {
     let (calls_tx, calls_rx) = mpsc::channel(4);
     let (tx, mut rx) = mpsc::channel(4);
     let task = tokio::spawn(stacktop::client::run_operator(
-        ClientConfig::new(format!("http://{addr}")),
+        vec![ClientConfig::new(format!("http://{addr}"))],
         calls_rx,
         tx,
         token.clone(),
     ));
-    let ack = |id: &str| OperatorCall::Ack {
-        alert_id: id.into(),
-        comment: String::new(),
-        by: "ann@ws1".into(),
+    let ack = |id: &str| Routed {
+        call: OperatorCall::Ack {
+            alert_id: id.into(),
+            comment: String::new(),
+            by: "ann@ws1".into(),
+        },
+        to: vec![SourceId::PRIMARY],
     };
     calls_tx.send(ack("a1")).await.unwrap();
     calls_tx.send(ack("gone")).await.unwrap();
@@ -856,6 +860,67 @@ async fn the_operator_task_makes_confirmed_calls_and_reports_back() {
     assert!(err.starts_with("acknowledge alert gone failed:"), "{err}");
     assert!(err.contains("no alert \"gone\""), "{err}");
     assert_eq!(fake.calls().len(), 2);
+    token.cancel();
+    task.await.unwrap();
+}
+
+/// With two collectors, a call goes only to the ones it names, and the
+/// answer says which collector said what.
+#[tokio::test]
+async fn the_operator_task_sends_each_call_to_the_collectors_it_names() {
+    use stacktop::operator::OperatorCall;
+    let token = CancellationToken::new();
+    let fake_a = with_alerts(vec![alert("a1", "web1", AlertState::Firing)]);
+    let fake_b = with_alerts(vec![alert("a1", "web1", AlertState::Firing)]);
+    let addr_a = serve(fake_a.clone(), &token).await;
+    let addr_b = serve(fake_b.clone(), &token).await;
+    let (calls_tx, calls_rx) = mpsc::channel(4);
+    let (tx, mut rx) = mpsc::channel(4);
+    let task = tokio::spawn(stacktop::client::run_operator(
+        vec![
+            ClientConfig::new(format!("http://{addr_a}")),
+            ClientConfig::new(format!("http://{addr_b}")),
+        ],
+        calls_rx,
+        tx,
+        token.clone(),
+    ));
+    let ack = |to: Vec<SourceId>| Routed {
+        call: OperatorCall::Ack {
+            alert_id: "a1".into(),
+            comment: String::new(),
+            by: "ann@ws1".into(),
+        },
+        to,
+    };
+    calls_tx.send(ack(vec![SourceId(1)])).await.unwrap();
+    calls_tx
+        .send(ack(vec![SourceId(0), SourceId(1)]))
+        .await
+        .unwrap();
+    let mut results = Vec::new();
+    for _ in 0..2 {
+        match tokio::time::timeout(PATIENCE, rx.recv()).await.unwrap() {
+            Some(Event::Operator { result }) => results.push(result.unwrap()),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(
+        results[0].starts_with("B: acknowledged alert a1"),
+        "{}",
+        results[0]
+    );
+    assert!(
+        results[1].starts_with("A: acknowledged alert a1"),
+        "{}",
+        results[1]
+    );
+    assert!(
+        results[1].contains(" · B: acknowledged alert a1"),
+        "{}",
+        results[1]
+    );
+    assert_eq!((fake_a.calls().len(), fake_b.calls().len()), (1, 2));
     token.cancel();
     task.await.unwrap();
 }

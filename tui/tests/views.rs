@@ -520,7 +520,7 @@ fn help_lists_keys_and_a_legend() {
     for key in [
         "Tab / Shift-Tab",
         "1 2 3 4",
-        "s / S",
+        "s, S, Shift+A-Z",
         "/",
         "▼ down",
         "⚠ SPOF",

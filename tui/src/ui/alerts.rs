@@ -10,6 +10,11 @@
 //! was done about it (acknowledged, silenced, in maintenance: in words
 //! when there is room, `ack` `sil` `mnt` when not); the summary, cut with
 //! `…` (the box below has it whole).
+//!
+//! With several collectors every collector's alerts are listed, each row
+//! tagged with its collector's letter (`A`, `B`: the header says which is
+//! which), its age on that collector's clock, and dimmed while that
+//! collector is not connected.
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -22,7 +27,6 @@ use super::{fleet, style};
 use crate::alerts::{self, AlertRow};
 use crate::app::App;
 use crate::format::{self, fit_left, fit_right};
-use crate::model::SourceId;
 
 /// From this width on, severities are spelled out (`✖ critical`).
 pub const WIDE: u16 = 120;
@@ -85,6 +89,8 @@ fn short_marks(alert: &Alert) -> Vec<&'static str> {
 /// Which columns the list has at a width, and how wide.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Columns {
+    /// Two columns for the collector's letter (0 with one collector).
+    pub source: usize,
     /// Two columns for `├ `/`└ ` before grouped alerts (0 when none is).
     pub tree: usize,
     /// The severity: the symbol, or the symbol and the word.
@@ -102,8 +108,9 @@ pub struct Columns {
 }
 
 impl Columns {
-    /// The columns for `rows` of `list` in `width` columns.
-    pub fn fit(width: usize, list: &[Alert], rows: &[AlertRow]) -> Self {
+    /// The columns for `rows` of `list` in `width` columns (`several`:
+    /// from several collectors, tagged).
+    pub fn fit(width: usize, list: &[Alert], rows: &[AlertRow], several: bool) -> Self {
         let longest = |f: &dyn Fn(&Alert) -> usize| list.iter().map(f).max().unwrap_or(0);
         let tree = if rows.iter().any(|r| r.grouped) { 2 } else { 0 };
         let severity = if width >= usize::from(WIDE) {
@@ -114,6 +121,7 @@ impl Columns {
         let long_marks_w = longest(&|a| alerts::marks(a).join(", ").chars().count());
         let short_marks_w = longest(&|a| short_marks(a).join(" ").chars().count());
         let mut cols = Columns {
+            source: if several { 2 } else { 0 },
             tree,
             severity,
             target: longest(&|a| alerts::target(a).chars().count())
@@ -148,7 +156,8 @@ impl Columns {
     /// Everything but the summary, separators included.
     fn fixed(&self) -> usize {
         let marks = if self.marks > 0 { self.marks + 1 } else { 0 };
-        2 + self.tree
+        2 + self.source
+            + self.tree
             + self.severity
             + 1
             + STATE_W
@@ -199,10 +208,9 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
         Constraint::Min(0),
     ])
     .areas(area);
-    let cols = Columns::fit(area.width as usize, list, &app.alert_rows);
+    let several = app.model.is_multi();
+    let cols = Columns::fit(area.width as usize, list, &app.alert_rows, several);
     frame.render_widget(Paragraph::new(heading(&cols)), heading_area);
-    let clock = app.model.clock_ms(SourceId::PRIMARY, app.now_ms);
-    let stale = !app.is_connected();
     let rows = list_area.height as usize;
     // Trust the app's scroll, but never hide the selection.
     let sel = app.alert_selected;
@@ -217,8 +225,11 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
         .skip(offset)
         .take(rows)
         .map(|(i, row)| {
-            let line = alert_line(&list[row.index], row, &cols, clock, i == sel);
-            if stale {
+            let source = app.model.alert_source(row.index);
+            let clock = app.model.clock_ms(source, app.now_ms);
+            let tag = several.then(|| source.label());
+            let line = alert_line(&list[row.index], row, &cols, tag, clock, i == sel);
+            if !app.is_live(source) {
                 line.patch_style(style::stale())
             } else {
                 line
@@ -229,13 +240,21 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
     if pane_area.height > 2
         && let Some(alert) = app.selected_alert()
     {
-        render_pane(frame, alert, list, clock, stale, pane_area);
+        let source = app.selected_alert_source();
+        let clock = app.model.clock_ms(source, app.now_ms);
+        let from = several.then(|| {
+            let url = app.model.source(source).map_or("", |s| s.url.as_str());
+            format!("collector {} {url}", source.label())
+        });
+        let stale = !app.is_live(source);
+        render_pane(frame, alert, list, clock, stale, from, pane_area);
     }
 }
 
 fn heading(cols: &Columns) -> Line<'static> {
     let mut text = format!(
-        "  {}{} {} {} {} {}",
+        "  {}{}{} {} {} {} {}",
+        if cols.source > 0 { "@ " } else { "" },
         " ".repeat(cols.tree),
         fit_left("SEV", cols.severity),
         fit_left("STATE", STATE_W),
@@ -250,11 +269,13 @@ fn heading(cols: &Columns) -> Line<'static> {
     Line::styled(text, style::muted().add_modifier(Modifier::BOLD))
 }
 
-/// One alert's row; ages against the collector's `clock`.
+/// One alert's row, after its collector's letter `tag` when several are
+/// listed; ages against that collector's `clock`.
 fn alert_line(
     alert: &Alert,
     row: &AlertRow,
     cols: &Columns,
+    tag: Option<char>,
     clock: i64,
     selected: bool,
 ) -> Line<'static> {
@@ -262,6 +283,9 @@ fn alert_line(
     let state = alert.state();
     let firing = state == AlertState::Firing;
     let mut spans = vec![Span::raw(if selected { "› " } else { "  " })];
+    if let Some(tag) = tag {
+        spans.push(Span::styled(format!("{tag} "), style::heading()));
+    }
     if cols.tree > 0 {
         let tree = match (row.grouped, row.last) {
             (false, _) => "  ",
@@ -348,6 +372,7 @@ fn render_pane(
     list: &[Alert],
     clock: i64,
     stale: bool,
+    from: Option<String>,
     area: Rect,
 ) {
     let inner = area.width.saturating_sub(2) as usize;
@@ -437,6 +462,9 @@ fn render_pane(
         .join(" ");
     if !labels.is_empty() {
         relations.push(labels);
+    }
+    if let Some(from) = from {
+        relations.insert(0, from);
     }
     let mut lines = vec![
         Line::from(first),

@@ -18,6 +18,13 @@
 //! `Fleet.History`, both fetched by the client task while this screen is
 //! open. Ages are measured on the collector's clock
 //! ([`crate::model::Model::clock_ms`]).
+//!
+//! With several collectors the Node box ends with one line per collector
+//! that reports the node: its letter, its connection (`●` connected, `◌`
+//! connecting, `✖` not), when it last heard the node's agent (on its own
+//! clock), and which report is the one shown (see [`crate::model`]); the
+//! boxes say `(stale)` while the shown report's collector is not
+//! connected.
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -30,7 +37,7 @@ use super::panels::{self, Panel};
 use super::{charts, style};
 use crate::app::App;
 use crate::format;
-use crate::model::Detail;
+use crate::model::{ConnState, Detail};
 use crate::view;
 
 /// The Node and Now boxes shrink to this many rows at the least (health,
@@ -61,8 +68,11 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
     };
     let detail = app.model.detail().filter(|d| &d.key == key);
     let clock = app.model.clock_ms(key.source, app.now_ms);
-    let stale = !app.is_connected();
-    let identity = identity_lines(node, clock);
+    let stale = !app.is_live(key.source);
+    let mut identity = identity_lines(node, clock);
+    if app.model.is_multi() {
+        identity.extend(source_lines(app, key));
+    }
     // The charts alone: how many fit under the Node and Now boxes at their
     // least, above the hint line, and so how many pages `c` steps through.
     let alone = charts::capacity(Rect {
@@ -247,6 +257,31 @@ fn top_boxes(
         Paragraph::new(summary_lines(node, clock)).block(titled("Now", stale)),
         summary,
     );
+}
+
+/// One line per collector that reports the node `key` (see the module
+/// docs).
+fn source_lines(app: &App, key: &crate::model::NodeKey) -> Vec<Line<'static>> {
+    app.model
+        .reports(&key.name)
+        .into_iter()
+        .enumerate()
+        .map(|(i, (source, node))| {
+            let clock = app.model.clock_ms(source, app.now_ms);
+            let state = match app.model.source(source).map(|s| &s.connection) {
+                Some(ConnState::Connected) => "●",
+                Some(ConnState::Connecting) => "◌",
+                _ => "✖",
+            };
+            let shown = if source == key.source { " (shown)" } else { "" };
+            let text = format!(
+                "{} {state} heard {}{shown}",
+                source.label(),
+                format::seen(node.last_seen_ms, clock)
+            );
+            field(if i == 0 { "collectors" } else { "" }, text)
+        })
+        .collect()
 }
 
 /// The panels this node has, in the order they matter when room is short.

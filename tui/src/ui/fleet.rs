@@ -1,7 +1,7 @@
 //! The nodes view: one row per node (or, grouped with `t`, every node
 //! under each of its tiers with a heading per tier: LB, Web, App, DB,
-//! Unassigned), sorted by any column (`s`/`S`: the heading marks it `▼`,
-//! `▲` reversed) and filtered by a regular expression on name, role or
+//! Unassigned), sorted by any column (`s`/`S`, or Shift+the letter the
+//! heading underlines: the heading marks the column `▼`, `▲` reversed) and filtered by a regular expression on name, role or
 //! label (`/`: a line above the table says what is typed and how many
 //! nodes pass).
 //!
@@ -167,7 +167,11 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
         return;
     }
     if app.model.is_empty() {
-        let text = "No nodes have reported to this collector yet.";
+        let text = if app.model.is_multi() {
+            "No nodes have reported to these collectors yet."
+        } else {
+            "No nodes have reported to this collector yet."
+        };
         render_message(frame, area, vec![Line::styled(text, style::muted())]);
         return;
     }
@@ -227,7 +231,9 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
             let now = app.model.clock_ms(entry.source, app.now_ms);
             let tier = app.nodes_view.grouped.then_some(entry.tier);
             let mut line = node_line(node, tier, &cols, now, i == app.selected);
-            if stale {
+            // Several collectors: a node whose collector is down is dimmed
+            // too (its values are `—` already: see crate::model).
+            if stale || !app.is_live(entry.source) {
                 line = line.patch_style(style::stale());
             }
             visible.push(line);
@@ -240,6 +246,25 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
 /// What the screen says before the first snapshot: connecting, or why the
 /// collector cannot be reached.
 pub fn render_empty(frame: &mut Frame, app: &App, area: Rect) {
+    if app.model.is_multi() {
+        let mut lines = vec![Line::raw("Waiting for a first snapshot from a collector:")];
+        lines.push(Line::raw(""));
+        for (i, source) in app.model.sources().iter().enumerate() {
+            let label = crate::model::SourceId(i as u16).label();
+            let (text, style) = match &source.connection {
+                ConnState::Disconnected { error, .. } => (
+                    format!("{label} {}: {error}", source.url),
+                    style::health(Health::Down),
+                ),
+                _ => (format!("{label} {}: connecting…", source.url), Style::new()),
+            };
+            lines.push(Line::styled(text, style));
+        }
+        lines.push(Line::raw(""));
+        lines.push(Line::raw("stacktop keeps retrying by itself; q quits."));
+        render_message(frame, area, lines);
+        return;
+    }
     let url = &app.model.primary().url;
     let lines = match app.connection() {
         ConnState::Disconnected { error, .. } => vec![
@@ -273,56 +298,85 @@ pub fn render_message(frame: &mut Frame, area: Rect, lines: Vec<Line<'static>>) 
     );
 }
 
-/// The column heading; the sorted column carries `▼` (`▲` reversed).
+/// The column heading; the sorted column carries `▼` (`▲` reversed), and
+/// each sortable title underlines its Shift+letter key
+/// ([`SortColumn::key`]).
 fn column_heading(cols: &Columns, view: &NodesView) -> Line<'static> {
-    let mark = if view.reverse { "▲" } else { "▼" };
-    let title = |c: SortColumn| {
-        if c == view.sort {
-            format!("{}{mark}", c.title())
-        } else {
-            c.title().to_string()
+    let base = style::muted().add_modifier(Modifier::BOLD);
+    let mut spans = vec![Span::styled("  ", base)];
+    let mut add = |column: SortColumn, width: usize, right: bool, sep: &str| {
+        if !sep.is_empty() {
+            spans.push(Span::styled(sep.to_string(), base));
         }
+        spans.extend(heading_cell(column, width, right, view, base));
     };
-    let mut text = format!(
-        "  {} {}",
-        fit_left(&title(SortColumn::Status), STATUS_W),
-        fit_left(&title(SortColumn::Name), cols.name),
-    );
+    add(SortColumn::Status, STATUS_W, false, "");
+    add(SortColumn::Name, cols.name, false, " ");
     if cols.roles {
-        text.push_str(&format!(
-            " {}",
-            fit_left(&title(SortColumn::Roles), ROLES_W)
-        ));
+        add(SortColumn::Roles, ROLES_W, false, " ");
     }
-    text.push_str(&format!(
-        " {} {}",
-        fit_right(&title(SortColumn::Cpu), PCT_W),
-        fit_right(&title(SortColumn::Mem), PCT_W),
-    ));
+    add(SortColumn::Cpu, PCT_W, true, " ");
+    add(SortColumn::Mem, PCT_W, true, " ");
     if cols.load {
-        text.push_str(&format!(" {}", fit_right(&title(SortColumn::Load), LOAD_W)));
+        add(SortColumn::Load, LOAD_W, true, " ");
     }
     if cols.net {
-        text.push_str(&format!(
-            " {} {}",
-            fit_right(&title(SortColumn::NetRx), NET_W),
-            fit_right(&title(SortColumn::NetTx), NET_W)
-        ));
+        add(SortColumn::NetRx, NET_W, true, " ");
+        add(SortColumn::NetTx, NET_W, true, " ");
     }
-    text.push_str(&format!(" {}", fit_right(&title(SortColumn::Qps), QPS_W)));
+    add(SortColumn::Qps, QPS_W, true, " ");
     if cols.checks {
-        text.push_str(&format!(
-            " {}",
-            fit_left(&title(SortColumn::Checks), cols.checks_w)
-        ));
+        add(SortColumn::Checks, cols.checks_w, false, " ");
     }
     if cols.seen {
-        text.push_str(&format!(" {}", fit_right(&title(SortColumn::Seen), SEEN_W)));
+        add(SortColumn::Seen, SEEN_W, true, " ");
     }
     if cols.spark > 0 {
-        text.push_str(&format!("  {}", fit_left("TREND", cols.spark)));
+        spans.push(Span::styled(
+            format!("  {}", fit_left("TREND", cols.spark)),
+            base,
+        ));
     }
-    Line::styled(text, style::muted().add_modifier(Modifier::BOLD))
+    Line::from(spans)
+}
+
+/// One column's title fitted to `width` (`right`: aligned right), with the
+/// sort mark when sorted by it and its key letter underlined when the
+/// title is shown whole.
+fn heading_cell(
+    column: SortColumn,
+    width: usize,
+    right: bool,
+    view: &NodesView,
+    base: Style,
+) -> Vec<Span<'static>> {
+    let mut title = column.title().to_string();
+    if column == view.sort {
+        title.push_str(if view.reverse { "▲" } else { "▼" });
+    }
+    let cell = if right {
+        fit_right(&title, width)
+    } else {
+        fit_left(&title, width)
+    };
+    let len = title.chars().count();
+    if len > width {
+        return vec![Span::styled(cell, base)];
+    }
+    // Titles are ASCII up to the mark, so char and byte offsets agree
+    // before the key letter.
+    let at = if right { width - len } else { 0 } + column.key_at();
+    let chars: Vec<char> = cell.chars().collect();
+    let before: String = chars[..at].iter().collect();
+    let after: String = chars[at + 1..].iter().collect();
+    vec![
+        Span::styled(before, base),
+        Span::styled(
+            chars[at].to_string(),
+            base.add_modifier(Modifier::UNDERLINED),
+        ),
+        Span::styled(after, base),
+    ]
 }
 
 /// The filter line: what is typed (with a cursor while typing), how many

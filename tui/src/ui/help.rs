@@ -23,7 +23,10 @@ pub const KEYS: &[(&str, &str)] = &[
     ("Home g / End G", "first / last row"),
     ("Enter", "details of the selected node"),
     ("Esc / Backspace", "back (nodes: clear the filter first)"),
-    ("s / S", "nodes: sort by the next column / reverse"),
+    (
+        "s, S, Shift+A-Z",
+        "nodes: sort by next column / reverse / underlined key",
+    ),
     ("/", "nodes: filter by name, role or label (regex)"),
     ("t", "nodes: group by tier on / off"),
     (

@@ -29,13 +29,29 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
             until_resolved,
             error,
         } => duration_lines(asked, input, *until_resolved, error.as_deref(), inner),
-        Prompt::Confirm { call, context } => {
+        Prompt::Confirm { call, context, to } => {
             let mut lines: Vec<Line> = context
                 .iter()
                 .flat_map(|c| wrap(c, inner))
                 .map(|l| Line::styled(l, style::muted()))
                 .collect();
             lines.extend(wrap(&call.confirmation(), inner).into_iter().map(Line::raw));
+            // With several collectors, say which ones the call goes to.
+            if app.model.is_multi() {
+                let names: Vec<String> = to
+                    .iter()
+                    .map(|s| {
+                        let url = app.model.source(*s).map_or("", |c| c.url.as_str());
+                        format!("{} {url}", s.label())
+                    })
+                    .collect();
+                let text = format!("at collector {}", names.join(", "));
+                lines.extend(
+                    wrap(&text, inner)
+                        .into_iter()
+                        .map(|l| Line::styled(l, style::muted())),
+                );
+            }
             lines.push(Line::raw(""));
             lines.push(keys(&[("y", "yes, do it"), ("n / Esc", "no")]));
             (" Confirm ", lines)

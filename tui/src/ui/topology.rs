@@ -33,7 +33,7 @@ use stacktop_proto::{Health, Role};
 use super::{fleet, style};
 use crate::app::App;
 use crate::format;
-use crate::model::{NodeKey, SourceId};
+use crate::model::NodeKey;
 use crate::sort::health_under;
 use crate::topology::{DbPart, TierBox, Topology};
 use crate::view;
@@ -57,7 +57,7 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
         fleet::render_message(frame, area, vec![Line::styled(text, style::muted())]);
         return;
     }
-    let topo = Topology::of(&app.model, SourceId::PRIMARY);
+    let topo = Topology::of(&app.model);
     let selected = app.topo_selected.as_ref();
     let inner_width = area.width.saturating_sub(2) as usize;
     let wide = area.width >= WIDE;

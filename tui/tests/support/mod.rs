@@ -1,16 +1,119 @@
 //! What the tests that drive the real dashboard share: a private tmux
 //! server to run it in and read its screen from, the skip-or-fail rule
-//! for missing tools, and the workspace's other binaries built next to
-//! `stacktop`. Each test file uses part of it.
+//! for missing tools, the workspace's other binaries built next to
+//! `stacktop`, and real collector and agent processes started from them
+//! (each killed by its guard). Each test file uses part of it.
 #![allow(dead_code)]
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// How long the screen may take to show what the collector already says;
 /// a liveness bound, never a performance assertion.
 pub const SCREEN_PATIENCE: Duration = Duration::from_secs(15);
+/// How long a process may take to say it is ready; a liveness bound.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+/// A process a test started; killed (SIGKILL, by its own pid) and reaped
+/// when dropped.
+pub struct Proc {
+    pub child: Child,
+}
+
+impl Proc {
+    pub fn spawn(command: &mut Command) -> Self {
+        let child = command
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {command:?}: {e}"));
+        Self { child }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts a collector on 127.0.0.1:0 with its data (and log,
+/// `collector.log`) in `dir`, and returns it with its URL, read from its
+/// "collector serving" log line.
+pub fn start_collector(bin: &Path, dir: &Path) -> (Proc, String) {
+    let mut proc = Proc::spawn(
+        Command::new(bin.join("stacktop-collector"))
+            .args(["--listen", "127.0.0.1:0"])
+            .arg("--data-dir")
+            .arg(dir.join("data"))
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped()),
+    );
+    let stderr = proc.child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let log = dir.join("collector.log");
+    // Keeps reading (into the log file) so the collector never blocks on a
+    // full pipe; ends when the collector does.
+    std::thread::spawn(move || {
+        let mut file = std::fs::File::create(log).ok();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(file) = file.as_mut() {
+                use std::io::Write as _;
+                let _ = writeln!(file, "{line}");
+            }
+            if line.contains("collector serving")
+                && let Some(addr) = line
+                    .split_whitespace()
+                    .find_map(|w| w.strip_prefix("listen="))
+            {
+                let _ = tx.send(addr.to_string());
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(PATIENCE)
+        .unwrap_or_else(|_| panic!("the collector did not say where it listens; see its log"));
+    (proc, format!("http://{addr}"))
+}
+
+/// An agent `name` with `role`, reporting every second to `collector`,
+/// whose one check (TCP to the collector's port) passes.
+pub fn start_agent(bin: &Path, dir: &Path, collector: &str, name: &str, role: &str) -> Proc {
+    start_agent_to(bin, dir, &[collector], name, role)
+}
+
+/// An agent `name` with `role`, reporting every second to each of
+/// `collectors`; its one check is a TCP connect to the last one's port.
+pub fn start_agent_to(bin: &Path, dir: &Path, collectors: &[&str], name: &str, role: &str) -> Proc {
+    let config = dir.join(format!("{name}.toml"));
+    let last = collectors.last().expect("at least one collector");
+    let port = last.rsplit(':').next().unwrap();
+    let list = collectors
+        .iter()
+        .map(|c| format!("\"{c}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    std::fs::write(
+        &config,
+        format!(
+            "name = \"{name}\"\nroles = [\"{role}\"]\ncollectors = [{list}]\n\
+             interval = \"1s\"\n\n[[checks]]\nkind = \"tcp\"\nname = \"collector\"\n\
+             address = \"127.0.0.1:{port}\"\ninterval = \"1s\"\n"
+        ),
+    )
+    .unwrap();
+    let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
+    Proc::spawn(
+        Command::new(bin.join("stacktop-agent"))
+            .arg("--config")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(log),
+    )
+}
 
 /// A tmux server of our own (its socket in the test's directory) running
 /// one session; `kill-server` on that socket when dropped.
