@@ -558,6 +558,26 @@ async fn the_lab_stack_through_the_collector() {
         expect_check(s, "lb1", "dns", Health::Ok)
     })
     .await;
+    // The collector says which node each server is (by name: the lab's
+    // addresses are loopback ones, which tell no machine apart), and the
+    // agent read lab/up's haproxy.cfg: every hop behind the LB is plain
+    // text.
+    let snap = snapshot(&url).await.expect("a snapshot");
+    let lb1 = node(&snap, "lb1").unwrap();
+    assert_eq!(lb1.backends.len(), 3, "{:?}", lb1.backends);
+    for b in &lb1.backends {
+        let n = b.server.trim_start_matches("web");
+        assert_eq!(
+            (b.node.as_str(), b.matched_by(), b.address.as_str()),
+            (
+                b.server.as_str(),
+                stacktop_proto::v1::BackendMatch::Name,
+                format!("127.0.0.1{n}:8080").as_str()
+            ),
+            "{b:?}"
+        );
+        assert_eq!((b.ssl, b.ssl_verify), (Some(false), None), "{b:?}");
+    }
 
     // Traffic through the LB: every web node serves some, and the web tier's
     // logged requests add up to the LB's within 10%.

@@ -694,6 +694,7 @@ mod tests {
             request_rate: None,
             check_status: "L4CON".into(),
             check_description: String::new(),
+            ..Default::default()
         }];
         f.nodes[1].backends_up = Some(0);
         let f = model(f);

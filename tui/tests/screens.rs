@@ -127,6 +127,7 @@ fn server(
         } else {
             String::new()
         },
+        ..Default::default()
     }
 }
 

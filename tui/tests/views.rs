@@ -19,8 +19,9 @@ use stacktop::event::Event;
 use stacktop::model::ConnState;
 use stacktop::ui;
 use stacktop_proto::v1::{
-    Alert, AlertState, BackendServer, CheckResult, FleetSnapshot, FleetTotals, FleetUpdate, Label,
-    NodeState, NodeSummary, RoleHealth, Severity, TierState, Traffic, fleet_update,
+    Alert, AlertState, BackendMatch, BackendServer, CheckResult, FleetSnapshot, FleetTotals,
+    FleetUpdate, Label, NodeState, NodeSummary, RoleHealth, Severity, TierState, Traffic,
+    fleet_update,
 };
 use stacktop_proto::{Health, Role};
 
@@ -83,6 +84,11 @@ fn server(name: &str, status: &str) -> BackendServer {
         current_sessions: Some(3.0),
         request_rate: Some(120.0),
         check_status: if status == "UP" { "L7OK" } else { "L4CON" }.into(),
+        // The collector matched it by name; HAProxy reaches it in plain
+        // text (no `ssl` in its config).
+        node: name.into(),
+        matched_by: BackendMatch::Name as i32,
+        ssl: Some(false),
         ..Default::default()
     }
 }
@@ -307,8 +313,8 @@ fn topology_colours_health_and_marks_the_spof() {
     let screen = text(&t).join("\n");
     assert_eq!(
         screen.matches("web1").count(),
-        2,
-        "box and backends edge:\n{screen}"
+        3,
+        "box, backends edge and plain-text hop:\n{screen}"
     );
     assert!(
         screen.contains("HAProxy: web1 ● UP · web2 ● UP · web3 ✖ DOWN"),
@@ -320,6 +326,116 @@ fn topology_colours_health_and_marks_the_spof() {
     );
     assert!(screen.contains("replication: db2 ▲ lag 42s"), "{screen}");
     assert!(screen.contains("single writable primary"), "{screen}");
+    // The DOWN server wholly in the crit colour; the plain-text hop under
+    // the backends, in the warn colour.
+    let (x, y) = find(&t, "web3 ✖ DOWN");
+    assert_eq!(b[(x, y)].fg, Color::Red);
+    assert_eq!(b[(x + 5, y)].fg, Color::Red);
+    let (x, y) = find(&t, "⚠ plain-text hop: web1, web2, web3");
+    assert_eq!(b[(x, y)].fg, Color::Yellow);
+    assert_eq!(y, find(&t, "HAProxy:").1 + 1, "on the LB -> web edge");
+}
+
+/// One LB with `backends` in front of app9 and web2 (crit).
+fn lb_app(backends: Vec<BackendServer>) -> App {
+    let mut lb1 = node(
+        "lb1",
+        &[Role::Lb],
+        Health::Ok,
+        Some(summary(0.1, 0.2, None)),
+    );
+    lb1.backends_up = Some(backends.iter().filter(|s| s.status == "UP").count() as u32);
+    lb1.backends = backends;
+    let app9 = node(
+        "app9",
+        &[Role::Web],
+        Health::Ok,
+        Some(summary(0.1, 0.2, None)),
+    );
+    let web2 = node(
+        "web2",
+        &[Role::Web],
+        Health::Crit,
+        Some(summary(0.1, 0.2, None)),
+    );
+    let mut app = App::new("http://127.0.0.1:7411", NOW - 1_000);
+    app.update(Action::connection(ConnState::Connected));
+    app.update(Action::update(FleetUpdate {
+        update: Some(fleet_update::Update::Snapshot(FleetSnapshot {
+            nodes: vec![app9, lb1, web2],
+            totals: Some(FleetTotals {
+                tiers: vec![
+                    tier(Role::Lb, 1, 1, Health::Ok),
+                    tier(Role::Web, 1, 2, Health::Crit),
+                ],
+                timestamp_ms: NOW - 500,
+                ..Default::default()
+            }),
+            generation: 1,
+            ..Default::default()
+        })),
+    }));
+    app.update(Action::Tick(NOW));
+    app
+}
+
+/// An LB whose servers the collector matched by address (another name),
+/// by name, and not at all, reached over verified TLS, plain text and an
+/// unknown: the edge names the node each server is, marks the unmatched
+/// one, the plain-text hop and what is unknown.
+#[test]
+fn topology_names_each_backends_node_and_what_tls_is_unknown() {
+    let mut by_address = server("srv-a", "UP");
+    by_address.node = "app9".into();
+    by_address.matched_by = BackendMatch::Address as i32;
+    by_address.ssl = Some(true);
+    by_address.ssl_verify = Some(true);
+    let web2 = server("web2", "DOWN");
+    let mut unmatched = server("api", "UP");
+    unmatched.node.clear();
+    unmatched.matched_by = BackendMatch::Unspecified as i32;
+    unmatched.ssl = None;
+    unmatched.ssl_unknown = "not in /etc/haproxy/haproxy.cfg".into();
+    let mut app = lb_app(vec![by_address.clone(), web2, unmatched]);
+    let t = render(&mut app, 100, 16);
+    let screen = text(&t).join("\n");
+    assert!(
+        screen.contains("HAProxy: srv-a→app9 ● UP · web2 ✖ DOWN · api (unmatched) ● UP"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains(
+            "⚠ plain-text hop: web2 · ? TLS api unknown (not in /etc/haproxy/haproxy.cfg)"
+        ),
+        "{screen}"
+    );
+    let b = t.backend().buffer();
+    let (x, y) = find(&t, "(unmatched)");
+    assert_eq!(b[(x, y)].fg, Color::DarkGray);
+    let (x, y) = find(&t, "web2 ✖ DOWN");
+    assert_eq!(b[(x, y)].fg, Color::Red);
+    let (x, y) = find(&t, "⚠ plain-text hop");
+    assert_eq!(b[(x, y)].fg, Color::Yellow);
+
+    // Every server behind verified TLS: no marker. An unreadable config:
+    // unknown, with the reason, never "fine".
+    let mut app = lb_app(vec![by_address.clone()]);
+    let screen = text(&render(&mut app, 100, 16)).join("\n");
+    assert!(
+        !screen.contains("TLS") && !screen.contains("plain"),
+        "{screen}"
+    );
+    let mut unread = by_address;
+    unread.ssl = None;
+    unread.ssl_verify = None;
+    unread.ssl_unknown = "/etc/haproxy/haproxy.cfg: permission denied".into();
+    let mut app = lb_app(vec![unread]);
+    let screen = text(&render(&mut app, 100, 16)).join("\n");
+    assert!(
+        screen
+            .contains("? TLS behind the LB unknown (/etc/haproxy/haproxy.cfg: permission denied)"),
+        "{screen}"
+    );
 }
 
 #[test]

@@ -27,10 +27,21 @@
 //! `haproxy_frontend_requests_per_second{frontend}` (`req_rate`, HTTP
 //! requests over the last second).
 //!
+//! Each server also carries its address (the stats `addr` column) and,
+//! from HAProxy's config file ([`cfg`]; `config`, default
+//! [`DEFAULT_CONFIG`]), whether HAProxy speaks TLS to it (`ssl`) and
+//! verifies its certificate (`verify`). A config that cannot be read, or
+//! does not list the server, leaves that unknown with the reason
+//! (`ssl_unknown`): never "fine". The file is read at each run, as it is
+//! on disk (an edit HAProxy has not reloaded yet is read already). What it
+//! says does not change the check's status: plain text behind the LB is a
+//! weakness of the stack's design, which the dashboard marks, not a fault.
+//!
 //! ```toml
 //! [[checks]]
 //! kind = "haproxy"
 //! socket = "/run/haproxy/admin.sock"  # or url = "http://127.0.0.10:8404/stats;csv"
+//! config = "/etc/haproxy/haproxy.cfg" # the default
 //! ```
 //!
 //! [`Observation::Backends`]: crate::observe::Observation::Backends
@@ -48,6 +59,8 @@ use stacktop_proto::v1::BackendServer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::common::{Outcome, SpecError, SpecResult, io_words};
+
+pub mod cfg;
 use super::http;
 use crate::observe::ObservedPoint;
 
@@ -73,7 +86,14 @@ pub struct HaproxySpec {
     /// URL of the stats CSV page (`.../stats;csv`).
     #[serde(default)]
     pub url: Option<String>,
+    /// HAProxy's config file, read for each server's `ssl` and `verify`
+    /// (default: [`DEFAULT_CONFIG`]).
+    #[serde(default)]
+    pub config: Option<String>,
 }
+
+/// The config file Debian's haproxy package runs with.
+pub const DEFAULT_CONFIG: &str = "/etc/haproxy/haproxy.cfg";
 
 /// One parsed stats CSV.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -114,6 +134,7 @@ pub fn parse(text: &str) -> std::result::Result<Stats, ParseError> {
     let (scur, rate, req_rate, bck) = (col("scur"), col("rate"), col("req_rate"), col("bck"));
     let check_status = col("check_status").or_else(|| col("chkstatus"));
     let check_desc = col("check_desc");
+    let addr = col("addr");
 
     let mut stats = Stats::default();
     for line in lines {
@@ -139,6 +160,8 @@ pub fn parse(text: &str) -> std::result::Result<Stats, ParseError> {
                 request_rate: num(rate),
                 check_status: get(check_status).to_string(),
                 check_description: get(check_desc).to_string(),
+                address: get(addr).to_string(),
+                ..Default::default()
             }),
         }
     }
@@ -268,6 +291,8 @@ enum Source {
 #[derive(Debug)]
 pub struct HaproxyProbe {
     source: Source,
+    /// HAProxy's config file, for the servers' TLS.
+    config: PathBuf,
 }
 
 impl HaproxyProbe {
@@ -284,7 +309,8 @@ impl HaproxyProbe {
                 ));
             }
         };
-        Ok(Self { source })
+        let config = PathBuf::from(spec.config.as_deref().unwrap_or(DEFAULT_CONFIG));
+        Ok(Self { source, config })
     }
 
     /// Runs the check once.
@@ -294,7 +320,14 @@ impl HaproxyProbe {
             .await
             .and_then(|text| parse(&text).map_err(|e| e.to_string()))
         {
-            Ok(stats) => outcome(stats),
+            Ok(mut stats) => {
+                let servers = tokio::fs::read_to_string(&self.config)
+                    .await
+                    .map(|text| cfg::parse(&text))
+                    .map_err(|e| format!("{}: {}", self.config.display(), io_words(&e)));
+                add_tls(&mut stats.servers, &servers, &self.config);
+                outcome(stats)
+            }
             Err(reason) => unread(reason),
         }
     }
@@ -310,6 +343,35 @@ impl HaproxyProbe {
                 Ok(r) => Err(format!("HTTP {} from {}", r.status.as_u16(), fetcher.uri())),
                 Err(e) => Err(e.to_string()),
             },
+        }
+    }
+}
+
+/// Fills each server's TLS (and its address when the stats had none) from
+/// the config's servers, or says why it is unknown: the config could not
+/// be read (`servers` is the reason), or does not list the server.
+pub fn add_tls(
+    stats: &mut [BackendServer],
+    servers: &Result<cfg::Servers, String>,
+    path: &std::path::Path,
+) {
+    for s in stats {
+        let conf = match servers {
+            Ok(servers) => servers.get(&(s.backend.clone(), s.server.clone())),
+            Err(reason) => {
+                s.ssl_unknown = reason.clone();
+                continue;
+            }
+        };
+        match conf {
+            Some(conf) => {
+                s.ssl = Some(conf.ssl);
+                s.ssl_verify = conf.ssl.then_some(conf.verify);
+                if s.address.is_empty() {
+                    s.address = conf.address.clone();
+                }
+            }
+            None => s.ssl_unknown = format!("not in {}", path.display()),
         }
     }
 }
@@ -347,6 +409,7 @@ mod tests {
         let stats = parse(ALL_UP).unwrap();
         let names: Vec<&str> = stats.servers.iter().map(|s| s.server.as_str()).collect();
         assert_eq!(names, ["web1", "web2", "web3"]);
+        assert_eq!(stats.servers[0].address, "127.0.0.11:8080");
         assert!(stats.servers.iter().all(|s| s.backend == "be_web"
             && s.status == "UP"
             && s.check_status == "L7OK"
@@ -459,6 +522,84 @@ mod tests {
         // A good read carries the sample and no error.
         let out = outcome(parse(ALL_UP).unwrap());
         assert_eq!(out.backends_error, None);
+    }
+
+    /// A stats socket answering `show stat` with `csv` until the test ends.
+    fn answer_show_stat(path: &std::path::Path, csv: &'static str) {
+        let listener = tokio::net::UnixListener::bind(path).unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let mut command = [0u8; 10];
+                let _ = stream.read_exact(&mut command).await;
+                let _ = stream.write_all(csv.as_bytes()).await;
+            }
+        });
+    }
+
+    #[tokio::test]
+    async fn the_servers_tls_comes_from_the_config_or_is_unknown_with_the_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("admin.sock");
+        answer_show_stat(&socket, ALL_UP);
+        let config = dir.path().join("haproxy.cfg");
+        let probe = |config: &std::path::Path| {
+            HaproxyProbe::from_spec(&HaproxySpec {
+                socket: Some(socket.display().to_string()),
+                config: Some(config.display().to_string()),
+                ..Default::default()
+            })
+            .unwrap()
+        };
+        let tls = |out: &Outcome| -> Vec<(Option<bool>, Option<bool>, String)> {
+            out.backends
+                .as_ref()
+                .unwrap()
+                .iter()
+                .map(|s| (s.ssl, s.ssl_verify, s.ssl_unknown.clone()))
+                .collect()
+        };
+
+        // No config file: unknown, and why; the check itself is unchanged.
+        let out = probe(&config).run().await;
+        assert_eq!((out.status, out.message.as_str()), (Health::Ok, "3/3 UP"));
+        let missing = format!("{}: not found", config.display());
+        assert_eq!(tls(&out), vec![(None, None, missing); 3]);
+
+        // The lab's config: three plain-text servers.
+        std::fs::write(
+            &config,
+            include_str!("../../tests/fixtures/haproxy_lab.cfg"),
+        )
+        .unwrap();
+        let out = probe(&config).run().await;
+        assert_eq!(tls(&out), vec![(Some(false), None, String::new()); 3]);
+
+        // web1 behind TLS, unverified; web3 not in the file.
+        std::fs::write(
+            &config,
+            "backend be_web\n  server web1 127.0.0.11:8443 ssl verify none\n  server web2 127.0.0.12:8080\n",
+        )
+        .unwrap();
+        let out = probe(&config).run().await;
+        let not_listed = format!("not in {}", config.display());
+        assert_eq!(
+            tls(&out),
+            [
+                (Some(true), Some(false), String::new()),
+                (Some(false), None, String::new()),
+                (None, None, not_listed),
+            ]
+        );
+    }
+
+    #[test]
+    fn the_address_comes_from_the_config_when_the_stats_have_none() {
+        let mut stats = parse(&csv(&["web1,UP,be,0,L7OK"])).unwrap();
+        let servers = cfg::parse("backend be\n server web1 10.0.0.11:80 ssl\n");
+        add_tls(&mut stats.servers, &Ok(servers), std::path::Path::new("x"));
+        let s = &stats.servers[0];
+        assert_eq!(s.address, "10.0.0.11:80");
+        assert_eq!((s.ssl, s.ssl_verify), (Some(true), Some(true)));
     }
 
     #[test]

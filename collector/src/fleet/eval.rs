@@ -124,8 +124,14 @@ impl ServedCheck {
 /// An LB's backends as served.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ServedBackends {
-    /// The last sample (empty: none).
+    /// The last sample (empty: none), each server with the node it is once
+    /// the view matched them (see `view::matching`).
     pub servers: Arc<Vec<BackendServer>>,
+    /// The sample as the agent sent it, before matching: while it and
+    /// the index stay the same, so does the match.
+    pub sample: Arc<Vec<BackendServer>>,
+    /// The generation of the node index `servers` were matched against.
+    pub index_generation: u64,
     /// Their states are not known any more.
     pub stale: bool,
     /// When the sample arrived (0: never).

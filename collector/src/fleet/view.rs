@@ -42,6 +42,7 @@ use stacktop_proto::v1::{
 use stacktop_proto::{Health, Role, VERSION};
 use tokio::sync::{broadcast, watch};
 
+use self::matching::Index;
 use super::copy::{NodeCopy, SourceSeconds};
 use super::diff;
 pub use super::eval::NodeView;
@@ -62,6 +63,8 @@ const SLOW_REFRESH: Duration = Duration::from_millis(100);
 /// Deltas a watcher may fall behind by before it is sent a fresh snapshot
 /// (16 seconds' worth; deltas are shared, so the backlog costs one copy).
 pub const DELTA_BACKLOG: usize = 64;
+
+pub mod matching;
 
 /// The whole fleet, decided.
 #[derive(Debug, Default)]
@@ -175,6 +178,12 @@ struct Builder {
     removed: Vec<String>,
     /// The latest view differs from the published one.
     unpublished: bool,
+    /// Every node's names and addresses, for telling which node each
+    /// HAProxy backend server is.
+    index: Index,
+    /// A node appeared or went, or changed its identity or facts, since
+    /// `index` was built.
+    index_dirty: bool,
 }
 
 /// A published delta, encoded once for every Watch stream.
@@ -306,6 +315,17 @@ impl Views {
         let stale = stale || maintenance_moved;
         if stale {
             let appeared = self.copy_changed(builder);
+            // The node index changes rarely; the LBs' servers are matched
+            // again only when it does (or their sample does).
+            let rematch = builder.index_dirty;
+            if rematch {
+                builder.index_dirty = false;
+                let nodes = builder.tracked.iter().flatten().map(|t| {
+                    let id = &t.copy.identity;
+                    (id.name.as_str(), t.copy.facts.as_slice(), id.peer.as_str())
+                });
+                builder.index = Index::new(builder.index.generation + 1, nodes);
+            }
             if by_id.len() < builder.tracked.len() {
                 by_id.resize(builder.tracked.len(), None);
             }
@@ -319,9 +339,11 @@ impl Views {
                 let moved = by_id[id]
                     .as_deref()
                     .is_some_and(|n| n.status.in_maintenance != until.is_some());
-                if t.dirty || moved || now_ms >= t.next_change_ms {
+                let matched = rematch && !t.copy.backends.servers.is_empty();
+                if t.dirty || moved || matched || now_ms >= t.next_change_ms {
                     let old = by_id[id].as_deref();
-                    let (view, next) = eval::evaluate_in(&t.copy, &t.cpu, old, until, now_ms);
+                    let (mut view, next) = eval::evaluate_in(&t.copy, &t.cpu, old, until, now_ms);
+                    matching::apply(&mut view.backends, old.map(|o| &o.backends), &builder.index);
                     if view.health() == Health::Down {
                         t.cpu.clear();
                     }
@@ -463,6 +485,7 @@ impl Views {
                     builder.removed.push(t.copy.identity.name.clone());
                     builder.gone_ids.push(id as u32);
                     builder.unpublished = true;
+                    builder.index_dirty = true;
                     appeared = true;
                 }
                 continue;
@@ -472,8 +495,15 @@ impl Views {
                 Some(t) => {
                     let node = entry.lock();
                     t.copied_at = entry.changed_at();
+                    let (identity, facts) = (t.copy.identity.clone(), t.copy.facts.clone());
                     t.copy.update(&node, t.cpu.last_ms());
                     drop(node);
+                    // Name, peer or facts (addresses) changed: the index too.
+                    if !Arc::ptr_eq(&identity, &t.copy.identity)
+                        || !Arc::ptr_eq(&facts, &t.copy.facts)
+                    {
+                        builder.index_dirty = true;
+                    }
                     t.cpu.extend(&t.copy.cpu);
                     t.in_traffic = in_traffic(&t.copy);
                     t.dirty = true;
@@ -494,6 +524,7 @@ impl Views {
                         next_change_ms: i64::MIN,
                         unpublished: false,
                     });
+                    builder.index_dirty = true;
                     appeared = true;
                 }
             }
@@ -846,6 +877,101 @@ mod tests {
         let d = deltas.try_recv().unwrap().decode();
         let b = d.changed[0].backends.as_ref().unwrap();
         assert!(b.stale && b.up.is_none());
+    }
+
+    #[test]
+    fn backend_servers_are_matched_to_nodes_as_the_fleet_changes() {
+        use stacktop_proto::v1::BackendMatch;
+        let (store, views) = setup();
+        let lb = add(&store, "lb1", vec![Role::Lb]);
+        add(&store, "web1", vec![Role::Web]);
+        let server = |name: &str, address: &str, status: &str| BackendServer {
+            backend: "be_web".into(),
+            server: name.into(),
+            address: address.into(),
+            status: status.into(),
+            ..Default::default()
+        };
+        let sample = Reported {
+            checks: vec![check("haproxy", "haproxy", Health::Warn)],
+            backends: vec![
+                server("web1", "127.0.0.11:8080", "UP"),
+                server("web2", "127.0.0.12:8080", "DOWN"),
+                server("api", "10.0.0.5:80", "UP"),
+            ],
+            ..Default::default()
+        };
+        store.apply(&lb, 1, &[], sample, NOW).unwrap();
+        let nodes = |view: &FleetView| -> Vec<(String, BackendMatch)> {
+            view.node("lb1")
+                .unwrap()
+                .state()
+                .backends
+                .iter()
+                .map(|s| (s.node.clone(), s.matched_by()))
+                .collect()
+        };
+        let view = views.publish(NOW + 10);
+        let unmatched = || (String::new(), BackendMatch::Unspecified);
+        assert_eq!(
+            nodes(&view),
+            [
+                ("web1".into(), BackendMatch::Name),
+                unmatched(),
+                unmatched()
+            ]
+        );
+
+        // web2 joins, and a node whose stream comes from the api server's
+        // address: the LB's unchanged sample is matched again.
+        let mut deltas = views.subscribe();
+        add(&store, "web2", vec![Role::Web]);
+        let identity = Identity {
+            name: "app9".into(),
+            instance_id: "app9-i".into(),
+            roles: vec![Role::App],
+            interval_ms: 1_000,
+            peer: "10.0.0.5:41000".into(),
+            ..Identity::default()
+        };
+        store
+            .attach(identity, CancellationToken::new(), NOW + 15)
+            .unwrap();
+        let view = views.publish(NOW + 20);
+        let expected = [
+            ("web1".to_string(), BackendMatch::Name),
+            ("web2".to_string(), BackendMatch::Name),
+            ("app9".to_string(), BackendMatch::Address),
+        ];
+        assert_eq!(nodes(&view), expected);
+        // Watchers are told, and what they hold says the same.
+        let d = deltas.try_recv().unwrap().decode();
+        let change = d.changed.iter().find(|c| c.name == "lb1").unwrap();
+        let told: Vec<(String, BackendMatch)> = change
+            .backends
+            .as_ref()
+            .unwrap()
+            .servers
+            .iter()
+            .map(|s| (s.node.clone(), s.matched_by()))
+            .collect();
+        assert_eq!(told, expected);
+
+        // The same sample again: nothing about the backends is re-sent.
+        let again = Reported {
+            checks: vec![check("haproxy", "haproxy", Health::Warn)],
+            ..Default::default()
+        };
+        store.apply(&lb, 2, &[], again, NOW + 1_000).unwrap();
+        views.publish(NOW + 1_010);
+        if let Ok(d) = deltas.try_recv() {
+            let d = d.decode();
+            assert!(
+                d.changed.iter().all(|c| c.backends.is_none()),
+                "{:?}",
+                d.changed
+            );
+        }
     }
 
     #[test]

@@ -13,8 +13,13 @@
 //! unknown: a down or stale node's last value is never shown as now).
 //!
 //! The edge under the LB box is HAProxy's view of its backend servers, as
-//! the LB's agent sampled them (`?` while that sample is not current); the
-//! edge under the primary names each replica's lag.
+//! the LB's agent sampled them (`?` while that sample is not current),
+//! each named by the node the collector matched it to (`srv9→app9` when
+//! the names differ, `(unmatched)` when no node is it), a DOWN server
+//! wholly in the crit colour; under it, in plain words, the servers
+//! HAProxy reaches without TLS (`⚠ plain-text hop: web1, web2`) or without
+//! verifying their certificate, and `?` where its config could not tell.
+//! The edge under the primary names each replica's lag.
 //!
 //! Rows are shared out so that every box gets one line of nodes first;
 //! then the boxes, in path order, get as many more as they need. A box
@@ -35,7 +40,7 @@ use crate::app::App;
 use crate::format;
 use crate::model::NodeKey;
 use crate::sort::health_under;
-use crate::topology::{DbPart, TierBox, Topology};
+use crate::topology::{DbPart, HopTls, TierBox, Topology};
 use crate::view;
 
 /// From this width on, node cells carry the node's CPU.
@@ -62,13 +67,10 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
     let inner_width = area.width.saturating_sub(2) as usize;
     let wide = area.width >= WIDE;
     let stale = !app.is_connected();
-    // Every box's node lines, and the edge line above it.
-    type Section<'a> = (
-        Option<Line<'static>>,
-        &'a TierBox,
-        Vec<(Line<'static>, usize)>,
-    );
-    let mut sections: Vec<Section> = Vec::new();
+    // The edge lines above each box.
+    let edges: Vec<Vec<Line<'static>>> = (0..topo.boxes.len())
+        .map(|i| edge_above(&topo, i, usize::from(area.width)))
+        .collect();
     // A tall terminal gets a line per node with its numbers, when every
     // box fits that way.
     let listed: u16 = topo
@@ -77,22 +79,10 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
         .map(|b| b.nodes.len().max(1) as u16 + 3 + u16::from(!b.shared.is_empty()))
         .sum();
     let list = wide && listed <= area.height;
-    for (i, b) in topo.boxes.iter().enumerate() {
-        let edge = edge_above(&topo, i);
-        let lines = if list {
-            node_rows(app, b, selected)
-        } else {
-            node_lines(app, b, inner_width, wide, selected)
-        };
-        sections.push((edge, b, lines));
-    }
     // Plain arrows go first when rows are short; edges with words stay.
-    let boxes_min: u16 = sections.len() as u16 * 3;
-    let word_edges = sections
-        .iter()
-        .filter(|(e, _, _)| e.as_ref().is_some_and(|l| l.width() > 4))
-        .count() as u16;
-    let all_edges = sections.iter().filter(|(e, _, _)| e.is_some()).count() as u16;
+    let boxes_min: u16 = topo.boxes.len() as u16 * 3;
+    let word_edges = edges.iter().flatten().filter(|l| !is_plain(l)).count() as u16;
+    let all_edges = edges.iter().flatten().count() as u16;
     let keep_plain = boxes_min + all_edges <= area.height;
     let keep_words = boxes_min + word_edges <= area.height;
     let edges_used = if keep_plain {
@@ -102,31 +92,37 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
     } else {
         0
     };
+    // Rows beyond each box's first go to the boxes in path order. Only
+    // the lines that can be shown are made (one more tells that some
+    // could not): a fleet of thousands costs what the screen holds.
     let mut spare = area.height.saturating_sub(boxes_min + edges_used);
-    let mut rows: Vec<u16> = Vec::new();
-    for (_, _, lines) in &sections {
-        let extra = (lines.len() as u16).saturating_sub(1).min(spare);
-        spare -= extra;
-        rows.push(1 + extra);
-    }
     let mut y = area.y;
     let bottom = area.y + area.height;
-    for ((edge, b, lines), content) in sections.into_iter().zip(rows) {
-        if let Some(edge) = edge {
-            let plain = edge.width() <= 4;
+    for (b, edge) in topo.boxes.iter().zip(edges) {
+        for line in edge {
+            let plain = is_plain(&line);
             if (plain && keep_plain) || (!plain && keep_words) {
                 if y >= bottom {
                     break;
                 }
                 let line = if stale {
-                    edge.patch_style(style::stale())
+                    line.patch_style(style::stale())
                 } else {
-                    edge
+                    line
                 };
                 frame.render_widget(Paragraph::new(line), Rect::new(area.x, y, area.width, 1));
                 y += 1;
             }
         }
+        let cap = usize::from(spare) + 2;
+        let lines = if list {
+            node_rows(b, selected, cap)
+        } else {
+            node_lines(b, inner_width, wide, selected, cap)
+        };
+        let extra = (lines.len() as u16).saturating_sub(1).min(spare);
+        spare -= extra;
+        let content = 1 + extra;
         if y + 3 > bottom {
             break;
         }
@@ -173,6 +169,12 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
     }
 }
 
+/// A bare arrow between two boxes, the first edge line to give up when
+/// rows are short.
+fn is_plain(line: &Line) -> bool {
+    line.width() <= 4
+}
+
 /// `lines` cut to `rows`, the last one saying how many nodes did not fit.
 fn fit_lines(
     mut lines: Vec<(Line<'static>, usize)>,
@@ -207,8 +209,7 @@ fn box_style(app: &App, b: &TierBox) -> Style {
             let worst = b
                 .nodes
                 .iter()
-                .filter_map(|k| app.node(k))
-                .map(|n| health_under(n, Role::Db))
+                .map(|(_, n)| health_under(n, Role::Db))
                 .max_by_key(|h| h.severity())
                 .unwrap_or(Health::Unknown);
             style::health(worst)
@@ -236,8 +237,8 @@ fn box_title(app: &App, b: &TierBox) -> Line<'static> {
         // The primary's box carries the DB tier's counts; the replicas'
         // box counts its own nodes.
         let name = match b.db_part {
-            Some(DbPart::Replicas) => "DB replicas".to_string(),
-            _ => tier.tier_title().to_string(),
+            Some(DbPart::Replicas) => "DB replicas",
+            _ => tier.tier_title(),
         };
         spans.push(Span::styled(name, style::heading()));
         spans.push(Span::raw(" "));
@@ -245,8 +246,7 @@ fn box_title(app: &App, b: &TierBox) -> Line<'static> {
             let ok = b
                 .nodes
                 .iter()
-                .filter_map(|k| app.node(k))
-                .filter(|n| health_under(n, Role::Db).severity() <= Health::Warn.severity())
+                .filter(|(_, n)| health_under(n, Role::Db).severity() <= Health::Warn.severity())
                 .count();
             let h = if ok == 0 { Health::Down } else { Health::Ok };
             spans.push(Span::styled(
@@ -284,44 +284,48 @@ fn box_qps(app: &App, b: &TierBox) -> Option<f64> {
         Some(Role::Lb) => traffic.and_then(|t| t.lb_requests_per_second),
         Some(Role::Web) => traffic.and_then(|t| t.web_requests_per_second),
         Some(_) if b.db_part.is_none() => {
-            let known: Vec<f64> = b
-                .nodes
-                .iter()
-                .filter_map(|k| app.node(k))
-                .filter_map(|n| view::summary(n).qps)
-                .collect();
-            (!known.is_empty()).then(|| known.iter().sum())
+            let mut known = b.nodes.iter().filter_map(|(_, n)| view::summary(n).qps);
+            let first = known.next()?;
+            Some(first + known.sum::<f64>())
         }
         _ => None,
     }
 }
 
-/// The line above box `i`: users before the first, HAProxy's backends
-/// under an LB box, replication lag under the primary, else an arrow.
-fn edge_above(topo: &Topology, i: usize) -> Option<Line<'static>> {
+/// The lines above box `i`: users before the first, HAProxy's backends
+/// (and the TLS of that hop) under an LB box, replication lag under the
+/// primary, else an arrow.
+/// Edges are cut at `width` (the servers or replicas past it are not
+/// made).
+fn edge_above(topo: &Topology, i: usize, width: usize) -> Vec<Line<'static>> {
     let arrow = Span::styled("  ▼ ", style::muted());
     let b = &topo.boxes[i];
     if b.tiers.is_empty() {
-        return None;
+        return Vec::new();
     }
     if i == 0 {
-        return Some(Line::from(vec![
+        return vec![Line::from(vec![
             arrow,
             Span::styled("users", style::heading()),
-        ]));
+        ])];
     }
     let above = &topo.boxes[i - 1];
     if above.tiers.contains(&Role::Lb) && !topo.backends.is_empty() {
-        return Some(backends_edge(topo, arrow));
+        let mut lines = vec![backends_edge(topo, arrow, width)];
+        lines.extend(hop_tls_edge(&topo.hop_tls));
+        return lines;
     }
     if above.db_part == Some(DbPart::Primary) && b.db_part == Some(DbPart::Replicas) {
-        return Some(replication_edge(topo, arrow));
+        return vec![replication_edge(topo, arrow, width)];
     }
-    Some(Line::from(arrow))
+    vec![Line::from(arrow)]
 }
 
-/// `▼ HAProxy: web1 UP · web3 DOWN · sorry UP (backup)`.
-fn backends_edge(topo: &Topology, arrow: Span<'static>) -> Line<'static> {
+/// `▼ HAProxy: web1 ● UP · web3 ✖ DOWN · srv9→app9 ● UP · api (unmatched)
+/// ● UP · sorry ● UP (backup)`: each server by the node the collector
+/// matched it to, a DOWN one wholly in the crit colour.
+fn backends_edge(topo: &Topology, arrow: Span<'static>, width: usize) -> Line<'static> {
+    use stacktop_proto::metrics::{ServerState, server_state};
     let current = topo.backends.iter().all(|(_, c)| *c);
     let mut spans = vec![arrow, Span::styled("HAProxy", style::heading())];
     if !current {
@@ -333,22 +337,41 @@ fn backends_edge(topo: &Topology, arrow: Span<'static>) -> Line<'static> {
     spans.push(Span::raw(": "));
     for (i, (server, current)) in topo.backends.iter().enumerate() {
         if i > 0 {
+            if spans.iter().map(Span::width).sum::<usize>() >= width {
+                break;
+            }
             spans.push(Span::styled(" · ", style::muted()));
         }
-        spans.push(Span::raw(format!("{} ", server.server)));
-        let state = stacktop_proto::metrics::server_state(&server.status);
-        let (word, h) = if !current {
-            (String::new(), Health::Unknown)
+        let h = if !current {
+            Health::Unknown
         } else {
-            let h = match state {
-                stacktop_proto::metrics::ServerState::Up => Health::Ok,
-                stacktop_proto::metrics::ServerState::Down => Health::Crit,
+            match server_state(&server.status) {
+                ServerState::Up => Health::Ok,
+                ServerState::Down => Health::Crit,
                 _ => Health::Warn,
-            };
-            (server.status.clone(), h)
+            }
         };
-        let text = format!("{} {word}", style::symbol(h));
-        spans.push(Span::styled(text.trim_end().to_string(), style::health(h)));
+        let name_style = if h == Health::Crit {
+            style::health(h)
+        } else {
+            Style::default()
+        };
+        let name = match server.node.as_str() {
+            "" => server.server.clone(),
+            node if node == server.server => server.server.clone(),
+            node => format!("{}→{node}", server.server),
+        };
+        spans.push(Span::styled(name, name_style));
+        if server.node.is_empty() {
+            spans.push(Span::styled(" (unmatched)", style::muted()));
+        }
+        spans.push(Span::raw(" "));
+        let text = if *current {
+            format!("{} {}", style::symbol(h), server.status)
+        } else {
+            style::symbol(h).to_string()
+        };
+        spans.push(Span::styled(text, style::health(h)));
         if server.backup {
             spans.push(Span::styled(" (backup)", style::muted()));
         }
@@ -356,12 +379,55 @@ fn backends_edge(topo: &Topology, arrow: Span<'static>) -> Line<'static> {
     Line::from(spans)
 }
 
+/// The weakness on the hop behind the LB, in plain words: `⚠ plain-text
+/// hop: web1, web2 · unverified TLS: web3`, and what is not known (`?
+/// TLS unknown: web4: /etc/haproxy/haproxy.cfg: permission denied`).
+/// Nothing when every server is reached over verified TLS.
+fn hop_tls_edge(tls: &HopTls) -> Option<Line<'static>> {
+    let mut spans = vec![Span::raw("    ")];
+    let mut said = false;
+    let mut say = |spans: &mut Vec<Span<'static>>, text: String, s: Style| {
+        if said {
+            spans.push(Span::styled(" · ", style::muted()));
+        }
+        said = true;
+        spans.push(Span::styled(text, s));
+    };
+    let warn = style::health(Health::Warn);
+    if !tls.plain.is_empty() {
+        let text = format!("⚠ plain-text hop: {}", tls.plain.join(", "));
+        say(&mut spans, text, warn);
+    }
+    if !tls.unverified.is_empty() {
+        let text = format!("⚠ unverified TLS: {}", tls.unverified.join(", "));
+        say(&mut spans, text, warn);
+    }
+    if !tls.unknown.is_empty() {
+        let who = if tls.plain.is_empty() && tls.unverified.is_empty() {
+            "behind the LB".to_string()
+        } else {
+            tls.unknown.join(", ")
+        };
+        let why = if tls.unknown_reason.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", tls.unknown_reason)
+        };
+        let text = format!("{} TLS {who} unknown{why}", style::symbol(Health::Unknown));
+        say(&mut spans, text, style::muted());
+    }
+    said.then(|| Line::from(spans))
+}
+
 /// `▼ replication: db2 lag 42s · db3 lag ?`.
-fn replication_edge(topo: &Topology, arrow: Span<'static>) -> Line<'static> {
+fn replication_edge(topo: &Topology, arrow: Span<'static>, width: usize) -> Line<'static> {
     let mut spans = vec![arrow, Span::styled("replication", style::heading())];
     spans.push(Span::raw(": "));
     for (i, r) in topo.replicas.iter().enumerate() {
         if i > 0 {
+            if spans.iter().map(Span::width).sum::<usize>() >= width {
+                break;
+            }
             spans.push(Span::styled(" · ", style::muted()));
         }
         spans.push(Span::raw(format!("{} ", r.key.name)));
@@ -386,27 +452,31 @@ fn replication_edge(topo: &Topology, arrow: Span<'static>) -> Line<'static> {
 }
 
 /// The box's node cells wrapped to `width`, then the nodes it shares with
-/// an earlier box; each line with how many nodes it shows.
+/// an earlier box; each line with how many nodes it shows. At most `cap`
+/// lines: the nodes after those are not drawn, so their cells are not
+/// made.
 fn node_lines(
-    app: &App,
     b: &TierBox,
     width: usize,
     wide: bool,
     selected: Option<&NodeKey>,
+    cap: usize,
 ) -> Vec<(Line<'static>, usize)> {
     let tier = b.tiers.first().copied().unwrap_or(Role::Unspecified);
     let mut lines = Vec::new();
     let mut current: Vec<Span<'static>> = Vec::new();
     let mut used = 0;
     let mut count = 0;
-    for key in &b.nodes {
-        let Some(node) = app.node(key) else { continue };
-        let cell = node_cell(node, tier, wide, selected == Some(key));
+    for (key, node) in &b.nodes {
+        let cell = node_cell(node, tier, wide, selected == Some(*key));
         let w: usize = cell.iter().map(Span::width).sum();
         if used > 0 && used + 1 + w > width {
             lines.push((Line::from(std::mem::take(&mut current)), count));
             used = 0;
             count = 0;
+            if lines.len() >= cap {
+                return lines;
+            }
         }
         if used > 0 {
             current.push(Span::raw(" "));
@@ -419,9 +489,8 @@ fn node_lines(
     if !current.is_empty() {
         lines.push((Line::from(current), count));
     }
-    if !b.shared.is_empty() {
-        let names: Vec<&str> = b.shared.iter().map(|k| k.name.as_str()).collect();
-        let text = format!(" also: {} (drawn above)", names.join(", "));
+    if !b.shared.is_empty() && lines.len() < cap {
+        let text = format!(" also: {} (drawn above)", shared_names(b));
         lines.push((
             Line::styled(format::fit_left(&text, width), style::muted()),
             0,
@@ -433,15 +502,19 @@ fn node_lines(
     lines
 }
 
+fn shared_names(b: &TierBox) -> String {
+    let names: Vec<&str> = b.shared.iter().map(|(k, _)| k.name.as_str()).collect();
+    names.join(", ")
+}
+
 /// One line per node: its cell, then its memory, request rate and checks
 /// (the numbers `—` when unknown); then the nodes shared with an earlier
-/// box.
-fn node_rows(app: &App, b: &TierBox, selected: Option<&NodeKey>) -> Vec<(Line<'static>, usize)> {
+/// box. At most `cap` lines.
+fn node_rows(b: &TierBox, selected: Option<&NodeKey>, cap: usize) -> Vec<(Line<'static>, usize)> {
     let tier = b.tiers.first().copied().unwrap_or(Role::Unspecified);
     let mut lines: Vec<(Line<'static>, usize)> = Vec::new();
-    for key in &b.nodes {
-        let Some(node) = app.node(key) else { continue };
-        let mut spans = node_cell(node, tier, true, selected == Some(key));
+    for (key, node) in b.nodes.iter().take(cap) {
+        let mut spans = node_cell(node, tier, true, selected == Some(*key));
         let s = view::summary(node);
         spans.push(Span::styled(
             format!(
@@ -460,9 +533,8 @@ fn node_rows(app: &App, b: &TierBox, selected: Option<&NodeKey>) -> Vec<(Line<'s
         });
         lines.push((Line::from(spans), 1));
     }
-    if !b.shared.is_empty() {
-        let names: Vec<&str> = b.shared.iter().map(|k| k.name.as_str()).collect();
-        let text = format!(" also: {} (drawn above)", names.join(", "));
+    if !b.shared.is_empty() && lines.len() < cap {
+        let text = format!(" also: {} (drawn above)", shared_names(b));
         lines.push((Line::styled(text, style::muted()), 0));
     }
     if lines.is_empty() {
@@ -473,18 +545,15 @@ fn node_rows(app: &App, b: &TierBox, selected: Option<&NodeKey>) -> Vec<(Line<'s
 
 /// One node's cell: ` ● web1 web+app 73% ` (selected: reversed).
 fn node_cell(node: &NodeState, tier: Role, wide: bool, selected: bool) -> Vec<Span<'static>> {
+    use std::fmt::Write;
     let h = health_under(node, tier);
-    let mut text = format!(
-        "{} {}",
-        style::symbol(h),
-        format::fit_left(&node.name, node.name.chars().count().min(MAX_CELL_NAME))
-    );
-    let roles: Vec<&str> = node
-        .roles()
-        .filter(|r| *r != Role::Unspecified)
-        .map(|r| r.name())
-        .collect();
-    let mut spans = Vec::new();
+    let mut text = String::with_capacity(node.name.len() + 12);
+    let _ = write!(text, " {} ", style::symbol(h));
+    if node.name.chars().count() <= MAX_CELL_NAME {
+        text.push_str(&node.name);
+    } else {
+        text.push_str(&format::fit_left(&node.name, MAX_CELL_NAME));
+    }
     let base = if selected {
         style::health(h).add_modifier(Modifier::REVERSED | Modifier::BOLD)
     } else {
@@ -493,12 +562,17 @@ fn node_cell(node: &NodeState, tier: Role, wide: bool, selected: bool) -> Vec<Sp
     if h == Health::Down {
         text.push_str(" down");
     }
-    spans.push(Span::styled(format!(" {text}"), base));
-    if roles.len() > 1 {
-        spans.push(Span::styled(
-            format!(" {}", roles.join("+")),
-            style::badge(),
-        ));
+    let mut spans = Vec::with_capacity(5);
+    spans.push(Span::styled(text, base));
+    if node.roles.len() > 1 {
+        let mut badge = String::new();
+        for r in node.roles().filter(|r| *r != Role::Unspecified) {
+            badge.push(if badge.is_empty() { ' ' } else { '+' });
+            badge.push_str(r.name());
+        }
+        if badge.contains('+') {
+            spans.push(Span::styled(badge, style::badge()));
+        }
     }
     if let Some(b) = view::backends(node) {
         spans.push(Span::styled(format!(" {}", b.text()), style::muted()));
