@@ -40,6 +40,17 @@ const QUEUE: usize = 65_536;
 /// Entries one transaction takes, at most.
 const GROUP: usize = 8_192;
 
+/// redb's page cache (read cache and write buffer), at most. redb's default
+/// is 1 GiB, which a collector journaling 1,000 nodes fills within minutes
+/// (BENCHMARKS.md section 3) although nothing in it is read twice: the
+/// journal is read once, front to back, at start, and written at its tail.
+/// What a cache buys is the tree's upper pages and one group commit's pages
+/// until it lands: redb keeps half the cache for writes and writes the rest
+/// of a larger transaction out early, so 64 MiB holds a 32 MiB group
+/// (about 8,000 entries of 50 points, 4 KiB each as BENCHMARKS.md section
+/// 7 measured: a full group) in memory.
+const CACHE_BYTES: usize = 64 * 1024 * 1024;
+
 /// How often aged-out entries are deleted.
 const PRUNE_EVERY: Duration = Duration::from_secs(10);
 
@@ -253,13 +264,16 @@ impl Journal {
             message: e.to_string(),
         };
         std::fs::create_dir_all(dir).map_err(|e| fail(&e))?;
-        let db = Database::create(&path).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => fail(
-                &"in use by another process: is another collector running with this data \
+        let db = redb::Builder::new()
+            .set_cache_size(CACHE_BYTES)
+            .create(&path)
+            .map_err(|e| match e {
+                redb::DatabaseError::DatabaseAlreadyOpen => fail(
+                    &"in use by another process: is another collector running with this data \
                   directory? (give each its own --data-dir)",
-            ),
-            other => fail(&other),
-        })?;
+                ),
+                other => fail(&other),
+            })?;
         let restored = replay(&db, store, store.window_ms()).map_err(|e| fail(&e))?;
         let (tx, rx) = mpsc::channel(QUEUE);
         let window_ms = store.window_ms();

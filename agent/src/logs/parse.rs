@@ -296,7 +296,8 @@ fn seconds_us(l: &[u8], i: usize) -> LineResult<(Option<u64>, usize)> {
             if d > 9 {
                 break;
             }
-            us += u64::from(d) * scale;
+            // `whole` may already have saturated (a 19-digit duration).
+            us = us.saturating_add(u64::from(d) * scale);
             scale /= 10;
             j += 1;
         }
@@ -646,6 +647,15 @@ mod tests {
     }
 
     const COMBINED: &str = r#"203.0.113.7 - - [25/Nov/2026:12:00:01 +0000] "GET /index.html HTTP/1.1" 200 612 "https://example.com/" "Mozilla/5.0 (X11; Linux x86_64) Firefox/133.0""#;
+
+    /// Found by the `log_line` fuzz target: a 19-digit duration with a
+    /// fraction overflowed (a panic in debug builds, a wrong latency in
+    /// release ones); it saturates.
+    #[test]
+    fn a_huge_duration_saturates() {
+        let l = b"1795608001.123 200 612 7777777777777777777.777";
+        assert_eq!(p("stacktop").parse(l), Ok(rec(T, 200, 612, Some(u64::MAX))));
+    }
 
     #[test]
     fn combined_real_lines() {
