@@ -14,8 +14,8 @@ fn main() {
     let stats = tiers::Tiers::open(std::path::Path::new(&dir))
         .and_then(|t| t.stats())
         .unwrap_or_else(|e| panic!("{e}"));
-    let file = std::fs::metadata(std::path::Path::new(&dir).join(tiers::FILE))
-        .map_or(0, |m| m.len());
+    let file =
+        std::fs::metadata(std::path::Path::new(&dir).join(tiers::FILE)).map_or(0, |m| m.len());
     println!("{}: {file} bytes", tiers::FILE);
     for (tier, s) in TIERS.iter().zip(stats) {
         println!(
