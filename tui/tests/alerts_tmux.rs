@@ -15,9 +15,8 @@
 //! fail; tmux runs on a private socket in the test's directory and only
 //! that server is killed.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod support;
@@ -25,34 +24,12 @@ mod support;
 use stacktop::client;
 use stacktop_proto::transport::ClientConfig;
 use stacktop_proto::v1::{Alert, AlertState};
-use support::{Tmux, binaries, has_tmux, skip_without};
+use support::{Proc, Tmux, binaries, has_tmux, skip_without, start_collector_with};
 
 /// Liveness bound of each wait; never a performance assertion.
 const PATIENCE: Duration = Duration::from_secs(30);
 /// The node the agent reports as.
 const NODE: &str = "web9";
-
-/// A process this test started; killed (SIGKILL) and reaped when dropped.
-struct Proc {
-    child: Child,
-}
-
-impl Proc {
-    fn spawn(command: &mut Command) -> Self {
-        let child = command
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {command:?}: {e}"));
-        Self { child }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Starts the collector on 127.0.0.1:0 and returns it with its URL, read
 /// from its "collector serving" log line.
@@ -63,41 +40,7 @@ fn start_collector(bin: &Path, dir: &Path) -> (Proc, String) {
         "[[rules]]\nname = \"check-failed\"\nfor = \"0s\"\n",
     )
     .unwrap();
-    let mut proc = Proc::spawn(
-        Command::new(bin.join("stacktop-collector"))
-            .args(["--listen", "127.0.0.1:0", "--config"])
-            .arg(&config)
-            .arg("--data-dir")
-            .arg(dir.join("data"))
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped()),
-    );
-    let stderr = proc.child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let log = dir.join("collector.log");
-    // Keeps reading (into the log file) so the collector never blocks on a
-    // full pipe; ends when the collector does.
-    std::thread::spawn(move || {
-        let mut file = std::fs::File::create(log).ok();
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(file) = file.as_mut() {
-                use std::io::Write as _;
-                let _ = writeln!(file, "{line}");
-            }
-            if line.contains("collector serving")
-                && let Some(addr) = line
-                    .split_whitespace()
-                    .find_map(|w| w.strip_prefix("listen="))
-            {
-                let _ = tx.send(addr.to_string());
-            }
-        }
-    });
-    let addr = rx
-        .recv_timeout(PATIENCE)
-        .unwrap_or_else(|_| panic!("the collector did not say where it listens; see its log"));
-    (proc, format!("http://{addr}"))
+    start_collector_with(bin, dir, Some(&config))
 }
 
 /// A loopback port nothing listens on.

@@ -22,163 +22,59 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::{binaries, has_tmux, skip_without, start_agent, start_collector};
-/// How long the screen may take to show what the collector already says.
-const SCREEN_PATIENCE: Duration = Duration::from_secs(20);
+use support::{
+    SCREEN_PATIENCE, Tmux, binaries, has_tmux, skip_without, start_agent, start_collector,
+};
 /// Where the pane's `sh` writes the dashboard's exit status, beside the
 /// tmux socket.
 const EXIT_STATUS: &str = "exit-status";
 
-/// A tmux server of our own (its socket in the test's directory) running
-/// one session; `kill-server` on that socket when dropped.
-struct Tmux {
-    socket: PathBuf,
+/// `alt=1`: the pane is in the alternate screen. (tmux 3.3 has no format
+/// for the cursor's visibility: `cursor_flag` is the cursor-keys mode.)
+fn flags(tmux: &Tmux) -> String {
+    tmux.format("alt=#{alternate_on}")
 }
 
-impl Tmux {
-    const SESSION: &str = "stacktop-dash";
-
-    /// `command` in a new detached session `width` x `height`.
-    fn start(socket: &Path, width: u16, height: u16, command: &[&str]) -> Self {
-        let tmux = Self {
-            socket: socket.to_path_buf(),
-        };
-        let status = tmux
-            .command()
-            .args(["new-session", "-d", "-s", Self::SESSION])
-            .args(["-x", &width.to_string(), "-y", &height.to_string()])
-            .arg("--")
-            .args(command)
-            .status()
-            .expect("running tmux");
-        assert!(status.success(), "tmux new-session failed: {status}");
-        // The pane stays when the dashboard exits, so the test can ask how
-        // it left the terminal and with which status.
-        let status = tmux
-            .command()
-            .args([
-                "set-window-option",
-                "-t",
-                Self::SESSION,
-                "remain-on-exit",
-                "on",
-            ])
-            .status()
-            .expect("running tmux");
-        assert!(status.success(), "tmux set-window-option failed: {status}");
-        tmux
-    }
-
-    fn command(&self) -> Command {
-        let mut command = Command::new("tmux");
-        command.arg("-S").arg(&self.socket);
-        command
-    }
-
-    /// A tmux format (`#{...}`) of the session's pane.
-    fn format(&self, format: &str) -> String {
-        let out = self
-            .command()
-            .args(["display-message", "-p", "-t", Self::SESSION, format])
-            .output()
-            .expect("tmux display-message");
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    }
-
-    /// `alt=1`: the pane is in the alternate screen. (tmux 3.3 has no
-    /// format for the cursor's visibility: `cursor_flag` is the cursor-keys
-    /// mode.)
-    fn flags(&self) -> String {
-        self.format("alt=#{alternate_on}")
-    }
-
-    /// The dashboard's process: the child of the pane's `sh` (see
-    /// [`dashboard`]).
-    fn pane_pid(&self) -> u32 {
-        let sh: u32 = self.format("#{pane_pid}").parse().expect("a pane pid");
-        let children = format!("/proc/{sh}/task/{sh}/children");
-        let text = std::fs::read_to_string(&children).unwrap_or_default();
-        text.split_whitespace()
-            .next()
-            .and_then(|pid| pid.parse().ok())
-            .unwrap_or_else(|| panic!("no dashboard under the pane's sh ({children}: {text:?})"))
-    }
-
-    /// Waits until the dashboard ended with `status`, as the pane's `sh`
-    /// wrote it (tmux's own `pane_dead_status` is not reliable: tmux 3.3
-    /// may mark the pane dead on the pty's end and never record how the
-    /// process exited). `sh` reports a death by signal as 128 + its number.
-    fn wait_for_exit(&self, status: u8) {
-        let file = self.socket.with_file_name(EXIT_STATUS);
-        let start = Instant::now();
-        loop {
-            if let Ok(text) = std::fs::read_to_string(&file)
-                && text.ends_with('\n')
-            {
-                assert_eq!(
-                    text.trim(),
-                    status.to_string(),
-                    "the dashboard's exit status"
-                );
-                return;
-            }
-            assert!(
-                start.elapsed() < SCREEN_PATIENCE,
-                "the dashboard did not exit within {SCREEN_PATIENCE:?}:\n{}",
-                self.screen()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    /// The visible screen, as text.
-    fn screen(&self) -> String {
-        let out = self
-            .command()
-            .args(["capture-pane", "-p", "-t", Self::SESSION])
-            .output()
-            .expect("tmux capture-pane");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// Types `key` (a tmux key name or a character).
-    fn press(&self, key: &str) {
-        let status = self
-            .command()
-            .args(["send-keys", "-t", Self::SESSION, key])
-            .status()
-            .expect("tmux send-keys");
-        assert!(status.success(), "tmux send-keys {key}: {status}");
-    }
-
-    /// Waits until the screen satisfies `ok`, and returns it.
-    fn wait_for(&self, what: &str, ok: impl Fn(&str) -> bool) -> String {
-        let start = Instant::now();
-        loop {
-            let screen = self.screen();
-            if ok(&screen) {
-                return screen;
-            }
-            assert!(
-                start.elapsed() < SCREEN_PATIENCE,
-                "{what}: not on screen within {SCREEN_PATIENCE:?}:\n{screen}"
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
+/// The dashboard's process: the child of the pane's `sh` (see
+/// [`dashboard`]).
+fn pane_pid(tmux: &Tmux) -> u32 {
+    let sh: u32 = tmux.format("#{pane_pid}").parse().expect("a pane pid");
+    let children = format!("/proc/{sh}/task/{sh}/children");
+    let text = std::fs::read_to_string(&children).unwrap_or_default();
+    text.split_whitespace()
+        .next()
+        .and_then(|pid| pid.parse().ok())
+        .unwrap_or_else(|| panic!("no dashboard under the pane's sh ({children}: {text:?})"))
 }
 
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = self
-            .command()
-            .arg("kill-server")
-            .stderr(Stdio::null())
-            .status();
+/// Waits until the dashboard ended with `status`, as the pane's `sh` wrote
+/// it into `dir` (tmux's own `pane_dead_status` is not reliable: tmux 3.3
+/// may mark the pane dead on the pty's end and never record how the
+/// process exited). `sh` reports a death by signal as 128 + its number.
+fn wait_for_exit(tmux: &Tmux, dir: &Path, status: u8) {
+    let file = dir.join(EXIT_STATUS);
+    let start = Instant::now();
+    loop {
+        if let Ok(text) = std::fs::read_to_string(&file)
+            && text.ends_with('\n')
+        {
+            assert_eq!(
+                text.trim(),
+                status.to_string(),
+                "the dashboard's exit status"
+            );
+            return;
+        }
+        assert!(
+            start.elapsed() < SCREEN_PATIENCE,
+            "the dashboard did not exit within {SCREEN_PATIENCE:?}:\n{}",
+            tmux.screen()
+        );
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 
@@ -221,6 +117,7 @@ fn the_operator_drives_every_view_and_sees_a_stopped_node_honestly() {
     let command = dashboard(dir.path(), &url);
     let command: Vec<&str> = command.iter().map(String::as_str).collect();
     let tmux = Tmux::start(&dir.path().join("tmux.sock"), 100, 30, &command);
+    tmux.keep_pane_on_exit();
 
     // The topology first: both web nodes healthy, no SPOF on the web tier.
     let screen = tmux.wait_for("the topology with two healthy web nodes", |s| {
@@ -311,14 +208,14 @@ fn the_operator_drives_every_view_and_sees_a_stopped_node_honestly() {
     assert!(screen.contains("▼ web2 down"), "{screen}");
 
     tmux.press("q");
-    tmux.wait_for_exit(0);
+    wait_for_exit(&tmux, dir.path(), 0);
 }
 
 #[test]
 fn sigterm_restores_the_terminal() {
     ends_with_the_terminal_restored(
         |tmux| {
-            let pid = tmux.pane_pid();
+            let pid = pane_pid(tmux);
             let status = Command::new("kill")
                 .args(["-TERM", &pid.to_string()])
                 .status()
@@ -347,13 +244,14 @@ fn ends_with_the_terminal_restored(stop: impl FnOnce(&Tmux), status: u8) {
     let command = dashboard(dir.path(), &url);
     let command: Vec<&str> = command.iter().map(String::as_str).collect();
     let tmux = Tmux::start(&dir.path().join("tmux.sock"), 80, 24, &command);
+    tmux.keep_pane_on_exit();
     tmux.wait_for("the dashboard", |s| {
         s.contains("stacktop") && s.contains("connected")
     });
-    assert_eq!(tmux.flags(), "alt=1", "the dashboard owns the screen");
+    assert_eq!(flags(&tmux), "alt=1", "the dashboard owns the screen");
     stop(&tmux);
-    tmux.wait_for_exit(status);
-    assert_eq!(tmux.flags(), "alt=0", "the terminal as the shell left it");
+    wait_for_exit(&tmux, dir.path(), status);
+    assert_eq!(flags(&tmux), "alt=0", "the terminal as the shell left it");
     assert_eq!(
         tmux.format("#{mouse_any_flag}#{mouse_button_flag}#{mouse_standard_flag}"),
         "000"

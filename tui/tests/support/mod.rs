@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 /// How long the screen may take to show what the collector already says;
 /// a liveness bound, never a performance assertion.
-pub const SCREEN_PATIENCE: Duration = Duration::from_secs(15);
+pub const SCREEN_PATIENCE: Duration = Duration::from_secs(20);
 /// How long a process may take to say it is ready; a liveness bound.
 pub const PATIENCE: Duration = Duration::from_secs(30);
 
@@ -43,9 +43,18 @@ impl Drop for Proc {
 /// `collector.log`) in `dir`, and returns it with its URL, read from its
 /// "collector serving" log line.
 pub fn start_collector(bin: &Path, dir: &Path) -> (Proc, String) {
+    start_collector_with(bin, dir, None)
+}
+
+/// [`start_collector`] with `--config config` when given.
+pub fn start_collector_with(bin: &Path, dir: &Path, config: Option<&Path>) -> (Proc, String) {
+    let mut command = Command::new(bin.join("stacktop-collector"));
+    command.args(["--listen", "127.0.0.1:0"]);
+    if let Some(config) = config {
+        command.arg("--config").arg(config);
+    }
     let mut proc = Proc::spawn(
-        Command::new(bin.join("stacktop-collector"))
-            .args(["--listen", "127.0.0.1:0"])
+        command
             .arg("--data-dir")
             .arg(dir.join("data"))
             .env("RUST_LOG", "info")
@@ -145,6 +154,33 @@ impl Tmux {
         let mut command = Command::new("tmux");
         command.arg("-S").arg(&self.socket);
         command
+    }
+
+    /// Keeps the pane when its command exits, so a test can still ask how
+    /// it left the terminal.
+    pub fn keep_pane_on_exit(&self) {
+        let status = self
+            .command()
+            .args([
+                "set-window-option",
+                "-t",
+                Self::SESSION,
+                "remain-on-exit",
+                "on",
+            ])
+            .status()
+            .expect("running tmux");
+        assert!(status.success(), "tmux set-window-option failed: {status}");
+    }
+
+    /// A tmux format (`#{...}`) of the session's pane.
+    pub fn format(&self, format: &str) -> String {
+        let out = self
+            .command()
+            .args(["display-message", "-p", "-t", Self::SESSION, format])
+            .output()
+            .expect("tmux display-message");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
     /// The visible screen, as text.
