@@ -212,7 +212,13 @@ pub async fn node_reported(url: &str, name: &str) -> Option<()> {
     snap.into_inner()
         .nodes
         .iter()
-        .any(|n| n.name == name && n.checks.iter().any(|c| c.name == "port"))
+        // A real result, not the "no result yet" of an announced check.
+        .any(|n| {
+            n.name == name
+                && n.checks
+                    .iter()
+                    .any(|c| c.name == "port" && c.timestamp_ms > 0)
+        })
         .then_some(())
 }
 
